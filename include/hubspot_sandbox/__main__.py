@@ -1,0 +1,82 @@
+"""Command line: ``python -m include.hubspot_sandbox serve [options]``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from .config import DEFAULT_TOKEN, TIERS, RateLimit, SandboxConfig, TokenGrant
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m include.hubspot_sandbox",
+        description="A local HubSpot portal for the permission-pass campaign: lists, marketing email, "
+        "email events, subscriptions, exports, forms and account info.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the sandbox HTTP server")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    serve.add_argument("--port", type=int, default=8099, help="port to bind (default: %(default)s)")
+    serve.add_argument("--db", default="hubspot_sandbox.db", help="SQLite file; state survives restarts")
+    serve.add_argument("--tier", choices=TIERS, default="enterprise", help="Marketing Hub tier")
+    serve.add_argument(
+        "--token",
+        action="append",
+        metavar="TOKEN[=SCOPE,...]",
+        help=f"accepted bearer token, optionally with its scopes; repeatable (default: {DEFAULT_TOKEN})",
+    )
+    serve.add_argument("--rate-limit", help="e.g. 190/10s,1000000/day (default: the tier's limits)")
+    serve.add_argument("--seed-contacts", type=int, default=0, help="seed this many contacts if empty")
+    serve.add_argument("--seed", type=int, default=0, help="random seed for the seeded portal")
+    serve.add_argument("--portal-id", type=int, default=46_801_234)
+    serve.add_argument("--list-processing-seconds", type=float, default=2.0)
+    serve.add_argument("--export-processing-seconds", type=float, default=2.0)
+    serve.add_argument("--response-window-seconds", type=float, default=600.0,
+                       help="opens and clicks arrive over this many seconds after a send")
+    serve.add_argument("--record", help="append every HubSpot request/response to this JSONL file")
+    serve.add_argument("--log-level", default="warning")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> SandboxConfig:
+    tokens = tuple(TokenGrant.parse(t) for t in (args.token or [DEFAULT_TOKEN]))
+    return SandboxConfig(
+        host=args.host,
+        port=args.port,
+        db_path=args.db,
+        tier=args.tier,
+        tokens=tokens,
+        rate_limit=RateLimit.parse(args.rate_limit) if args.rate_limit else None,
+        portal_id=args.portal_id,
+        list_processing_seconds=args.list_processing_seconds,
+        export_processing_seconds=args.export_processing_seconds,
+        response_window_seconds=args.response_window_seconds,
+        seed_contacts=args.seed_contacts,
+        seed=args.seed,
+        record_path=args.record,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = config_from_args(args)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    import uvicorn
+
+    from .app import create_app
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    print(f"HubSpot sandbox (portal {config.portal_id}, {config.tier}) on http://{config.host}:{config.port}",
+          flush=True)
+    uvicorn.run(create_app(config), host=config.host, port=config.port, log_level=args.log_level,
+                access_log=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""Settings of one sandbox portal: who may call it, how fast, and how HubSpot-like its timing is."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+
+TIERS = ("starter", "professional", "enterprise")
+
+#: HubSpot's published limits per tier: (requests per 10 s per app, requests per day per account).
+TIER_LIMITS = {
+    "starter": (100, 250_000),
+    "professional": (190, 625_000),
+    "enterprise": (190, 1_000_000),
+}
+
+#: Scopes that HubSpot only lets an app hold on a Marketing Hub Enterprise portal.
+ENTERPRISE_ONLY_SCOPES = frozenset(
+    {
+        "communication_preferences.statuses.batch.read",
+        "communication_preferences.statuses.batch.write",
+        "marketing-email",
+    }
+)
+
+#: Everything a private app for this project would be granted.
+ALL_SCOPES = frozenset(
+    {
+        "oauth",
+        "crm.lists.read",
+        "crm.lists.write",
+        "crm.objects.contacts.read",
+        "crm.objects.contacts.write",
+        "crm.export",
+        "crm.import",
+        "content",
+        "marketing.email.read",
+        "marketing.email.write",
+        "forms",
+        "communication_preferences.read",
+        "communication_preferences.write",
+        "communication_preferences.read_write",
+    }
+    | ENTERPRISE_ONLY_SCOPES
+)
+
+DEFAULT_TOKEN = "pat-sandbox-0000"
+
+
+@dataclass(frozen=True)
+class TokenGrant:
+    """A bearer token the sandbox accepts, with the scopes its private app was granted."""
+
+    token: str
+    scopes: frozenset[str] = ALL_SCOPES
+
+    @classmethod
+    def parse(cls, text: str) -> TokenGrant:
+        """Parse ``TOKEN`` (all scopes) or ``TOKEN=scope1,scope2``."""
+        token, _, scopes = text.partition("=")
+        if not token:
+            raise ValueError(f"empty token in {text!r}")
+        if not scopes:
+            return cls(token)
+        return cls(token, frozenset(s.strip() for s in scopes.split(",") if s.strip()))
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """Requests allowed per rolling window and per day, as HubSpot enforces them per app."""
+
+    per_interval: int
+    interval_ms: int = 10_000
+    daily: int = 1_000_000
+
+    _PART = re.compile(r"^\s*(\d+)\s*(?:/|per)\s*(\d*)\s*(s|sec|seconds?|day|d)\s*$")
+
+    @classmethod
+    def parse(cls, text: str) -> RateLimit:
+        """Parse e.g. ``190/10s``, ``190/10s,1000000/day`` or ``100/10s, 5000/day``."""
+        per_interval, interval_ms, daily = None, 10_000, 1_000_000
+        for part in text.split(","):
+            match = cls._PART.match(part)
+            if not match:
+                raise ValueError(f"bad rate limit {part.strip()!r}: use e.g. 190/10s,1000000/day")
+            count, amount, unit = int(match[1]), int(match[2] or 1), match[3]
+            if unit in ("day", "d"):
+                daily = count
+            else:
+                per_interval, interval_ms = count, amount * 1000
+        if per_interval is None:
+            raise ValueError(f"rate limit {text!r} has no per-interval part (e.g. 190/10s)")
+        return cls(per_interval, interval_ms, daily)
+
+    def header_value(self) -> str:
+        return f"{self.per_interval}/{self.interval_ms // 1000}s,{self.daily}/day"
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    """Everything that shapes one sandbox portal. Defaults give a small Enterprise portal."""
+
+    host: str = "127.0.0.1"
+    port: int = 8099
+    db_path: str = "hubspot_sandbox.db"
+    tier: str = "enterprise"
+    tokens: tuple[TokenGrant, ...] = (TokenGrant(DEFAULT_TOKEN),)
+    rate_limit: RateLimit | None = None
+    portal_id: int = 46_801_234
+    ui_domain: str = "app.hubspot.com"
+    time_zone: str = "US/Eastern"
+    #: How long a new list stays PROCESSING before its members can be read.
+    list_processing_seconds: float = 2.0
+    #: How long an export stays PROCESSING before its CSV can be downloaded.
+    export_processing_seconds: float = 2.0
+    #: Opens and clicks of a send are spread over this many seconds after it.
+    response_window_seconds: float = 600.0
+    seed_contacts: int = 0
+    seed: int = 0
+    #: Append every HubSpot request and response to this JSONL file (contract tests read it).
+    record_path: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.tier not in TIERS:
+            raise ValueError(f"tier must be one of {', '.join(TIERS)}, not {self.tier!r}")
+        if not self.tokens:
+            raise ValueError("at least one token is needed")
+
+    @property
+    def limits(self) -> RateLimit:
+        if self.rate_limit is not None:
+            return self.rate_limit
+        per_interval, daily = TIER_LIMITS[self.tier]
+        return RateLimit(per_interval, 10_000, daily)
+
+    def scopes_for(self, grant: TokenGrant) -> frozenset[str]:
+        """The scopes a token really has: Enterprise-only scopes vanish on lower tiers."""
+        if self.tier == "enterprise":
+            return grant.scopes
+        return grant.scopes - ENTERPRISE_ONLY_SCOPES
+
+    def replace(self, **changes: object) -> SandboxConfig:
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,233 @@
+"""The sandbox's own API under ``/_sandbox``: seed, inspect, inject faults, move the clock, reset.
+
+Not HubSpot's: tests and the demo use it to set a scene and read the ground truth. It still needs
+one of the portal's tokens, so nothing on the machine can change the portal anonymously.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+
+from .. import errors
+from ..config import TIERS, RateLimit
+from ..faults import Fault
+from ..portal import Portal, iso, portal_of
+from ..routing import json_body, json_object, query_int
+from ..seeding import PROFILES, expected_outcome, seed_portal
+
+
+def _admin(request: Request) -> Portal:
+    portal = portal_of(request)
+    if portal.grant_for(request.headers.get("authorization", "")) is None:
+        raise errors.unauthorized()
+    return portal
+
+
+class _Admin:
+    def __init__(self) -> None:
+        self.router = APIRouter(prefix="/_sandbox", dependencies=[Depends(_admin)])
+
+
+endpoints = _Admin()
+router = endpoints.router
+
+_SETTINGS = ("list_processing_seconds", "export_processing_seconds", "response_window_seconds")
+
+
+@router.get("/health")
+async def health(request: Request) -> dict[str, Any]:
+    portal = portal_of(request)
+    return {"ok": True, "portalId": portal.config.portal_id, "tier": portal.config.tier}
+
+
+@router.post("/seed")
+async def seed(request: Request) -> dict[str, Any]:
+    body = json_object(await json_body(request, default={}))
+    try:
+        return seed_portal(
+            portal_of(request),
+            contacts=int(body.get("contacts", 1000)),
+            seed=int(body.get("seed", 0)),
+            weights=body.get("profiles"),
+            reset=bool(body.get("reset", True)),
+        )
+    except (TypeError, ValueError) as err:
+        raise errors.validation_error(str(err)) from err
+
+
+@router.get("/profiles")
+async def profiles() -> dict[str, Any]:
+    return {
+        name: {"description": p.description, "weight": p.weight, "unengaged": p.unengaged, "answers": p.answers}
+        for name, p in PROFILES.items()
+    }
+
+
+@router.post("/contacts")
+async def add_contacts(request: Request) -> dict[str, Any]:
+    """Add hand-made contacts: ``{"contacts": [{"email", "profile", "createdate", "last_open", ...}]}``."""
+    portal = portal_of(request)
+    body = json_object(await json_body(request))
+    items = body.get("contacts")
+    if not isinstance(items, list):
+        raise errors.validation_error("contacts must be a list")
+    now = portal.now_ms()
+    ids = []
+    with portal.db.tx():
+        for item in items:
+            item = json_object(item, "contact")
+            profile = item.get("profile")
+            if profile is not None and profile not in PROFILES:
+                raise errors.validation_error(f"unknown profile {profile!r}")
+            contact_id = portal.next_id("contact", 10_000_000)
+            created = int(item.get("createdate", now - 100 * 7 * 86_400_000))
+            try:
+                portal.db.execute(
+                    "INSERT INTO contacts (id, email, firstname, lastname, createdate, lastmodifieddate, last_open, "
+                    "last_click, optout, profile) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (contact_id, item.get("email"), item.get("firstname"), item.get("lastname"), created, now,
+                     item.get("last_open"), item.get("last_click"), int(bool(item.get("optout"))), profile),
+                )
+            except Exception as err:  # noqa: BLE001 - sqlite integrity errors become HubSpot's 409
+                raise errors.conflict(f"Contact {item.get('email')!r} could not be created: {err}") from err
+            ids.append(contact_id)
+    portal.touch()
+    return {"ids": [str(i) for i in ids]}
+
+
+@router.get("/contacts")
+async def list_contacts(request: Request) -> dict[str, Any]:
+    """Seeded contacts with their profile (the ground truth), optionally of one profile."""
+    portal = portal_of(request)
+    profile = request.query_params.get("profile")
+    sql = "SELECT id, email, profile, optout, last_open, last_click, sends FROM contacts"
+    rows = portal.db.all(sql + (" WHERE profile = ?" if profile else "") + " ORDER BY id", (profile,) if profile else ())
+    return {
+        "results": [
+            {"id": str(r["id"]), "email": r["email"], "profile": r["profile"], "optout": bool(r["optout"]),
+             "lastOpen": iso(r["last_open"]), "lastClick": iso(r["last_click"]), "emailsReceived": r["sends"]}
+            for r in rows
+        ]
+    }
+
+
+@router.get("/ground-truth")
+async def ground_truth(request: Request) -> dict[str, Any]:
+    rounds = query_int(request, "rounds", 1, minimum=1, maximum=3)
+    assert rounds is not None
+    outcome = expected_outcome(portal_of(request), rounds)
+    return {key: [str(i) for i in ids] for key, ids in outcome.items()}
+
+
+@router.get("/faults")
+async def list_faults(request: Request) -> dict[str, Any]:
+    return {"faults": [f.describe() for f in portal_of(request).faults.faults]}
+
+
+@router.post("/faults")
+async def add_fault(request: Request) -> dict[str, Any]:
+    body = json_object(await json_body(request))
+    try:
+        fault = Fault(
+            endpoint=str(body.get("endpoint", "*")),
+            kind=str(body["kind"]),
+            count=None if body.get("count") is None else int(body["count"]),
+            probability=float(body.get("probability", 1.0)),
+            status=int(body.get("status", 503)),
+            seconds=float(body.get("seconds", 0.0)),
+            seed=int(body.get("seed", 0)),
+        )
+    except (KeyError, TypeError, ValueError) as err:
+        raise errors.validation_error(f"bad fault: {err}") from err
+    portal_of(request).faults.add(fault)
+    return fault.describe()
+
+
+@router.delete("/faults")
+async def clear_faults(request: Request) -> dict[str, Any]:
+    portal_of(request).faults.clear()
+    return {"faults": []}
+
+
+@router.get("/calls")
+async def calls(request: Request) -> dict[str, Any]:
+    rows = portal_of(request).db.all("SELECT endpoint, calls, errors, rate_limited FROM call_counts ORDER BY endpoint")
+    return {r["endpoint"]: {"calls": r["calls"], "errors": r["errors"], "rateLimited": r["rate_limited"]} for r in rows}
+
+
+@router.delete("/calls")
+async def reset_calls(request: Request) -> dict[str, Any]:
+    portal_of(request).db.execute("DELETE FROM call_counts")
+    return {}
+
+
+@router.get("/status-changes")
+async def status_changes(request: Request) -> dict[str, Any]:
+    """Every subscription status change, in order: the audit log of opt-outs."""
+    after = query_int(request, "after", 0) or 0
+    rows = portal_of(request).db.all("SELECT * FROM status_changes WHERE seq > ? ORDER BY seq", (after,))
+    return {
+        "results": [
+            {"seq": r["seq"], "at": iso(r["at"]), "contactId": str(r["contact_id"]), "email": r["email"],
+             "subscriptionId": r["subscription_id"], "from": r["old_status"], "to": r["new_status"],
+             "source": r["source"], "legalBasis": r["legal_basis"],
+             "legalBasisExplanation": r["legal_basis_explanation"], "endpoint": r["endpoint"]}
+            for r in rows
+        ]
+    }
+
+
+@router.post("/clock")
+async def clock(request: Request) -> dict[str, Any]:
+    body = json_object(await json_body(request))
+    portal = portal_of(request)
+    offset = portal.advance_clock(int(float(body.get("advance_seconds", 0)) * 1000))
+    return {"now": iso(portal.now_ms()), "offsetSeconds": offset / 1000}
+
+
+@router.put("/settings")
+async def settings(request: Request) -> dict[str, Any]:
+    """Change the tier, timings or rate limits of the running portal."""
+    portal = portal_of(request)
+    body = json_object(await json_body(request))
+    changes: dict[str, Any] = {}
+    if "tier" in body:
+        if body["tier"] not in TIERS:
+            raise errors.validation_error(f"tier must be one of {TIERS}")
+        changes["tier"] = body["tier"]
+    for key in _SETTINGS:
+        if key in body:
+            changes[key] = float(body[key])
+    if "rate_limit" in body:
+        try:
+            changes["rate_limit"] = RateLimit.parse(str(body["rate_limit"]))
+        except ValueError as err:
+            raise errors.validation_error(str(err)) from err
+    portal.config = portal.config.replace(**changes)
+    portal.limiter.set_limits(portal.config.limits)
+    if "daily_used" in body:
+        portal.limiter.daily_used = int(body["daily_used"])
+        portal.record_usage()
+    return _settings(portal)
+
+
+@router.get("/settings")
+async def get_settings(request: Request) -> dict[str, Any]:
+    return _settings(portal_of(request))
+
+
+def _settings(portal: Portal) -> dict[str, Any]:
+    config = dataclasses.asdict(portal.config)
+    config.pop("tokens", None)
+    config["rate_limit"] = portal.config.limits.header_value()
+    config["daily_used"] = portal.limiter.daily_used
+    return config
+
+
+@router.post("/reset")
+async def reset(request: Request) -> dict[str, Any]:
+    portal_of(request).reset()
+    return {"reset": True}

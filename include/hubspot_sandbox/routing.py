@@ -1,0 +1,177 @@
+"""How sandbox endpoints are declared: HubSpot path, endpoint name, scopes; and request helpers.
+
+Every HubSpot endpoint goes through :class:`Gate` before its handler runs, in HubSpot's order:
+bearer token (401), rate limit (429 with ``policyName``), scopes (403 MISSING_SCOPES), then any fault
+a test injected. The plain and trailing-slash forms of each path are both served, because the
+generated SDK posts to ``/crm/v3/lists/`` while the docs say ``/crm/v3/lists``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+
+from . import errors
+from .portal import portal_of
+
+Handler = Callable[..., Any]
+
+
+class DropConnection(Exception):
+    """Raised to make the middleware cut the connection instead of answering."""
+
+
+class Gate:
+    """The per-request checks HubSpot makes before an endpoint does anything."""
+
+    def __init__(self, endpoint: str, scopes: Sequence[Sequence[str]], *, interval_exempt: bool) -> None:
+        self.endpoint = endpoint
+        self.scopes = [frozenset(alternative) for alternative in scopes]
+        self.interval_exempt = interval_exempt
+
+    async def __call__(self, request: Request) -> None:
+        portal = portal_of(request)
+        request.state.endpoint = self.endpoint
+        portal.count_call(self.endpoint)
+        grant = portal.grant_for(request.headers.get("authorization", ""))
+        if grant is None:
+            raise errors.unauthorized()
+        decision = portal.limiter.check(grant.token, exempt_interval=self.interval_exempt)
+        request.state.rate_limit_headers = decision.headers
+        if not decision.allowed:
+            portal.count_rate_limited(self.endpoint)
+            raise errors.rate_limited(decision.policy or "TEN_SECONDLY_ROLLING", decision.headers)
+        portal.record_usage()
+        granted = portal.config.scopes_for(grant)
+        if self.scopes and not any(alternative <= granted for alternative in self.scopes):
+            raise errors.missing_scopes(sorted(self.scopes[0]))
+        for fault in portal.faults.firing(self.endpoint):
+            await self._inject(request, fault, decision.headers)
+        portal.before_request()
+
+    @staticmethod
+    async def _inject(request: Request, fault: Any, headers: dict[str, str]) -> None:
+        if fault.kind == "latency":
+            await asyncio.sleep(fault.seconds)
+        elif fault.kind == "error":
+            raise errors.server_error(fault.status)
+        elif fault.kind == "rate_limit":
+            raise errors.rate_limited(
+                "TEN_SECONDLY_ROLLING", {**headers, "X-HubSpot-RateLimit-Remaining": "0"}
+            )
+        elif fault.kind == "drop_before":
+            request.state.drop = True
+            raise DropConnection
+        elif fault.kind == "drop_after":
+            request.state.drop = True
+
+
+class Endpoints:
+    """A router whose routes are HubSpot endpoints guarded by :class:`Gate`."""
+
+    def __init__(self) -> None:
+        self.router = APIRouter()
+
+    def route(
+        self,
+        method: str,
+        path: str,
+        *,
+        name: str,
+        scopes: Sequence[Sequence[str]] = (),
+        status_code: int = 200,
+        interval_exempt: bool = False,
+    ) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            gate = Depends(Gate(name, scopes, interval_exempt=interval_exempt))
+            for variant in dict.fromkeys([path, path.rstrip("/") + "/"]):
+                self.router.add_api_route(
+                    variant,
+                    handler,
+                    methods=[method],
+                    name=f"{name}{'' if variant == path else ':slash'}",
+                    status_code=status_code,
+                    dependencies=[gate],
+                    include_in_schema=False,
+                )
+            return handler
+
+        return register
+
+    def get(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("GET", path, **kw)
+
+    def post(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("POST", path, **kw)
+
+    def put(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("PUT", path, **kw)
+
+    def patch(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("PATCH", path, **kw)
+
+    def delete(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("DELETE", path, **kw)
+
+
+# -- request helpers --------------------------------------------------------------------------------
+
+
+async def json_body(request: Request, *, default: Any = ...) -> Any:
+    """The parsed JSON body, or HubSpot's "Invalid input JSON" error."""
+    raw = await request.body()
+    if not raw.strip():
+        if default is not ...:
+            return default
+        raise errors.invalid_json("No content to map due to end-of-input")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise errors.invalid_json(str(err)) from err
+
+
+def json_object(value: Any, what: str = "request body") -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise errors.validation_error(f"The {what} must be a JSON object.")
+    return value
+
+
+def query_int(
+    request: Request, name: str, default: int | None = None, *, minimum: int | None = None,
+    maximum: int | None = None,
+) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as err:
+        raise errors.validation_error(f"Unable to parse {name}={raw!r} as an integer.", field=name) from err
+    if minimum is not None and value < minimum:
+        raise errors.validation_error(f"{name} must be at least {minimum}, got {value}.", field=name)
+    if maximum is not None and value > maximum:
+        raise errors.validation_error(f"{name} must be at most {maximum}, got {value}.", field=name)
+    return value
+
+
+def query_bool(request: Request, name: str, default: bool = False) -> bool:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("true", "1"):
+        return True
+    if raw.lower() in ("false", "0"):
+        return False
+    raise errors.validation_error(f"Unable to parse {name}={raw!r} as a boolean.", field=name)
+
+
+def path_int(value: str, what: str) -> int:
+    """An id from the path; HubSpot answers 400 for a non-numeric id."""
+    try:
+        return int(value)
+    except ValueError as err:
+        raise errors.validation_error(f"Unable to parse {what} {value!r} as a number.", field=what) from err

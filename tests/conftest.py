@@ -1,0 +1,56 @@
+"""Shared fixtures: a real sandbox server on a free port, the real HubSpot SDK, and contract checks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from include.hubspot_sandbox.process import SandboxProcess
+from tests.support.contract import ContractChecker, read_exchanges
+
+#: Short timings so tests do not wait like a real portal would.
+FAST = ["--list-processing-seconds", "0.3", "--export-processing-seconds", "0.3",
+        "--response-window-seconds", "3"]
+
+
+@pytest.fixture(scope="session")
+def contract() -> ContractChecker:
+    return ContractChecker()
+
+
+@pytest.fixture(scope="session")
+def sandbox_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxProcess]:
+    """One sandbox process for the session; each test gets it reset."""
+    folder = tmp_path_factory.mktemp("sandbox")
+    server = SandboxProcess(folder / "portal.db", args=[*FAST, "--record", str(folder / "traffic.jsonl")])
+    with server:
+        yield server
+
+
+@pytest.fixture
+def sandbox(sandbox_server: SandboxProcess, contract: ContractChecker) -> Iterator[SandboxProcess]:
+    """The session's sandbox, reset, with fresh limits; this test's traffic must match HubSpot's contract."""
+    sandbox_server.admin("POST", "reset")
+    record = Path(sandbox_server.command()[sandbox_server.command().index("--record") + 1])
+    start = record.stat().st_size if record.exists() else 0
+    yield sandbox_server
+    exchanges, _ = read_exchanges(record, start)
+    problems = [p for exchange in exchanges for p in contract.problems(exchange)]
+    assert not problems, "sandbox traffic breaks HubSpot's OpenAPI contract:\n" + "\n".join(problems[:20])
+
+
+@pytest.fixture
+def seeded(sandbox: SandboxProcess) -> SandboxProcess:
+    """A small seeded portal (every profile present)."""
+    sandbox.admin("POST", "seed", {"contacts": 300, "seed": 7})
+    return sandbox
+
+
+@pytest.fixture
+def client(sandbox: SandboxProcess):  # noqa: ANN201 - hubspot.Client has no public type
+    """The real hubspot-api-client, pointed at the sandbox exactly as the hook will do it."""
+    import hubspot
+
+    return hubspot.Client.create(access_token=sandbox.token, host=sandbox.url, base_url=sandbox.url)
