@@ -49,7 +49,7 @@ def seeded(sandbox: SandboxProcess) -> SandboxProcess:
 
 
 @pytest.fixture
-def client(sandbox: SandboxProcess):  # noqa: ANN201 - hubspot.Client has no public type
+def client(sandbox: SandboxProcess):
     """The real hubspot-api-client, pointed at the sandbox exactly as the hook will do it."""
     import hubspot
 

@@ -45,7 +45,7 @@ ALL_SCOPES = frozenset(
     | ENTERPRISE_ONLY_SCOPES
 )
 
-DEFAULT_TOKEN = "pat-sandbox-0000"
+DEFAULT_TOKEN = "pat-sandbox-0000"  # noqa: S105 - the sandbox's well-known local token, not a secret
 
 
 @dataclass(frozen=True)

@@ -3,21 +3,74 @@
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-log = logging.getLogger(__name__)
 
 
 class ConnectionDropped(Exception):
     """Raised after half a response was written: the server closes the socket mid-response."""
 
 
+class _Exchange:
+    """One request/response pair passing through the middleware."""
+
+    def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.state: dict[str, Any] = scope.setdefault("state", {})
+        self._receive, self._send = receive, send
+        self.request_chunks: list[bytes] = []
+        self.body_chunks: list[bytes] = []
+        self.status = 0
+        self.start: Message = {}
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "http.request":
+            self.request_chunks.append(message.get("body", b""))
+        return message
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", []))
+            for name, value in (self.state.get("rate_limit_headers") or {}).items():
+                headers.append((name.lower().encode(), value.encode()))
+            message = self.start = {**message, "headers": headers}
+            self.status = message["status"]
+        elif message["type"] == "http.response.body":
+            self.body_chunks.append(message.get("body", b""))
+        if not self.state.get("drop"):
+            await self._send(message)
+        elif message["type"] == "http.response.body" and not message.get("more_body"):
+            await self._drop()
+
+    async def _drop(self) -> None:
+        """Promise more bytes than are sent, then fail: the client sees a connection cut mid-response."""
+        body = b"".join(self.body_chunks) or b'{"status":"error"}'
+        headers = [(k, v) for k, v in self.start["headers"] if k.lower() != b"content-length"]
+        headers.append((b"content-length", str(len(body) + 64).encode()))
+        await self._send({**self.start, "headers": headers})
+        await self._send({"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True})
+        raise ConnectionDropped("fault injection: connection dropped mid-response")
+
+    def record(self, scope: Scope) -> dict[str, Any]:
+        headers = dict(scope.get("headers") or [])
+        return {
+            "endpoint": self.state["endpoint"],
+            "method": scope["method"],
+            "path": scope["path"],
+            "query": scope.get("query_string", b"").decode(),
+            "request_content_type": headers.get(b"content-type", b"").decode(),
+            "request_body": b"".join(self.request_chunks).decode("utf-8", "replace"),
+            "status": self.status,
+            "response_content_type": dict(self.start.get("headers", [])).get(b"content-type", b"").decode(),
+            "response_body": b"".join(self.body_chunks).decode("utf-8", "replace"),
+            "dropped": bool(self.state.get("drop")),
+        }
+
+
 class SandboxMiddleware:
-    """Wraps the app: adds ``X-HubSpot-RateLimit-*`` headers, cuts connections, records traffic.
+    """Adds ``X-HubSpot-RateLimit-*`` headers, cuts connections on request, counts errors, records traffic.
 
     The recording (one JSON line per HubSpot request and response) is what the contract tests
     validate against HubSpot's OpenAPI files.
@@ -31,65 +84,13 @@ class SandboxMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        state: dict[str, Any] = scope.setdefault("state", {})
-        request_chunks: list[bytes] = []
-        response: dict[str, Any] = {"status": 0, "headers": [], "body": []}
-
-        async def recording_receive() -> Message:
-            message = await receive()
-            if message["type"] == "http.request":
-                request_chunks.append(message.get("body", b""))
-            return message
-
-        async def wrapped_send(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                for name, value in (state.get("rate_limit_headers") or {}).items():
-                    headers.append((name.lower().encode(), value.encode()))
-                message = {**message, "headers": headers}
-                response["status"] = message["status"]
-                response["headers"] = headers
-                if state.get("drop"):
-                    response["start"] = message
-                    return
-            elif message["type"] == "http.response.body":
-                response["body"].append(message.get("body", b""))
-                if state.get("drop"):
-                    if not message.get("more_body"):
-                        await self._drop(response, send)
-                    return
-            await send(message)
-
-        await self.app(scope, recording_receive, wrapped_send)
-        if response["status"] >= 400 and state.get("endpoint"):
-            portal = scope["app"].state.portal
-            portal.count_error(state["endpoint"])
-        if self.record_path is not None and state.get("endpoint"):
-            self._record(scope, state, b"".join(request_chunks), response)
-
-    @staticmethod
-    async def _drop(response: dict[str, Any], send: Send) -> None:
-        body = b"".join(response["body"]) or b'{"status":"error"}'
-        headers = [(k, v) for k, v in response["start"]["headers"] if k.lower() != b"content-length"]
-        headers.append((b"content-length", str(len(body) + 64).encode()))
-        await send({**response["start"], "headers": headers})
-        await send({"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True})
-        raise ConnectionDropped("fault injection: connection dropped mid-response")
-
-    def _record(self, scope: Scope, state: dict[str, Any], body: bytes, response: dict[str, Any]) -> None:
-        assert self.record_path is not None
-        headers = dict(scope.get("headers") or [])
-        entry = {
-            "endpoint": state["endpoint"],
-            "method": scope["method"],
-            "path": scope["path"],
-            "query": scope.get("query_string", b"").decode(),
-            "request_content_type": headers.get(b"content-type", b"").decode(),
-            "request_body": body.decode("utf-8", "replace"),
-            "status": response["status"],
-            "response_content_type": dict(response["headers"]).get(b"content-type", b"").decode(),
-            "response_body": b"".join(response["body"]).decode("utf-8", "replace"),
-            "dropped": bool(state.get("drop")),
-        }
-        with self.record_path.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(entry) + "\n")
+        exchange = _Exchange(scope, receive, send)
+        await self.app(scope, exchange.receive, exchange.send)
+        endpoint = exchange.state.get("endpoint")
+        if endpoint is None:
+            return
+        if exchange.status >= 400:
+            scope["app"].state.portal.count_error(endpoint)
+        if self.record_path is not None:
+            with self.record_path.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(exchange.record(scope)) + "\n")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .db import Database

@@ -91,7 +91,7 @@ async def add_contacts(request: Request) -> dict[str, Any]:
                     (contact_id, item.get("email"), item.get("firstname"), item.get("lastname"), created, now,
                      item.get("last_open"), item.get("last_click"), int(bool(item.get("optout"))), profile),
                 )
-            except Exception as err:  # noqa: BLE001 - sqlite integrity errors become HubSpot's 409
+            except Exception as err:
                 raise errors.conflict(f"Contact {item.get('email')!r} could not be created: {err}") from err
             ids.append(contact_id)
     portal.touch()
@@ -104,7 +104,10 @@ async def list_contacts(request: Request) -> dict[str, Any]:
     portal = portal_of(request)
     profile = request.query_params.get("profile")
     sql = "SELECT id, email, profile, optout, last_open, last_click, sends FROM contacts"
-    rows = portal.db.all(sql + (" WHERE profile = ?" if profile else "") + " ORDER BY id", (profile,) if profile else ())
+    if profile:
+        rows = portal.db.all(sql + " WHERE profile = ? ORDER BY id", (profile,))
+    else:
+        rows = portal.db.all(sql + " ORDER BY id")
     return {
         "results": [
             {"id": str(r["id"]), "email": r["email"], "profile": r["profile"], "optout": bool(r["optout"]),

@@ -1,0 +1,71 @@
+"""What can go wrong when talking to HubSpot, as exceptions that say what to do about it.
+
+Permanent problems (bad token, missing scopes, bad input) subclass ``AirflowFailException`` so Airflow
+does not retry a task that cannot succeed; transient ones are plain ``AirflowException`` and get the
+task's retries.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+
+class HubSpotError(AirflowException):
+    """Base class: every HubSpot failure carries the HTTP status and HubSpot's correlation id."""
+
+    def __init__(self, message: str, *, status: int | None = None, correlation_id: str | None = None,
+                 body: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.correlation_id = correlation_id
+        self.body = body or {}
+
+
+class HubSpotPermanentError(HubSpotError, AirflowFailException):
+    """A request HubSpot will refuse again if repeated unchanged."""
+
+
+class HubSpotAuthError(HubSpotPermanentError):
+    """401: the token is wrong, expired or revoked."""
+
+
+class HubSpotScopeError(HubSpotPermanentError):
+    """403 MISSING_SCOPES: the private app lacks scopes; ``missing_scopes`` names them."""
+
+    def __init__(self, message: str, *, missing_scopes: list[str], **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.missing_scopes = missing_scopes
+
+
+class HubSpotForbiddenError(HubSpotPermanentError):
+    """403 for another reason, e.g. the portal's tier lacks the feature."""
+
+
+class HubSpotNotFound(HubSpotPermanentError):
+    """404: the object does not exist (or was deleted)."""
+
+
+class HubSpotValidationError(HubSpotPermanentError):
+    """400/409/422: HubSpot refused the input; its message and correlation id are kept."""
+
+
+class HubSpotConflict(HubSpotValidationError):
+    """409: the object exists already (e.g. a list name is taken)."""
+
+
+class HubSpotDailyLimitError(HubSpotError):
+    """429 DAILY: the portal's daily API budget is spent; the task can be rerun after the reset."""
+
+
+class HubSpotTransientError(HubSpotError):
+    """5xx, a timeout or a dropped connection that retries did not overcome.
+
+    For a request that changes HubSpot (a create, a publish), the change may or may not have been
+    applied: callers look the object up before trying again.
+    """
+
+
+class HubSpotRateLimited(HubSpotError):
+    """429 TEN_SECONDLY_ROLLING; retried internally, surfaces only when retries are exhausted."""

@@ -1,0 +1,259 @@
+"""HubSpotHook: the project's one way to reach HubSpot (SDK clients, raw requests, paging, batches)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode, urlsplit
+
+from airflow.sdk import BaseHook
+
+from .errors import HubSpotAuthError, HubSpotError, HubSpotNotFound
+from .ratelimit import limiter_for
+from .transport import GuardedRest, Transport
+
+if TYPE_CHECKING:
+    import hubspot
+    from airflow.sdk import Connection
+
+DEFAULT_BASE_URL = "https://api.hubapi.com"
+#: HubSpot's batch endpoints take at most 100 inputs; memberships pages at most 250; events pages 1000.
+BATCH_SIZE = 100
+MEMBERSHIPS_PAGE = 250
+EVENTS_PAGE = 1000
+
+
+def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+class HubSpotHook(BaseHook):
+    """Talks to one HubSpot portal through the official ``hubspot-api-client``.
+
+    The connection (type ``http``) holds the API base URL in host/schema/port (default
+    ``https://api.hubapi.com``; a local sandbox works the same way) and the private app token as its
+    password. The token is read only from the connection and never logged. Every request, through
+    the SDK or :meth:`request`, shares one rate limiter per portal and process, HubSpot's retry rules
+    and one error mapping (:mod:`reengagement.errors`).
+
+    :param hubspot_conn_id: the Airflow connection to use.
+    :param timeout: (connect, read) timeout in seconds for each request.
+    :param max_attempts: attempts per request for retryable failures (429, and 5xx/timeouts when the
+        request is idempotent).
+
+    .. seealso:: https://developers.hubspot.com/docs/api/overview
+    """
+
+    conn_name_attr = "hubspot_conn_id"
+    default_conn_name = "hubspot_default"
+    conn_type = "http"
+    hook_name = "HubSpot"
+
+    def __init__(
+        self,
+        hubspot_conn_id: str = default_conn_name,
+        *,
+        timeout: tuple[float, float] = (10.0, 60.0),
+        max_attempts: int = 6,
+    ) -> None:
+        super().__init__()
+        self.hubspot_conn_id = hubspot_conn_id
+        self.timeout = timeout
+        self.max_attempts = max_attempts
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        return {
+            "hidden_fields": ["login", "extra"],
+            "relabeling": {"host": "API host", "schema": "Scheme", "password": "Private app token"},
+            "placeholders": {"host": "api.hubapi.com", "schema": "https", "port": "443",
+                             "password": "pat-na1-..."},
+        }
+
+    # -- connection --------------------------------------------------------------------------------
+    @cached_property
+    def connection(self) -> Connection:
+        return self.get_connection(self.hubspot_conn_id)
+
+    @cached_property
+    def base_url(self) -> str:
+        """``https://api.hubapi.com`` unless the connection names another host (e.g. a sandbox)."""
+        conn = self.connection
+        host = (conn.host or "").strip().rstrip("/")
+        if not host:
+            return DEFAULT_BASE_URL
+        if "://" in host:
+            parts = urlsplit(host)
+            scheme, netloc = parts.scheme, parts.netloc
+        else:
+            scheme, netloc = (conn.schema or "https"), host
+        if conn.port and ":" not in netloc:
+            netloc = f"{netloc}:{conn.port}"
+        return f"{scheme}://{netloc}"
+
+    @cached_property
+    def _token(self) -> str:
+        token = self.connection.password
+        if not token:
+            raise HubSpotAuthError(
+                f"Connection {self.hubspot_conn_id!r} has no password: set it to the HubSpot private app token."
+            )
+        return token
+
+    @cached_property
+    def transport(self) -> Transport:
+        fingerprint = hashlib.sha256(self._token.encode()).hexdigest()[:16]
+        return Transport(limiter_for(f"{self.base_url}|{fingerprint}"), max_attempts=self.max_attempts)
+
+    @cached_property
+    def _rest(self) -> GuardedRest:
+        from hubspot.crm.lists import Configuration, rest
+
+        configuration = Configuration(host=self.base_url)
+        configuration.retries = False  # retries are the transport's job, with HubSpot's rules
+        return GuardedRest(rest.RESTClientObject(configuration), self.transport, self.timeout)
+
+    @cached_property
+    def client(self) -> hubspot.Client:
+        """The SDK client, built on first use: creating the hook does no I/O."""
+        import hubspot
+
+        return hubspot.Client.create(
+            access_token=self._token, host=self.base_url, base_url=self.base_url, retry=False,
+            api_factory=self._api_factory,
+        )
+
+    def _api_factory(self, package: Any, api_name: str, config: dict[str, Any]) -> Any:
+        configuration = package.Configuration()
+        for key, value in config.items():
+            if key == "retry":
+                configuration.retries = value
+            else:
+                setattr(configuration, key, value)
+        api_client = package.ApiClient(configuration=configuration)
+        api_client.rest_client = self._rest
+        return getattr(package, api_name)(api_client=api_client)
+
+    # -- raw requests for what the SDK lacks -------------------------------------------------------------
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | list[tuple[str, Any]] | None = None,
+        json_body: Any = None,
+    ) -> Any:
+        """One HubSpot call by path (v4 communication preferences, legacy email events), JSON in and out."""
+        url = self.base_url + path
+        query = [(k, v) for k, v in (params.items() if isinstance(params, dict) else params or []) if v is not None]
+        if query:
+            url = f"{url}?{urlencode([(k, _param(v)) for k, v in query])}"
+        headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json",
+                   "Content-Type": "application/json"}
+        response = self._rest.request(method.upper(), url, headers=headers, body=json_body)
+        data = response.data
+        return json.loads(data) if data else None
+
+    def test_connection(self) -> tuple[bool, str]:
+        """One cheap authenticated call that says what is wrong: token, scopes or the host."""
+        probe = Transport(self.transport.limiter, max_attempts=1)
+        rest = GuardedRest(self._rest.inner, probe, self.timeout)
+        try:
+            response = rest.request("GET", f"{self.base_url}/account-info/v3/details",
+                                    headers={"Authorization": f"Bearer {self._token}", "Accept": "application/json"})
+        except HubSpotError as err:
+            return False, str(err)
+        details = json.loads(response.data)
+        return True, f"Connected to HubSpot portal {details.get('portalId')} at {self.base_url}"
+
+    # -- paging ----------------------------------------------------------------------------------------
+    def iter_list_memberships(self, list_id: str, *, page_size: int = MEMBERSHIPS_PAGE) -> Iterator[str]:
+        """Record ids of a list, page by page (memory stays flat for any list size)."""
+        api = self.client.crm.lists.memberships_api
+        after: str | None = None
+        while True:
+            page = api.get_page(list_id, after=after, limit=page_size)
+            for member in page.results or []:
+                yield str(member.record_id)
+            after = page.paging.next.after if page.paging and page.paging.next else None
+            if not after:
+                return
+
+    def iter_email_events(
+        self,
+        campaign_id: str | int,
+        event_type: str,
+        *,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+        exclude_filtered: bool = True,
+        page_size: int = EVENTS_PAGE,
+    ) -> Iterator[dict[str, Any]]:
+        """Legacy email events of one campaign and type, newest first, 1000 per call."""
+        offset: str | None = None
+        while True:
+            page = self.request("GET", "/email/public/v1/events", params={
+                "campaignId": campaign_id, "eventType": event_type, "startTimestamp": start_ms,
+                "endTimestamp": end_ms, "excludeFilteredEvents": exclude_filtered, "limit": page_size,
+                "offset": offset,
+            })
+            yield from page.get("events", [])
+            offset = page.get("offset")
+            if not page.get("hasMore") or not offset:
+                return
+
+    def iter_lists_named(self, query: str) -> Iterator[dict[str, Any]]:
+        """Lists whose name contains ``query`` (HubSpot's search is fuzzy: compare names yourself)."""
+        from hubspot.crm.lists import ListSearchRequest
+
+        offset = 0
+        while True:
+            page = self.client.crm.lists.lists_api.do_search(
+                ListSearchRequest(query=query, offset=offset, count=500, additional_properties=[])
+            )
+            for found in page.lists or []:
+                yield found.to_dict()
+            if not page.has_more:
+                return
+            offset = page.offset
+
+    # -- batches ---------------------------------------------------------------------------------------
+    def contact_ids_by_email(self, emails: Iterable[str]) -> Iterator[tuple[str, str]]:
+        """``(email, contact id)`` for the emails HubSpot knows, 100 per call; unknown ones are skipped."""
+        from hubspot.crm.contacts import BatchReadInputSimplePublicObjectId, SimplePublicObjectId
+
+        api = self.client.crm.contacts.batch_api
+        for chunk in chunked(dict.fromkeys(e.strip().lower() for e in emails if e and e.strip()), BATCH_SIZE):
+            request = BatchReadInputSimplePublicObjectId(
+                id_property="email", properties=["email"], properties_with_history=[],
+                inputs=[SimplePublicObjectId(id=e) for e in chunk])
+            result = api.read(batch_read_input_simple_public_object_id=request)
+            for contact in result.results or []:
+                email = (contact.properties or {}).get("email")
+                if email:
+                    yield email.lower(), str(contact.id)
+
+    def get_list_by_name(self, name: str) -> dict[str, Any] | None:
+        """The list called ``name`` with its filters, or ``None``."""
+        try:
+            found = self.client.crm.lists.lists_api.get_by_name(name, "0-1", include_filters=True,
+                                                                 _preload_content=False)
+        except HubSpotNotFound:
+            return None
+        return json.loads(found.data)["list"]
+
+
+def _param(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

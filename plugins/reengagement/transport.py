@@ -1,0 +1,219 @@
+"""Every HubSpot HTTP request of the project passes through here: limiter, retries, error mapping.
+
+The SDK's generated clients and the raw helper share one urllib3 pool wrapped by :class:`GuardedRest`,
+so there is one HTTP client, one rate limiter and one way errors surface. Retries follow what is safe:
+a 429 was never applied, so it is always retried; a 5xx, a timeout or a dropped connection may have
+been applied, so only idempotent requests are retried here — creates and sends are retried by their
+callers behind a look-up, never blindly.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import tenacity
+import urllib3
+
+from .errors import (
+    HubSpotAuthError,
+    HubSpotConflict,
+    HubSpotDailyLimitError,
+    HubSpotError,
+    HubSpotForbiddenError,
+    HubSpotNotFound,
+    HubSpotRateLimited,
+    HubSpotScopeError,
+    HubSpotTransientError,
+    HubSpotValidationError,
+)
+from .ratelimit import RollingWindowLimiter
+
+log = logging.getLogger(__name__)
+
+#: POSTs that read, or that set a state and report NO_STATUS_CHANGE on a repeat: safe to resend.
+_IDEMPOTENT_POST = re.compile(
+    r"(/search|/batch/read|/statuses/batch/write|/statuses/batch/unsubscribe-all(/read)?"
+    r"|/statuses/[^/]+(/unsubscribe-all)?|/v3/(un)?subscribe)/?$"
+)
+_NOT_SENT = (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError,
+             urllib3.exceptions.NameResolutionError)
+
+
+def is_idempotent(method: str, url: str) -> bool:
+    path = urllib3.util.parse_url(url).path or ""
+    return method.upper() in ("GET", "HEAD", "PUT", "DELETE", "PATCH") or bool(_IDEMPOTENT_POST.search(path))
+
+
+def _body(raw: Any) -> dict[str, Any]:
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", "replace")
+    try:
+        parsed = json.loads(raw) if raw else {}
+    except ValueError:
+        return {"message": str(raw)[:500]}
+    return parsed if isinstance(parsed, dict) else {"message": str(parsed)[:500]}
+
+
+def _missing_scopes(body: Mapping[str, Any]) -> list[str]:
+    scopes: list[str] = []
+    for detail in body.get("errors") or []:
+        context = detail.get("context") or {}
+        for key in ("requiredGranularScopes", "requiredScopes", "missingScopes"):
+            scopes.extend(context.get(key) or [])
+    return sorted(set(scopes))
+
+
+def error_for(status: int, raw_body: Any, method: str, url: str) -> HubSpotError:
+    """HubSpot's error response as the exception that says what to do about it."""
+    body = _body(raw_body)
+    where = f"{method.upper()} {urllib3.util.parse_url(url).path}"
+    message = body.get("message") or f"HTTP {status}"
+    kw: dict[str, Any] = {"status": status, "correlation_id": body.get("correlationId"), "body": body}
+    suffix = f" (correlationId {body['correlationId']})" if body.get("correlationId") else ""
+    if status == 401:
+        return HubSpotAuthError(f"HubSpot rejected the token ({where}): {message} Check the private app token "
+                                f"in the connection's password.{suffix}", **kw)
+    if status == 403 and body.get("category") == "MISSING_SCOPES":
+        scopes = _missing_scopes(body)
+        return HubSpotScopeError(f"The private app lacks the scopes {', '.join(scopes) or '(unnamed)'} needed for "
+                                 f"{where}. Grant them in HubSpot's private app settings.{suffix}",
+                                 missing_scopes=scopes, **kw)
+    if status == 403:
+        return HubSpotForbiddenError(f"HubSpot refused {where}: {message}{suffix}", **kw)
+    if status == 404:
+        return HubSpotNotFound(f"Not found in HubSpot ({where}): {message}{suffix}", **kw)
+    if status == 429:
+        if body.get("policyName") == "DAILY":
+            return HubSpotDailyLimitError(
+                f"HubSpot's daily API limit is spent ({where}). It resets at midnight in the portal's time zone; "
+                f"rerun the task after that.{suffix}", **kw)
+        return HubSpotRateLimited(f"HubSpot's rolling rate limit was hit ({where}).{suffix}", **kw)
+    if status >= 500 or status == 0:
+        return HubSpotTransientError(f"HubSpot failed {where} with {status}: {message}{suffix}", **kw)
+    if status == 409:
+        return HubSpotConflict(f"HubSpot reports a conflict for {where}: {message}{suffix}", **kw)
+    return HubSpotValidationError(f"HubSpot refused {where} ({status} {body.get('category', '')}): "
+                                  f"{message}{suffix}", **kw)
+
+
+def _headers(response: Any) -> dict[str, str]:
+    """Headers of a generated client's RESTResponse or of a raw urllib3 response."""
+    raw = getattr(response, "urllib3_response", response)
+    return dict(getattr(raw, "headers", None) or {})
+
+
+class Transport:
+    """Runs one HTTP request under the limiter with HubSpot's retry rules."""
+
+    def __init__(
+        self,
+        limiter: RollingWindowLimiter,
+        *,
+        max_attempts: int = 6,
+        max_wait: float = 30.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.limiter = limiter
+        self.max_attempts = max_attempts
+        self.max_wait = max_wait
+        self._sleep = sleep
+        self._backoff = tenacity.wait_exponential_jitter(multiplier=0.5, max=max_wait, jitter=0.5)
+        self.retries = 0
+        self.rate_limited = 0
+
+    def send(self, method: str, url: str, call: Callable[[], Any]) -> Any:
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.max_attempts),
+            wait=self._wait,
+            retry=tenacity.retry_if_exception(lambda err: self._retryable(err, method, url)),
+            before_sleep=self._before_sleep,
+            sleep=self._sleep,
+            reraise=True,
+        )
+        return retrying(self._attempt, method, url, call)
+
+    def _attempt(self, method: str, url: str, call: Callable[[], Any]) -> Any:
+        self.limiter.acquire()
+        try:
+            response = call()
+        except urllib3.exceptions.HTTPError as err:
+            sent = not isinstance(err, _NOT_SENT)
+            parsed = urllib3.util.parse_url(url)
+            what = "No complete answer from" if sent else "Could not connect to"
+            error = HubSpotTransientError(
+                f"{what} {parsed.scheme}://{parsed.netloc} for {method.upper()} {parsed.path} "
+                f"({type(err).__name__}); check the connection's host and that HubSpot is reachable.")
+            error.not_sent = not sent  # type: ignore[attr-defined]
+            raise error from err
+        except HubSpotError:
+            raise
+        except Exception as err:
+            status = getattr(err, "status", None)
+            if not isinstance(status, int):
+                raise
+            self.limiter.observe(dict(getattr(err, "headers", None) or {}))
+            raise error_for(status, getattr(err, "body", None), method, url) from err
+        self.limiter.observe(_headers(response))
+        return response
+
+    def _retryable(self, err: BaseException, method: str, url: str) -> bool:
+        if isinstance(err, HubSpotRateLimited):
+            self.rate_limited += 1
+            # Never applied; hold the whole process so the window can roll.
+            self.limiter.pause(self.limiter.interval / 2)
+            return True
+        if isinstance(err, HubSpotTransientError):
+            return bool(getattr(err, "not_sent", False)) or is_idempotent(method, url)
+        return False
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        err = state.outcome.exception() if state.outcome else None
+        if isinstance(err, HubSpotRateLimited):
+            return 0.0  # the limiter's pause does the waiting
+        return self._backoff(state)
+
+    def _before_sleep(self, state: tenacity.RetryCallState) -> None:
+        self.retries += 1
+        err = state.outcome.exception() if state.outcome else None
+        log.warning("Retrying HubSpot request (attempt %d of %d) after: %s", state.attempt_number + 1,
+                    self.max_attempts, err)
+
+
+class GuardedRest:
+    """Stands in for the SDK's ``RESTClientObject``: same methods, every call through :class:`Transport`."""
+
+    def __init__(self, inner: Any, transport: Transport, timeout: tuple[float, float]) -> None:
+        self.inner = inner
+        self.transport = transport
+        self.timeout = timeout
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("_request_timeout") is None:
+            kwargs["_request_timeout"] = self.timeout
+        return self.transport.send(method, url, lambda: self.inner.request(method, url, *args, **kwargs))
+
+    def GET(self, url: str, **kwargs: Any) -> Any:  # noqa: N802 - the SDK's method names
+        return self.request("GET", url, **kwargs)
+
+    def HEAD(self, url: str, **kwargs: Any) -> Any:  # noqa: N802
+        return self.request("HEAD", url, **kwargs)
+
+    def OPTIONS(self, url: str, **kwargs: Any) -> Any:  # noqa: N802
+        return self.request("OPTIONS", url, **kwargs)
+
+    def POST(self, url: str, **kwargs: Any) -> Any:  # noqa: N802
+        return self.request("POST", url, **kwargs)
+
+    def PUT(self, url: str, **kwargs: Any) -> Any:  # noqa: N802
+        return self.request("PUT", url, **kwargs)
+
+    def PATCH(self, url: str, **kwargs: Any) -> Any:  # noqa: N802
+        return self.request("PATCH", url, **kwargs)
+
+    def DELETE(self, url: str, **kwargs: Any) -> Any:  # noqa: N802
+        return self.request("DELETE", url, **kwargs)
