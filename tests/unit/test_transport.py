@@ -6,7 +6,6 @@ import json
 
 import pytest
 import urllib3
-
 from reengagement import errors
 from reengagement.ratelimit import RollingWindowLimiter
 from reengagement.transport import Transport, error_for, is_idempotent
@@ -88,7 +87,7 @@ def test_connection_refused_is_retried_for_any_method_because_nothing_was_sent()
 def test_4xx_is_never_retried():
     call, calls = flaky(FakeApiException(400, {"category": "VALIDATION_ERROR", "message": "bad filter",
                                                "correlationId": "c-1"}))
-    with pytest.raises(errors.HubSpotValidationError, match="bad filter.*c-1"):
+    with pytest.raises(errors.HubSpotValidationError, match=r"bad filter.*c-1"):
         transport().send("GET", URL, call)
     assert calls["n"] == 1
 

@@ -1,0 +1,280 @@
+"""The campaign's rules in plain Python: its parameters, the names of its HubSpot objects, its guards.
+
+Nothing here talks to HubSpot or imports Airflow, so the rules a marketer would recognise can be read
+and tested on their own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+LEGAL_BASES = (
+    "LEGITIMATE_INTEREST_OTHER",
+    "LEGITIMATE_INTEREST_CLIENT",
+    "LEGITIMATE_INTEREST_PQL",
+    "CONSENT_WITH_NOTICE",
+    "PERFORMANCE_OF_CONTRACT",
+    "PROCESS_AND_STORE",
+    "NON_GDPR",
+)
+OPT_OUT_SCOPES = ("all_email", "subscription_type")
+MAX_ROUNDS = 3
+SEPARATOR = " · "
+
+_DURATION = re.compile(
+    r"^P(?!$)(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
+    r"(?:T(?=\d)(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+)S)?)?$"
+)
+#: Links whose clicks HubSpot does not track as CTA clicks, or that unsubscribe instead of confirming.
+_HUBSPOT_PREFERENCE_PAGE = re.compile(
+    r"(/hs/manage-preferences|/hs/preferences-center|/email-preferences|unsubscribe|/_hcms/preferences)",
+    re.IGNORECASE,
+)
+
+#: JSON schema of every DAG param: Airflow renders it as the trigger form and validates it.
+PARAMS_SCHEMA: dict[str, dict[str, Any]] = {
+    "campaign": {
+        "type": ["null", "string"], "default": None, "maxLength": 80, "title": "Campaign id",
+        "description": "Names every HubSpot object of this run. Empty: the DAG id and the run's quarter "
+                       "(e.g. 'hubspot_reengagement 2026-Q4'). A rerun with the same id adopts what exists.",
+    },
+    "subscription_type": {
+        "type": "string", "default": "Marketing Information", "minLength": 1, "title": "Subscription type",
+        "description": "Id or name of the subscription type the permission pass is sent under (the one "
+                       "the unengaged contacts are subscribed to).",
+    },
+    "inactivity_weeks": {
+        "type": "integer", "default": 52, "minimum": 4, "maximum": 260, "title": "Inactivity (weeks)",
+        "description": "A contact is unengaged without a marketing-email open or click for this long, and "
+                       "must be at least this old.",
+    },
+    "focus_email_id": {
+        "type": ["null", "string"], "default": None, "pattern": r"^\d+$", "title": "Focus email id",
+        "description": "Optional: only contacts who received this marketing email and did not open it.",
+    },
+    "template_email_id": {
+        "type": ["null", "string"], "default": None, "pattern": r"^\d+$", "title": "Template email id",
+        "description": "Optional: a designed marketing email to clone. Empty: the built-in template.",
+    },
+    "subject": {
+        "type": "string", "default": "Do you still want to hear from us?", "minLength": 1, "maxLength": 200,
+        "title": "Subject", "description": "Subject line of the permission-pass email.",
+    },
+    "from_name": {
+        "type": "string", "default": "The Marketing Team", "minLength": 1, "maxLength": 100,
+        "title": "From name", "description": "Sender name shown to recipients.",
+    },
+    "reply_to": {
+        "type": "string", "default": "marketing@example.com", "pattern": r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+        "title": "Reply-to address", "description": "Address replies go to.",
+    },
+    "confirm_url": {
+        "type": "string", "default": "https://www.example.com/still-subscribed", "pattern": r"^https://",
+        "title": "Confirmation page",
+        "description": "The thank-you page the CTA links to (https, tracked by HubSpot; never a "
+                       "subscription-preferences or unsubscribe page). The campaign and round are added "
+                       "to its query string.",
+    },
+    "wait": {
+        "type": "string", "default": "P7D", "pattern": _DURATION.pattern, "title": "Response window",
+        "description": "How long to wait after each send before reading who confirmed (ISO 8601 duration, "
+                       "e.g. P7D, PT2M).",
+    },
+    "rounds": {
+        "type": "integer", "default": 1, "minimum": 1, "maximum": MAX_ROUNDS, "title": "Rounds",
+        "description": "Emails to send before the opt-out: each later round goes only to those still "
+                       "unconfirmed.",
+    },
+    "opt_out_scope": {
+        "type": "string", "default": "all_email", "enum": list(OPT_OUT_SCOPES), "title": "Opt-out scope",
+        "description": "all_email: unsubscribe from all email (what HubSpot's opt-out import does). "
+                       "subscription_type: unsubscribe from the mailed subscription type only.",
+    },
+    "legal_basis": {
+        "type": "string", "default": "LEGITIMATE_INTEREST_OTHER", "enum": list(LEGAL_BASES),
+        "title": "Legal basis", "description": "Recorded by HubSpot with each status change.",
+    },
+    "legal_basis_explanation": {
+        "type": "string", "default": "Did not confirm their subscription in a permission-pass campaign.",
+        "minLength": 1, "maxLength": 500, "title": "Legal basis explanation",
+        "description": "Recorded with each status change; the campaign id is appended.",
+    },
+    "dry_run": {
+        "type": "boolean", "default": False, "title": "Dry run",
+        "description": "Do every read and write the would-be opt-out CSV, but change nothing in HubSpot "
+                       "(no email is sent, nobody is opted out).",
+    },
+    "require_approval": {
+        "type": "boolean", "default": False, "title": "Require approval",
+        "description": "Pause before the opt-out until a person approves it in the Airflow UI.",
+    },
+    "max_opt_out_fraction": {
+        "type": "number", "default": 0.95, "minimum": 0, "maximum": 1, "title": "Max opt-out fraction",
+        "description": "Stop before the opt-out if more than this share of those sent did not confirm. "
+                       "Permission passes typically confirm 5-20%, so up to 95% unconfirmed is normal; "
+                       "more usually means click tracking failed.",
+    },
+    "export_base": {
+        "type": ["null", "string"], "default": None, "title": "Export folder",
+        "description": "ObjectStoragePath URI for the exports and reports (file://, s3://, gs://). Empty: "
+                       "a folder in AIRFLOW_HOME. Use shared storage when workers run on several machines.",
+    },
+}
+
+
+class InvalidParams(ValueError):
+    """Raised before anything touches HubSpot; the message names every bad field."""
+
+
+@dataclass(frozen=True)
+class CampaignParams:
+    campaign: str
+    subscription_type: str
+    inactivity_weeks: int
+    focus_email_id: str | None
+    template_email_id: str | None
+    subject: str
+    from_name: str
+    reply_to: str
+    confirm_url: str
+    wait: dt.timedelta
+    rounds: int
+    opt_out_scope: str
+    legal_basis: str
+    legal_basis_explanation: str
+    dry_run: bool
+    require_approval: bool
+    max_opt_out_fraction: float
+    export_base: str | None
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any], *, default_campaign: str) -> CampaignParams:
+        """Validate the run's params against :data:`PARAMS_SCHEMA` and the rules a schema cannot say."""
+        problems = list(_schema_problems(params))
+        values = {name: params.get(name, spec["default"]) for name, spec in PARAMS_SCHEMA.items()}
+        if not problems:
+            problems.extend(confirm_url_problems(str(values["confirm_url"])))
+        if problems:
+            raise InvalidParams("Invalid campaign params: " + "; ".join(problems))
+        values["campaign"] = (values["campaign"] or default_campaign).strip()
+        values["wait"] = parse_duration(values["wait"])
+        return cls(**{f.name: values[f.name] for f in fields(cls)})
+
+    def name(self, role: str, round_no: int | None = None) -> str:
+        return object_name(self.campaign, role, round_no)
+
+
+def _schema_problems(params: Mapping[str, Any]) -> list[str]:
+    import jsonschema  # an Airflow dependency; imported here so parsing the DAG stays cheap
+
+    schema = {"type": "object", "properties": PARAMS_SCHEMA}
+    validator = jsonschema.Draft7Validator(schema)
+    problems = []
+    for error in sorted(validator.iter_errors(dict(params)), key=lambda e: list(e.path)):
+        where = ".".join(str(p) for p in error.path) or "params"
+        problems.append(f"{where}: {error.message}")
+    return problems
+
+
+def default_campaign(dag_id: str, when: dt.datetime) -> str:
+    """``<dag id> <year>-Q<quarter>`` of the run's date: one campaign per quarter by default."""
+    return f"{dag_id} {when.year}-Q{(when.month - 1) // 3 + 1}"
+
+
+def object_name(campaign: str, role: str, round_no: int | None = None) -> str:
+    """The deterministic HubSpot name of one of the campaign's objects, e.g. ``c · r1 · recipients``."""
+    parts = [campaign] + ([f"r{round_no}"] if round_no is not None else []) + [role]
+    return SEPARATOR.join(parts)
+
+
+def parse_duration(text: str) -> dt.timedelta:
+    """An ISO 8601 duration of weeks, days, hours, minutes and seconds (``P7D``, ``PT2M``, ``P1DT12H``)."""
+    match = _DURATION.match(text or "")
+    if not match:
+        raise InvalidParams(f"wait: {text!r} is not an ISO 8601 duration such as P7D or PT2M")
+    parts = {k: int(v) for k, v in match.groupdict().items() if v}
+    return dt.timedelta(**parts)
+
+
+def confirm_url_problems(url: str) -> list[str]:
+    """Why a confirmation URL cannot be used: it must be https and not a HubSpot preference page."""
+    parts = urlsplit(url)
+    problems = []
+    if parts.scheme != "https" or not parts.netloc:
+        problems.append(f"confirm_url: {url!r} must be an absolute https URL")
+    if _HUBSPOT_PREFERENCE_PAGE.search(parts.path + "?" + parts.query):
+        problems.append(
+            f"confirm_url: {url!r} looks like a subscription-preferences or unsubscribe page; clicks there "
+            "are not tracked as confirmations. Link to a plain thank-you page."
+        )
+    return problems
+
+
+def confirm_url_for(base: str, campaign: str, round_no: int) -> str:
+    """The CTA link of one round: the thank-you page with the campaign and round in its query string."""
+    parts = urlsplit(base)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in ("pp", "pp_round")]
+    query += [("pp", campaign), ("pp_round", str(round_no))]
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
+
+
+def is_cta_click(url: str | None, cta_urls: set[str]) -> bool:
+    """Whether a click event's URL is one of the campaign's CTA links (query order and case of host aside)."""
+    if not url:
+        return False
+    return _normalise(url) in {_normalise(u) for u in cta_urls}
+
+
+def _normalise(url: str) -> tuple[str, str, str, tuple[tuple[str, str], ...]]:
+    parts = urlsplit(url.strip())
+    return (parts.scheme.lower(), parts.netloc.lower(), parts.path.rstrip("/"),
+            tuple(sorted(parse_qsl(parts.query, keep_blank_values=True))))
+
+
+@dataclass(frozen=True)
+class GuardFigures:
+    """What is known just before the opt-out."""
+
+    sent: int
+    delivered: int
+    click_stat: int  # unique clickers HubSpot's email statistics count, all rounds
+    cta_clickers: int  # contacts whose CTA click was found in the events, all rounds
+    to_opt_out: int  # rows of the exported unconfirmed list
+    max_fraction: float
+
+
+#: Below this many deliveries, "nobody clicked" is plausible and says nothing about tracking.
+MIN_DELIVERED_FOR_CLICK_CHECK = 50
+
+
+def guard_problems(g: GuardFigures) -> list[str]:
+    """Reasons not to opt anybody out. An empty list means the opt-out may go ahead."""
+    problems = []
+    if g.delivered >= MIN_DELIVERED_FOR_CLICK_CHECK and g.click_stat == 0 and g.cta_clickers == 0:
+        problems.append(
+            f"No clicks were tracked at all although {g.delivered} emails were delivered: click tracking is "
+            "probably broken (e.g. the CTA points at a preferences page or tracking is off)."
+        )
+    if g.cta_clickers > g.click_stat:
+        problems.append(
+            f"List 1 disagrees with HubSpot's click statistics: {g.cta_clickers} contacts clicked the CTA "
+            f"according to the events, but the emails' statistics count only {g.click_stat} clickers."
+        )
+    elif g.click_stat >= MIN_DELIVERED_FOR_CLICK_CHECK // 5 and g.cta_clickers == 0:
+        problems.append(
+            f"HubSpot counted {g.click_stat} clickers but none clicked the CTA link: the link in the email "
+            "probably does not match the confirmation URL, so list 1 would be empty."
+        )
+    if g.sent and g.to_opt_out / g.sent > g.max_fraction:
+        problems.append(
+            f"{g.to_opt_out} of {g.sent} contacts sent ({g.to_opt_out / g.sent:.1%}) would be opted out, more "
+            f"than max_opt_out_fraction={g.max_fraction:.0%}."
+        )
+    if g.to_opt_out > g.sent:
+        problems.append(f"The opt-out list has {g.to_opt_out} contacts but only {g.sent} were sent the email.")
+    return problems
