@@ -103,7 +103,8 @@ def tier_required(feature: str) -> HubSpotError:
     )
 
 
-def rate_limited(policy: str, headers: dict[str, str]) -> HubSpotError:
+def rate_limited(policy: str) -> HubSpotError:
+    """HubSpot's 429; the middleware adds the ``X-HubSpot-RateLimit-*`` headers."""
     message = (
         "You have reached your daily limit."
         if policy == "DAILY"
@@ -114,7 +115,6 @@ def rate_limited(policy: str, headers: dict[str, str]) -> HubSpotError:
         "RATE_LIMITS",
         message,
         extra={"errorType": "RATE_LIMIT", "policyName": policy},
-        headers=headers,
     )
 
 

@@ -32,9 +32,10 @@ class _Exchange:
 
     async def send(self, message: Message) -> None:
         if message["type"] == "http.response.start":
-            headers = list(message.get("headers", []))
-            for name, value in (self.state.get("rate_limit_headers") or {}).items():
-                headers.append((name.lower().encode(), value.encode()))
+            extra = {name.lower().encode(): value.encode()
+                     for name, value in (self.state.get("rate_limit_headers") or {}).items()}
+            headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in extra]
+            headers.extend(extra.items())
             message = self.start = {**message, "headers": headers}
             self.status = message["status"]
         elif message["type"] == "http.response.body":

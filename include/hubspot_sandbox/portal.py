@@ -39,6 +39,7 @@ class Portal:
 
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
+        self.initial_config = config
         self.db = Database(config.db_path)
         self.limiter = RateLimiter(config.limits)
         self.faults = FaultInjector()
@@ -116,7 +117,10 @@ class Portal:
             hook(self)
 
     def reset(self) -> None:
+        """Empty the portal and undo setting changes made through the admin API."""
         self.db.reset()
+        self.config = self.initial_config
+        self.limiter.set_limits(self.config.limits)
         self.limiter.reset()
         self.faults.clear()
         self._clock_offset_ms = 0

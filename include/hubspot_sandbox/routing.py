@@ -44,7 +44,7 @@ class Gate:
         request.state.rate_limit_headers = decision.headers
         if not decision.allowed:
             portal.count_rate_limited(self.endpoint)
-            raise errors.rate_limited(decision.policy or "TEN_SECONDLY_ROLLING", decision.headers)
+            raise errors.rate_limited(decision.policy or "TEN_SECONDLY_ROLLING")
         portal.record_usage()
         granted = portal.config.scopes_for(grant)
         if self.scopes and not any(alternative <= granted for alternative in self.scopes):
@@ -60,9 +60,8 @@ class Gate:
         elif fault.kind == "error":
             raise errors.server_error(fault.status)
         elif fault.kind == "rate_limit":
-            raise errors.rate_limited(
-                "TEN_SECONDLY_ROLLING", {**headers, "X-HubSpot-RateLimit-Remaining": "0"}
-            )
+            request.state.rate_limit_headers = {**headers, "X-HubSpot-RateLimit-Remaining": "0"}
+            raise errors.rate_limited("TEN_SECONDLY_ROLLING")
         elif fault.kind == "drop_before":
             request.state.drop = True
             raise DropConnection

@@ -69,6 +69,10 @@ class ContractChecker:
                 for operation in item.values():
                     if isinstance(operation, dict):
                         operation.pop("security", None)
+                        for response in operation.get("responses", {}).values():
+                            _json_for_any(response)
+            for response in spec.get("components", {}).get("responses", {}).values():
+                _json_for_any(response)
             prefixes = {p.split("{")[0].rstrip("/") for p in spec["paths"]}
             loaded.append((file.name, OpenAPI.from_dict(spec), prefixes))
         return loaded
@@ -126,6 +130,16 @@ class ContractChecker:
         except jsonschema.ValidationError as err:
             return [f"{exchange.describe()}: response breaks the legacy events schema: {err.message}"]
         return []
+
+
+def _json_for_any(response: dict[str, Any]) -> None:
+    """HubSpot declares error bodies as ``*/*``; openapi-core only parses JSON for a JSON media type."""
+    content = response.get("content") or {}
+    if "*/*" in content and "application/json" not in content:
+        content["application/json"] = content["*/*"]
+    if "content" in response and not content:
+        # ``204 No content`` is declared with an empty ``content`` map; openapi-core then wants a body.
+        del response["content"]
 
 
 def _query_args(query: str) -> dict[str, Any]:
