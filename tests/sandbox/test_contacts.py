@@ -108,3 +108,23 @@ def test_paging_visits_every_contact_exactly_once_in_id_order(seeded, client):
 def test_page_limit_above_100_is_rejected(seeded, sandbox):
     response = sandbox.session.get(f"{sandbox.url}/crm/v3/objects/contacts", params={"limit": 101})
     assert response.status_code == 400
+
+
+def test_search_without_filters_gives_the_portals_total_through_the_sdk(seeded, client):
+    from hubspot.crm.contacts import PublicObjectSearchRequest
+
+    request = PublicObjectSearchRequest(filter_groups=[], sorts=[], properties=["email"], limit=2, after="0")
+    page = client.crm.contacts.search_api.do_search(public_object_search_request=request)
+    assert page.total == 300
+    assert len(page.results) == 2
+    following = client.crm.contacts.search_api.do_search(public_object_search_request=PublicObjectSearchRequest(
+        filter_groups=[], sorts=[], properties=["email"], limit=2, after=page.paging.next.after))
+    assert following.results[0].id != page.results[1].id
+
+
+def test_search_with_filters_is_refused_clearly(sandbox):
+    response = sandbox.session.post(f"{sandbox.url}/crm/v3/objects/contacts/search", json={
+        "filterGroups": [{"filters": [{"propertyName": "email", "operator": "HAS_PROPERTY"}]}], "sorts": [],
+        "properties": [], "limit": 1, "after": "0"})
+    assert response.status_code == 400
+    assert "filterGroups" in response.json()["message"]

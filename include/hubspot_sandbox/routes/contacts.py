@@ -174,3 +174,26 @@ async def batch_read(request: Request) -> Any:
         "links": {},
     }]
     return JSONResponse(body, status_code=207)
+
+
+@endpoints.post("/crm/v3/objects/contacts/search", name="contacts.search", scopes=READ)
+async def search_contacts(request: Request) -> dict[str, Any]:
+    """CRM search without filters: a page of contacts and the portal's ``total`` (what preflight needs)."""
+    portal = portal_of(request)
+    body = json_object(await json_body(request))
+    if body.get("filterGroups"):
+        raise errors.validation_error("The sandbox's contact search supports no filterGroups; use list filters.",
+                                      field="filterGroups")
+    limit = body.get("limit", 10)
+    if not isinstance(limit, int) or not 1 <= limit <= 200:
+        raise errors.validation_error("limit must be between 1 and 200.", field="limit")
+    after = str(body.get("after") or "0")
+    if not after.isdigit():
+        raise errors.validation_error(f"Invalid after cursor {after!r}.", field="after")
+    total = int(portal.db.scalar("SELECT COUNT(*) FROM contacts"))
+    names = [str(n) for n in body.get("properties") or []] or list(properties.DEFAULT_READ)
+    records = properties.read_contacts(portal, "c.id > ? ORDER BY c.id LIMIT ?", (int(after), limit + 1), names)
+    page: dict[str, Any] = {"total": total, "results": [_public(r) for r in records[:limit]]}
+    if len(records) > limit:
+        page["paging"] = {"next": {"after": str(records[limit - 1][0])}}
+    return page
