@@ -164,6 +164,22 @@ class HubSpotHook(BaseHook):
         data = response.data
         return json.loads(data) if data else None
 
+    def open_download(self, url: str) -> Any:
+        """A streaming, file-like response for a download URL HubSpot handed out (an export's CSV).
+
+        The URL is pre-signed, so it gets no token and does not count against the API limit; it
+        uses the same connection pool as every other request.
+        """
+        import urllib3
+
+        response = self._rest.inner.pool_manager.request(
+            "GET", url, preload_content=False, decode_content=True,
+            retries=urllib3.Retry(total=5, backoff_factor=1, status_forcelist=(500, 502, 503, 504)),
+            timeout=urllib3.Timeout(connect=self.timeout[0], read=self.timeout[1]))
+        if response.status != 200:
+            raise HubSpotError(f"Downloading HubSpot's file failed with HTTP {response.status}")
+        return response
+
     def test_connection(self) -> tuple[bool, str]:
         """One cheap authenticated call that says what is wrong: token, scopes or the host."""
         probe = Transport(self.transport.limiter, max_attempts=1)
@@ -242,6 +258,13 @@ class HubSpotHook(BaseHook):
                 email = (contact.properties or {}).get("email")
                 if email:
                     yield email.lower(), str(contact.id)
+
+    @cached_property
+    def portal(self) -> dict[str, Any]:
+        """``portalId``, ``uiDomain`` and ``timeZone`` of the portal (one call per hook)."""
+        details = self.request("GET", "/account-info/v3/details")
+        return {"portalId": details["portalId"], "uiDomain": details.get("uiDomain", "app.hubspot.com"),
+                "timeZone": details.get("timeZone")}
 
     def get_list_by_name(self, name: str) -> dict[str, Any] | None:
         """The list called ``name`` with its filters, or ``None``."""

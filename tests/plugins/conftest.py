@@ -1,0 +1,52 @@
+"""Fixtures for the Airflow side: a HubSpot connection pointing at the sandbox."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from reengagement.hook import HubSpotHook
+
+
+def connection_json(url: str, token: str) -> str:
+    scheme, _, hostport = url.partition("://")
+    host, _, port = hostport.partition(":")
+    return json.dumps({"conn_type": "http", "host": host, "schema": scheme, "port": int(port), "password": token})
+
+
+@pytest.fixture
+def hubspot_conn(sandbox, monkeypatch):
+    """``hubspot_default`` points at the test's sandbox (Airflow reads AIRFLOW_CONN_* variables)."""
+    monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", connection_json(sandbox.url, sandbox.token))
+    return sandbox
+
+
+@pytest.fixture
+def hook(hubspot_conn) -> HubSpotHook:
+    return HubSpotHook()
+
+
+def make_list(hook: HubSpotHook, name: str, member_ids: list[str]) -> str:
+    """A MANUAL list with the given members, created through the SDK."""
+    from hubspot.crm.lists import ListCreateRequest
+
+    created = hook.client.crm.lists.lists_api.create(
+        ListCreateRequest(name=name, object_type_id="0-1", processing_type="MANUAL"))
+    list_id = str(created.list.list_id)
+    for start in range(0, len(member_ids), 100):
+        hook.client.crm.lists.memberships_api.add(list_id, member_ids[start:start + 100])
+    wait_processed(hook, list_id)
+    return list_id
+
+
+def wait_processed(hook: HubSpotHook, list_id: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while hook.client.crm.lists.lists_api.get_by_id(list_id).list.processing_status == "PROCESSING":
+        assert time.monotonic() < deadline, f"list {list_id} still PROCESSING"
+        time.sleep(0.1)
+
+
+def contact_ids(sandbox, profile: str | None = None) -> list[str]:
+    params = {"profile": profile} if profile else {}
+    return [c["id"] for c in sandbox.admin("GET", "contacts", **params)["results"]]

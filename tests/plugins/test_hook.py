@@ -1,0 +1,172 @@
+"""HubSpotHook against a real sandbox server, through the real SDK."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+
+import pytest
+from reengagement import errors
+from reengagement.hook import HubSpotHook
+
+from include.hubspot_sandbox.process import SandboxProcess
+from tests.plugins.conftest import connection_json, contact_ids, make_list
+
+
+def test_building_a_hook_touches_nothing(monkeypatch):
+    monkeypatch.delenv("AIRFLOW_CONN_NOWHERE", raising=False)
+    hook = HubSpotHook("nowhere")
+    assert hook.hubspot_conn_id == "nowhere"  # no connection read, no client built yet
+
+
+@pytest.mark.parametrize(
+    ("conn", "expected"),
+    [
+        ({"conn_type": "http", "password": "t"}, "https://api.hubapi.com"),
+        ({"conn_type": "http", "host": "api.hubapi.com", "schema": "https", "password": "t"}, "https://api.hubapi.com"),
+        ({"conn_type": "http", "host": "127.0.0.1", "schema": "http", "port": 8099, "password": "t"},
+         "http://127.0.0.1:8099"),
+        ({"conn_type": "http", "host": "http://localhost:9000/", "password": "t"}, "http://localhost:9000"),
+    ],
+)
+def test_base_url_comes_from_the_connection(conn, expected, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_HS_TEST", json.dumps(conn))
+    assert HubSpotHook("hs_test").base_url == expected
+
+
+def test_connection_without_token_fails_clearly(monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_HS_TEST", json.dumps({"conn_type": "http", "host": "x"}))
+    with pytest.raises(errors.HubSpotAuthError, match="private app token"):
+        _ = HubSpotHook("hs_test").client
+
+
+def test_ui_field_behaviour_names_the_token_field():
+    behaviour = HubSpotHook.get_ui_field_behaviour()
+    assert behaviour["relabeling"]["password"] == "Private app token"
+
+
+def test_test_connection_reports_the_portal(hook):
+    ok, message = hook.test_connection()
+    assert ok and "46801234" in message
+
+
+def test_test_connection_says_the_token_is_wrong(hubspot_conn, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", connection_json(hubspot_conn.url, "pat-wrong"))
+    ok, message = HubSpotHook().test_connection()
+    assert not ok and "rejected the token" in message
+    assert "pat-wrong" not in message
+
+
+def test_test_connection_names_missing_scopes(tmp_path, monkeypatch):
+    with SandboxProcess(tmp_path / "p.db", args=["--token", "pat-forms=forms"], token="pat-forms") as sb:
+        monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", connection_json(sb.url, sb.token))
+        ok, message = HubSpotHook().test_connection()
+    assert not ok and "oauth" in message
+
+
+def test_test_connection_says_the_host_is_unreachable(monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", connection_json("http://127.0.0.1:9", "t"))
+    ok, message = HubSpotHook().test_connection()
+    assert not ok and "Could not connect to http://127.0.0.1:9" in message
+
+
+def test_memberships_are_paged_as_a_generator(seeded, hook):
+    ids = contact_ids(seeded)[:260]
+    list_id = make_list(hook, "paged", ids)
+    seeded.admin("DELETE", "calls")
+    pages = hook.iter_list_memberships(list_id, page_size=100)
+    assert next(pages) == ids[0]  # nothing beyond the first page was fetched yet
+    assert [ids[0], *pages] == sorted(ids, key=int)
+    assert seeded.admin("GET", "calls")["lists.memberships"]["calls"] == 3
+
+
+def test_contact_ids_by_email_batches_by_100_and_skips_unknown(seeded, hook):
+    contacts = [c for c in seeded.admin("GET", "contacts")["results"] if c["email"]][:250]
+    emails = [c["email"].upper() + " " for c in contacts] + ["nobody@example.com"]
+    seeded.admin("DELETE", "calls")
+    found = dict(hook.contact_ids_by_email(emails))
+    assert found == {c["email"]: c["id"] for c in contacts}
+    assert seeded.admin("GET", "calls")["contacts.batch_read"]["calls"] == 3
+
+
+def test_raw_requests_share_the_error_mapping(hook):
+    with pytest.raises(errors.HubSpotNotFound):
+        hook.request("GET", "/communication-preferences/v4/statuses/nobody@example.com", params={"channel": "EMAIL"})
+    with pytest.raises(errors.HubSpotValidationError, match="channel"):
+        hook.request("POST", "/communication-preferences/v4/statuses/batch/unsubscribe-all",
+                     params={"channel": "SMS"}, json_body={"inputs": []})
+
+
+def test_missing_scope_names_the_scope(tmp_path, monkeypatch):
+    with SandboxProcess(tmp_path / "p.db", args=["--token", "pat-ro=crm.lists.read"], token="pat-ro") as sb:
+        monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", connection_json(sb.url, sb.token))
+        from hubspot.crm.lists import ListCreateRequest
+
+        with pytest.raises(errors.HubSpotScopeError) as err:
+            HubSpotHook().client.crm.lists.lists_api.create(
+                ListCreateRequest(name="x", object_type_id="0-1", processing_type="MANUAL"))
+    assert err.value.missing_scopes == ["crm.lists.write"]
+
+
+def test_daily_limit_is_a_clear_error(sandbox, hook):
+    sandbox.admin("PUT", "settings", {"rate_limit": "190/10s,10/day", "daily_used": 10})
+    with pytest.raises(errors.HubSpotDailyLimitError, match="daily API limit"):
+        hook.request("GET", "/account-info/v3/details")
+
+
+def test_burst_of_2000_calls_never_sees_a_429_and_stays_under_the_limit(sandbox, hook):
+    """At HubSpot's 190 per 10 s, 2,000 calls from 4 threads: no 429s, and at least 90 % of the limit used."""
+    sent: list[float] = []
+    lock = threading.Lock()
+
+    def work(n: int) -> None:
+        for _ in range(n):
+            hook.request("GET", "/account-info/v3/details")
+            with lock:
+                sent.append(time.monotonic())
+
+    threads = [threading.Thread(target=work, args=(500,)) for _ in range(4)]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.monotonic() - started
+    calls = sandbox.admin("GET", "calls")["account.details"]
+    assert calls["calls"] == 2000
+    assert calls["rateLimited"] == 0
+    assert hook.transport.rate_limited == 0
+    floor = 2000 / 190 * 10
+    print(f"\n2000 calls in {elapsed:.1f}s; floor at 190/10s {floor:.1f}s; ratio {elapsed / floor:.3f}")
+    sent.sort()
+    assert max(sum(1 for t in sent if s <= t < s + 10) for s in sent) <= 190
+
+
+def test_random_429s_and_5xx_do_not_change_the_result(seeded, hook):
+    ids = contact_ids(seeded)[:300]
+    list_id = make_list(hook, "faulty", ids)
+    clean = list(hook.iter_list_memberships(list_id))
+    seeded.admin("POST", "faults", {"endpoint": "*", "kind": "error", "status": 503, "probability": 0.15, "seed": 1})
+    seeded.admin("POST", "faults", {"endpoint": "*", "kind": "rate_limit", "probability": 0.15, "seed": 2})
+    hook.transport._backoff = lambda state: 0.01  # keep the test fast; the policy is what is tested
+    assert list(hook.iter_list_memberships(list_id, page_size=50)) == clean
+    emails = [c["email"] for c in seeded.admin("GET", "contacts")["results"] if c["email"]][:150]
+    assert len(dict(hook.contact_ids_by_email(emails))) == 150
+    assert hook.transport.retries > 0
+
+
+def test_token_never_reaches_logs_or_errors(hubspot_conn, caplog):
+    caplog.set_level(logging.DEBUG)
+    hook = HubSpotHook()
+    hook.test_connection()
+    captured = []
+    for call in (lambda: hook.request("GET", "/crm/v3/lists/999"),
+                 lambda: hook.request("POST", "/crm/v3/lists", json_body={"name": ""})):
+        with pytest.raises(errors.HubSpotError) as err:
+            call()
+        captured.append(str(err.value))
+        captured.append(repr(err.value.body))
+    text = "\n".join(captured + [r.getMessage() for r in caplog.records])
+    assert hubspot_conn.token not in text
