@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import errors
+from . import errors, sending
 from .config import SandboxConfig
 from .middleware import SandboxMiddleware
 from .portal import Portal
@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 def create_app(config: SandboxConfig) -> FastAPI:
     """Build the app for one portal; seeds it on start-up when it is empty and a seed was asked for."""
     portal = Portal(config)
+    portal.background_jobs.append(sending.background)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -15,8 +15,9 @@ class Fault:
     """One rule: which endpoints, what happens, and how often.
 
     ``endpoint`` is an endpoint name such as ``lists.create`` or a glob (``lists.*``, ``*``).
-    ``count`` fires on the next N matching calls; otherwise ``probability`` fires at random, from a
-    seeded generator so a run can be repeated exactly.
+    The first ``skip`` matching calls pass untouched (to hit, say, the third batch of an opt-out);
+    then ``count`` fires on the next N matching calls, or else ``probability`` fires at random, from
+    a seeded generator so a run can be repeated exactly.
     """
 
     endpoint: str
@@ -26,7 +27,9 @@ class Fault:
     status: int = 503
     seconds: float = 0.0
     seed: int = 0
+    skip: int = 0
     fired: int = 0
+    seen: int = 0
     _rng: random.Random = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -42,6 +45,9 @@ class Fault:
         return fnmatch.fnmatchcase(endpoint, self.endpoint)
 
     def fires(self) -> bool:
+        self.seen += 1
+        if self.seen <= self.skip:
+            return False
         if self.count is not None:
             if self.fired >= self.count:
                 return False
@@ -59,6 +65,7 @@ class Fault:
             "status": self.status,
             "seconds": self.seconds,
             "seed": self.seed,
+            "skip": self.skip,
             "fired": self.fired,
         }
 

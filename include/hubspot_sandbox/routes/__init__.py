@@ -8,3 +8,4 @@ ROUTERS = [
     module.endpoints.router
     for module in (lists, contacts, emails, events, subscriptions, exports, forms, account, admin)
 ]
+ROUTERS.append(events.admin_router)  # the sending simulation's /_sandbox switches

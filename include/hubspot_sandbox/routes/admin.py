@@ -142,6 +142,7 @@ async def add_fault(request: Request) -> dict[str, Any]:
             status=int(body.get("status", 503)),
             seconds=float(body.get("seconds", 0.0)),
             seed=int(body.get("seed", 0)),
+            skip=int(body.get("skip", 0)),
         )
     except (KeyError, TypeError, ValueError) as err:
         raise errors.validation_error(f"bad fault: {err}") from err
