@@ -106,8 +106,8 @@ PARAMS_SCHEMA: dict[str, dict[str, Any]] = {
     },
     "dry_run": {
         "type": "boolean", "default": False, "title": "Dry run",
-        "description": "Do every read and write the would-be opt-out CSV, but change nothing in HubSpot "
-                       "(no email is sent, nobody is opted out).",
+        "description": "Run the campaign but opt nobody out: the would-be opt-out is written as a CSV and "
+                       "no subscription status changes in HubSpot.",
     },
     "require_approval": {
         "type": "boolean", "default": False, "title": "Require approval",
@@ -278,3 +278,16 @@ def guard_problems(g: GuardFigures) -> list[str]:
     if g.to_opt_out > g.sent:
         problems.append(f"The opt-out list has {g.to_opt_out} contacts but only {g.sent} were sent the email.")
     return problems
+
+
+def estimated_calls(contacts: int, rounds: int) -> int:
+    """An upper bound of the API calls one campaign makes on a portal of ``contacts`` contacts.
+
+    Lists, emails, exports and polling are a few dozen calls per round whatever the size; what grows
+    with the cohort is the opt-out (100 contacts per call), reading list 1's members (250 per page) and
+    the click events (1000 per page) with their id look-ups (100 per call). The bound assumes everybody
+    could be unengaged and clicks at most once.
+    """
+    per_round_fixed = 40
+    grows = -(-contacts // 100) + rounds * (-(-contacts // 250) + -(-contacts // 1000) + -(-contacts // 100))
+    return 50 + rounds * per_round_fixed + grows

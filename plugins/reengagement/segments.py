@@ -74,3 +74,33 @@ def snapshot_of(list_id: str) -> dict[str, Any]:
 def unconfirmed(recipients_list_id: str, confirmed_list_id: str) -> dict[str, Any]:
     """List 2: the round's recipients not in list 1. DYNAMIC, so a late confirmation removes a contact."""
     return _branch([in_list(recipients_list_id), in_list(confirmed_list_id, negate=True)])
+
+
+def same_definition(requested: Any, existing: Any) -> bool:
+    """Whether a list HubSpot already has matches the definition we would create.
+
+    HubSpot echoes filters back normalised (defaults filled in, ids as strings), so every value we
+    asked for must be there, equal; keys HubSpot added are ignored, extra filters are not.
+    """
+    if isinstance(requested, dict):
+        return isinstance(existing, dict) and all(
+            same_definition(value, existing.get(key)) for key, value in requested.items()
+        )
+    if isinstance(requested, list):
+        return (isinstance(existing, list) and len(existing) == len(requested)
+                and all(same_definition(a, b) for a, b in zip(requested, existing, strict=True)))
+    if isinstance(requested, (int, str)) and not isinstance(requested, bool) and isinstance(existing, (int, str)):
+        return str(requested) == str(existing)
+    return bool(requested == existing)
+
+
+SEGMENTS = {"unengaged": unengaged, "snapshot_of": snapshot_of, "unconfirmed": unconfirmed}
+
+
+def build(segment: str | None, args: dict[str, Any]) -> dict[str, Any] | None:
+    """The filter branch of a named segment (``None`` for a MANUAL list)."""
+    if segment is None:
+        return None
+    if segment not in SEGMENTS:
+        raise ValueError(f"unknown segment {segment!r}; known: {', '.join(SEGMENTS)}")
+    return SEGMENTS[segment](**args)

@@ -195,7 +195,14 @@ class GuardedRest:
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
         if kwargs.get("_request_timeout") is None:
             kwargs["_request_timeout"] = self.timeout
-        return self.transport.send(method, url, lambda: self.inner.request(method, url, *args, **kwargs))
+
+        def call() -> Any:
+            response = self.inner.request(method, url, *args, **kwargs)
+            if kwargs.get("_preload_content") is False:
+                _ = response.data  # read the body now, so a connection cut mid-body meets the retry rules
+            return response
+
+        return self.transport.send(method, url, call)
 
     def GET(self, url: str, **kwargs: Any) -> Any:  # noqa: N802 - the SDK's method names
         return self.request("GET", url, **kwargs)

@@ -50,3 +50,24 @@ def wait_processed(hook: HubSpotHook, list_id: str, timeout: float = 10.0) -> No
 def contact_ids(sandbox, profile: str | None = None) -> list[str]:
     params = {"profile": profile} if profile else {}
     return [c["id"] for c in sandbox.admin("GET", "contacts", **params)["results"]]
+
+
+def run_operator(operator, context: dict | None = None):
+    """Run an operator's ``execute``; when it defers, run its trigger to the first event and resume."""
+    import asyncio
+
+    from airflow.sdk.exceptions import TaskDeferred
+
+    context = {"run_id": "manual__test", **(context or {})}
+    try:
+        return operator.execute(context)
+    except TaskDeferred as deferred:
+        trigger, method, kwargs = deferred.trigger, deferred.method_name, deferred.kwargs or {}
+
+        async def first_event():
+            async for event in trigger.run():
+                return event.payload
+            raise AssertionError("trigger ended without an event")
+
+        payload = asyncio.run(first_event())
+        return getattr(operator, method)(context, payload, **kwargs)

@@ -1,0 +1,1 @@
+"""Thin Airflow operators over :class:`~reengagement.hook.HubSpotHook`, one module per HubSpot area."""

@@ -1,0 +1,245 @@
+"""The permission-pass email: create it (step 3), send it exactly once, read its metrics (step 4)."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import HubSpotError, HubSpotTransientError
+from ..links import HubSpotObjectLink, email_url
+from .base import HubSpotOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+DEFAULT_BODY = Path(__file__).resolve().parents[3] / "include" / "email" / "permission_pass.html"
+CONFIRM_PLACEHOLDER = re.compile(r"\{\{\s*confirm_url\s*\}\}")
+#: States in which HubSpot has sent (or will send) the email: publishing again must not happen.
+SENT_STATES = frozenset({"PUBLISHED", "PUBLISHED_OR_SCHEDULED", "SCHEDULED", "SCHEDULED_OR_PUBLISHED",
+                         "PROCESSING", "PRE_PROCESSING", "AUTOMATED_SENDING"})
+METRICS = ("selected", "sent", "delivered", "bounce", "open", "click", "unsubscribed", "suppressed")
+BODY_WIDGET = "module-0-1-1"
+
+
+def render_body(template: str, confirm_url: str) -> str:
+    """The email body with the CTA pointing at ``confirm_url``; HubSpot's own tokens stay untouched."""
+    if not CONFIRM_PLACEHOLDER.search(template):
+        raise ValueError("the email body has no {{ confirm_url }} link, so nobody could confirm")
+    return CONFIRM_PLACEHOLDER.sub(html.escape(confirm_url, quote=True), template)
+
+
+def find_email_by_name(hook: Any, name: str) -> dict[str, Any] | None:
+    """The (non-archived) marketing email called ``name``, newest first, or ``None``."""
+    api = hook.client.marketing.emails.marketing_emails_api
+    after = None
+    while True:
+        page = json.loads(api.get_page(limit=100, after=after, archived=False, sort=["-createdAt"],
+                                       _preload_content=False).data)
+        for email in page.get("results", []):
+            if email.get("name") == name:
+                return email
+        after = ((page.get("paging") or {}).get("next") or {}).get("after")
+        if not after:
+            return None
+
+
+def is_sent(email: dict[str, Any]) -> bool:
+    return bool(email.get("isPublished") or email.get("publishedAt")) or email.get("state") in SENT_STATES
+
+
+class CreatePermissionEmailOperator(HubSpotOperator):
+    """Create the round's permission-pass email, or adopt the one a previous try created.
+
+    The email goes to the round's recipients list under the campaign's subscription type, with
+    ``suppressGraymail`` off (the whole point is to reach unengaged contacts) and a CTA to the
+    confirmation page. It is built from ``include/email/permission_pass.html``, or cloned from a
+    designed template email whose body contains ``{{ confirm_url }}``.
+
+    :param email_name: deterministic name of the email (see ``campaign.object_name``).
+    :param recipients_list_id: the round's recipients list (templated).
+    :param subscription_id: the subscription type to send under (templated).
+    :param confirm_url: the CTA link of this round, with campaign and round in its query.
+    :param template_email_id: optional email to clone instead of the built-in body.
+    """
+
+    template_fields: Sequence[str] = ("email_name", "subject", "from_name", "reply_to", "confirm_url",
+                                      "recipients_list_id", "subscription_id", "template_email_id")
+    operator_extra_links = (HubSpotObjectLink(),)
+    ui_color = "#bbdefb"
+
+    def __init__(self, *, email_name: str, subject: str, from_name: str, reply_to: str, confirm_url: str,
+                 recipients_list_id: str, subscription_id: str, template_email_id: str | None = None,
+                 body_path: str | Path = DEFAULT_BODY, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.email_name = email_name
+        self.subject = subject
+        self.from_name = from_name
+        self.reply_to = reply_to
+        self.confirm_url = confirm_url
+        self.recipients_list_id = recipients_list_id
+        self.subscription_id = subscription_id
+        self.template_email_id = template_email_id
+        self.body_path = Path(body_path)
+        self.hubspot_url: str | None = None
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        email = find_email_by_name(self.hook, self.email_name)
+        if email is None:
+            email = self._create()
+        elif is_sent(email):
+            self.log.info("Email %r (%s) was already sent; adopting it unchanged.", self.email_name, email["id"])
+        else:
+            self.log.info("Adopting the draft email %r (%s) and bringing it up to date.", self.email_name, email["id"])
+            email = self._patch(email["id"], email)
+        portal = self.hook.portal
+        self.hubspot_url = email_url(portal["uiDomain"], portal["portalId"], str(email["id"]))
+        return {"email_id": str(email["id"]), "campaign_ids": _campaign_ids(email), "cta_url": self.confirm_url}
+
+    def _settings(self) -> dict[str, Any]:
+        return {
+            "name": self.email_name,
+            "subject": self.subject,
+            "from": {"fromName": self.from_name, "replyTo": self.reply_to},
+            "to": {"contactIlsLists": {"include": [str(self.recipients_list_id)], "exclude": []},
+                   "suppressGraymail": False},
+            "subscriptionDetails": {"subscriptionId": str(self.subscription_id)},
+        }
+
+    def _create(self) -> dict[str, Any]:
+        api = self.hook.client.marketing.emails.marketing_emails_api
+        if self.template_email_id:
+            from hubspot.marketing.emails import ContentCloneRequestVNext
+
+            clone = ContentCloneRequestVNext(id=str(self.template_email_id), clone_name=self.email_name)
+            email = self._create_once(lambda: json.loads(api.clone(clone, _preload_content=False).data))
+            self.log.info("Cloned template email %s into %r (%s).", self.template_email_id, self.email_name,
+                          email["id"])
+            return self._patch(email["id"], email)
+        body = render_body(self.body_path.read_text(encoding="utf-8"), self.confirm_url)
+        request = {**self._settings(), "subcategory": "batch", "sendOnPublish": True,
+                   "content": {"templatePath": "@hubspot/email/dnd/plain_text.html",
+                               "widgets": {BODY_WIDGET: _rich_text(body)}}}
+        email = self._create_once(lambda: json.loads(api.create(request, _preload_content=False).data))
+        self.log.info("Created email %r (%s) for list %s.", self.email_name, email["id"], self.recipients_list_id)
+        return email
+
+    def _create_once(self, create: Any) -> dict[str, Any]:
+        """Create, or find what a dropped connection may have created: never two emails of one name."""
+        try:
+            return create()  # type: ignore[no-any-return]
+        except HubSpotTransientError:
+            found = find_email_by_name(self.hook, self.email_name)
+            if found is None:
+                raise
+            return found
+
+    def _patch(self, email_id: str, email: dict[str, Any]) -> dict[str, Any]:
+        update = self._settings()
+        widgets = (email.get("content") or {}).get("widgets") or {}
+        if self.template_email_id or widgets:
+            update["content"] = {"widgets": _with_cta(widgets, self.confirm_url, self.template_email_id)}
+        api = self.hook.client.marketing.emails.marketing_emails_api
+        return json.loads(api.update(email_id, update, _preload_content=False).data)  # type: ignore[no-any-return]
+
+
+def _rich_text(body: str) -> dict[str, Any]:
+    return {"body": {"html": body, "path": "@hubspot/rich_text", "schema_version": 2, "css_class": "dnd-module"},
+            "id": BODY_WIDGET, "name": BODY_WIDGET, "type": "module", "order": 1}
+
+
+def _with_cta(widgets: dict[str, Any], confirm_url: str, template_id: str | None) -> dict[str, Any]:
+    """The widgets with every ``{{ confirm_url }}`` replaced; a template without one is refused."""
+    updated, found = {}, False
+    for key, widget in widgets.items():
+        body = dict((widget or {}).get("body") or {})
+        text = body.get("html")
+        if isinstance(text, str) and CONFIRM_PLACEHOLDER.search(text):
+            body["html"] = render_body(text, confirm_url)
+            found = True
+        updated[key] = {**widget, "body": body} if body else widget
+    if not found and template_id:
+        raise HubSpotError(f"Template email {template_id} has no {{{{ confirm_url }}}} link in its body: add one "
+                           "where the confirmation button should point.")
+    return updated
+
+
+def _campaign_ids(email: dict[str, Any]) -> list[str]:
+    ids = [str(i) for i in email.get("allEmailCampaignIds") or []]
+    primary = email.get("primaryEmailCampaignId")
+    if primary and str(primary) not in ids:
+        ids.insert(0, str(primary))
+    return ids
+
+
+class SendEmailOperator(HubSpotOperator):
+    """Send (publish) the email exactly once.
+
+    HubSpot's state decides, not Airflow's try number: an email that is already published or sent
+    is recorded and returned, never published again. A publish whose answer was lost is checked by
+    reading the email back before anything else happens.
+
+    :param email_id: the email to send (templated).
+    """
+
+    template_fields: Sequence[str] = ("email_id",)
+    operator_extra_links = (HubSpotObjectLink(),)
+    ui_color = "#90caf9"
+
+    def __init__(self, *, email_id: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.email_id = email_id
+        self.hubspot_url: str | None = None
+
+    def _get(self) -> dict[str, Any]:
+        api = self.hook.client.marketing.emails.marketing_emails_api
+        return json.loads(api.get_by_id(str(self.email_id), _preload_content=False).data)  # type: ignore[no-any-return]
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        email = self._get()
+        portal = self.hook.portal
+        self.hubspot_url = email_url(portal["uiDomain"], portal["portalId"], str(self.email_id))
+        if is_sent(email):
+            self.log.info("Email %s was already sent at %s; not sending it again.", self.email_id,
+                          email.get("publishedAt") or email.get("publishDate"))
+        else:
+            try:
+                self.hook.client.marketing.emails.marketing_emails_api.publish_or_send(str(self.email_id))
+            except HubSpotTransientError:
+                if not is_sent(self._get()):
+                    raise
+                self.log.warning("The publish answer was lost, but HubSpot shows the email as sent.")
+            email = self._get()
+            if not is_sent(email):
+                raise HubSpotError(f"HubSpot accepted the publish of email {self.email_id} but does not show it as "
+                                   f"sent (state {email.get('state')}).")
+            self.log.info("Sent email %s (state %s).", self.email_id, email.get("state"))
+        sent_at = email.get("publishedAt") or email.get("publishDate")
+        return {"email_id": str(self.email_id), "campaign_ids": _campaign_ids(email), "sent_at": sent_at}
+
+
+class EmailMetricsOperator(HubSpotOperator):
+    """Step 4: read the email's post-send counters, log them as a table, push them as counts.
+
+    :param email_id: the email whose statistics to read (templated).
+    """
+
+    template_fields: Sequence[str] = ("email_id",)
+    ui_color = "#e1bee7"
+
+    def __init__(self, *, email_id: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.email_id = email_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        api = self.hook.client.marketing.emails.marketing_emails_api
+        email = json.loads(api.get_by_id(str(self.email_id), include_stats=True, _preload_content=False).data)
+        counters = ((email.get("stats") or {}).get("counters")) or {}
+        metrics = {name: int(counters.get(name) or 0) for name in METRICS}
+        width = max(len(n) for n in METRICS)
+        table = "\n".join(f"  {name:<{width}}  {value:>9,}" for name, value in metrics.items())
+        self.log.info("Metrics of email %s:\n%s", self.email_id, table)
+        return {"email_id": str(self.email_id), **metrics}

@@ -1,0 +1,257 @@
+"""Lists: the step-2 segment, each round's recipients, list 1 (confirmed) and list 2 (unconfirmed)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import tenacity
+
+from .. import report, segments
+from ..campaign import is_cta_click
+from ..errors import HubSpotConflict, HubSpotError, HubSpotTransientError
+from ..hook import BATCH_SIZE, chunked
+from ..links import ExportFileLink, HubSpotObjectLink, list_url
+from ..storage import read_manifest, restrict, run_folder, write_manifest
+from ..triggers import ExportReadyTrigger, ListProcessedTrigger
+from .base import HubSpotOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+PROCESSING_TYPES = ("DYNAMIC", "SNAPSHOT", "MANUAL")
+
+
+class ListDefinitionConflict(HubSpotError):
+    """A list with the campaign's name exists but means something else: adopting it would be wrong."""
+
+
+class EnsureListOperator(HubSpotOperator):
+    """Make sure a list with this name and definition exists, and wait until HubSpot has computed it.
+
+    A rerun adopts the list the first try made (same name, same definition); a list of that name with
+    another definition fails the task rather than being silently reused. Waiting for
+    ``processingStatus`` happens in the triggerer, so no worker slot is held.
+
+    :param list_name: the list's deterministic name (see ``campaign.object_name``).
+    :param processing_type: ``DYNAMIC``, ``SNAPSHOT`` or ``MANUAL``.
+    :param segment: a segment of :mod:`reengagement.segments` (``None`` for a MANUAL list).
+    :param segment_args: the segment's arguments (list ids, subscription id, ...), templated.
+    :param poll_interval: seconds between checks while HubSpot processes the list.
+
+    .. seealso:: https://developers.hubspot.com/docs/api/crm/lists
+    """
+
+    template_fields: Sequence[str] = ("list_name", "segment_args")
+    operator_extra_links = (HubSpotObjectLink(),)
+    ui_color = "#ffe0b2"
+
+    def __init__(self, *, list_name: str, processing_type: str, segment: str | None = None,
+                 segment_args: dict[str, Any] | None = None, poll_interval: float = 5.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if processing_type not in PROCESSING_TYPES:
+            raise ValueError(f"processing_type must be one of {PROCESSING_TYPES}, not {processing_type!r}")
+        if (segment is None) != (processing_type == "MANUAL"):
+            raise ValueError("a MANUAL list has no segment; DYNAMIC and SNAPSHOT lists need one")
+        if segment is not None and segment not in segments.SEGMENTS:
+            raise ValueError(f"unknown segment {segment!r}; known: {', '.join(segments.SEGMENTS)}")
+        self.list_name = list_name
+        self.processing_type = processing_type
+        self.segment = segment
+        self.segment_args = segment_args or {}
+        self.poll_interval = poll_interval
+        self.hubspot_url: str | None = None
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        definition = segments.build(self.segment, self.segment_args)
+        found = ensure_list(self.hook, self.list_name, self.processing_type, definition, log=self.log)
+        self._link(found["listId"])
+        if found.get("processingStatus") == "PROCESSING":
+            self.log.info("List %r (%s) is PROCESSING; waiting in the triggerer.", self.list_name, found["listId"])
+            self.defer(trigger=ListProcessedTrigger(list_id=str(found["listId"]), hubspot_conn_id=self.hubspot_conn_id,
+                                                    poll_interval=self.poll_interval),
+                       method_name="execute_complete")
+        return self._result(found["listId"], found.get("size"))
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        if event.get("status") != "done":
+            raise HubSpotTransientError(f"List {self.list_name!r} did not finish processing: {event.get('message')}")
+        self._link(event["list_id"])
+        return self._result(event["list_id"], event.get("size"))
+
+    def _result(self, list_id: Any, size: Any) -> dict[str, Any]:
+        size = int(size or 0)
+        self.log.info("List %r is ready: id %s, %d members.", self.list_name, list_id, size)
+        return {"list_id": str(list_id), "size": size}
+
+    def _link(self, list_id: Any) -> None:
+        portal = self.hook.portal
+        self.hubspot_url = list_url(portal["uiDomain"], portal["portalId"], str(list_id))
+
+
+def ensure_list(hook: Any, name: str, processing_type: str, definition: dict[str, Any] | None,
+                *, log: Any) -> dict[str, Any]:
+    """The list called ``name``, created if missing; only ever one per name (see :class:`EnsureListOperator`)."""
+    existing = hook.get_list_by_name(name)
+    if existing is not None:
+        return _adopt(existing, name, processing_type, definition, log=log)
+
+    def create() -> dict[str, Any]:
+        from hubspot.crm.lists import ListCreateRequest
+
+        request = ListCreateRequest(name=name, object_type_id="0-1", processing_type=processing_type,
+                                    filter_branch=definition)
+        response = hook.client.crm.lists.lists_api.create(request, _preload_content=False)
+        return json.loads(response.data)["list"]
+
+    def create_or_adopt() -> dict[str, Any]:
+        try:
+            return create()
+        except (HubSpotTransientError, HubSpotConflict):
+            # The create may have been applied (dropped connection) or raced: look before trying again.
+            found = hook.get_list_by_name(name)
+            if found is None:
+                raise
+            return _adopt(found, name, processing_type, definition, log=log)
+
+    retrying = tenacity.Retrying(stop=tenacity.stop_after_attempt(4), reraise=True,
+                                 retry=tenacity.retry_if_exception_type(HubSpotTransientError),
+                                 wait=tenacity.wait_exponential_jitter(multiplier=1, max=30))
+    created = retrying(create_or_adopt)
+    log.info("Created %s list %r (id %s).", processing_type, name, created["listId"])
+    return created
+
+
+def _adopt(found: dict[str, Any], name: str, processing_type: str, definition: dict[str, Any] | None,
+           *, log: Any) -> dict[str, Any]:
+    same_type = found.get("processingType") == processing_type
+    same_filters = definition is None or segments.same_definition(definition, found.get("filterBranch"))
+    if not (same_type and same_filters):
+        raise ListDefinitionConflict(
+            f"A HubSpot list named {name!r} already exists (id {found.get('listId')}) with a different definition "
+            f"({found.get('processingType')} vs {processing_type}{'' if same_filters else ', other filters'}). "
+            "Rename or delete it, or run the campaign under another 'campaign' id."
+        )
+    log.info("Adopting the existing list %r (id %s).", name, found.get("listId"))
+    return found
+
+
+class BuildConfirmedListOperator(HubSpotOperator):
+    """List 1: contacts who clicked the CTA of any permission-pass email of the campaign so far.
+
+    Clicks come from HubSpot's email events (bot-filtered ones excluded) and must match a CTA URL
+    exactly: a click on the unsubscribe or preferences link is not a confirmation. Only contacts
+    missing from the MANUAL list are added, so a rerun adds nothing and hand-added members stay.
+
+    :param list_id: the campaign's MANUAL "confirmed" list.
+    :param emails: one ``{"campaign_ids": [...], "cta_url": "..."}`` per email sent so far (templated).
+    """
+
+    template_fields: Sequence[str] = ("list_id", "emails")
+    operator_extra_links = (HubSpotObjectLink(),)
+    ui_color = "#c8e6c9"
+
+    def __init__(self, *, list_id: str, emails: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.list_id = list_id
+        self.emails = emails
+        self.hubspot_url: str | None = None
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        emails = [e for e in (self.emails or []) if e]
+        clickers = confirmed_recipients(self.hook, emails)
+        self.log.info("%d contacts clicked a CTA of %d email(s).", len(clickers), len(emails))
+        contact_ids = {contact_id for _, contact_id in self.hook.contact_ids_by_email(clickers)}
+        members = set(self.hook.iter_list_memberships(str(self.list_id)))
+        missing = sorted(contact_ids - members, key=int)
+        for chunk in chunked(missing, BATCH_SIZE):
+            self.hook.client.crm.lists.memberships_api.add(str(self.list_id), chunk)
+        portal = self.hook.portal
+        self.hubspot_url = list_url(portal["uiDomain"], portal["portalId"], str(self.list_id))
+        size = len(members | contact_ids)
+        self.log.info("List 1 (%s): %d CTA clickers, %d added now, %d members in all.", self.list_id,
+                      len(contact_ids), len(missing), size)
+        return {"list_id": str(self.list_id), "confirmed": len(contact_ids), "added": len(missing), "size": size}
+
+
+def confirmed_recipients(hook: Any, emails: Iterable[dict[str, Any]]) -> set[str]:
+    """Addresses with a non-filtered CLICK on one of the emails' CTA URLs."""
+    recipients: set[str] = set()
+    for email in emails:
+        cta = {email["cta_url"]}
+        for campaign_id in email.get("campaign_ids") or []:
+            for event in hook.iter_email_events(campaign_id, "CLICK", exclude_filtered=True):
+                if not event.get("filteredEvent") and is_cta_click(event.get("url"), cta):
+                    recipients.add(str(event["recipient"]).strip().lower())
+    return recipients
+
+
+class ExportListOperator(HubSpotOperator):
+    """Step 6, first half: export list 2 as CSV, the audit record written before anything changes.
+
+    HubSpot's export runs asynchronously (the wait is deferred to the triggerer); its CSV is then
+    streamed into ``<export_base>/<campaign>/<run id>/unconfirmed.csv`` with columns
+    ``contact_id, email, run_id``, cells a spreadsheet would execute neutralised, owner-only on local
+    disks. A rerun reuses a complete file instead of exporting again, so the opt-out always works from
+    the list as it was first exported.
+
+    :param list_id: list 2 of the last round (templated).
+    :param campaign: the campaign id, for the folder name (templated).
+    :param export_base: ObjectStoragePath URI of the exports folder (templated; default in AIRFLOW_HOME).
+    """
+
+    template_fields: Sequence[str] = ("list_id", "campaign", "export_base")
+    operator_extra_links = (ExportFileLink(),)
+    ui_color = "#fff9c4"
+
+    def __init__(self, *, list_id: str, campaign: str, export_base: str | None = None, poll_interval: float = 5.0,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.list_id = list_id
+        self.campaign = campaign
+        self.export_base = export_base
+        self.poll_interval = poll_interval
+        self.file_uri: str | None = None
+
+    def _target(self, context: Context) -> Any:
+        return run_folder(self.export_base, self.campaign, context["run_id"]) / "unconfirmed.csv"
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        target = self._target(context)
+        self.file_uri = str(target)
+        done = read_manifest(target)
+        if done is not None:
+            self.log.info("Reusing the complete export %s (%s rows).", target, done["rows"])
+            return {"export_uri": str(target), "rows": int(done["rows"])}
+        request = {"exportType": "LIST", "listId": str(self.list_id), "objectType": "CONTACT",
+                   "objectProperties": ["email"], "format": "CSV", "language": "EN",
+                   "exportName": target.name + " " + str(context["run_id"]),
+                   "exportInternalValuesOptions": ["NAMES"], "associatedObjectType": [],
+                   "includeLabeledAssociations": False, "includePrimaryDisplayPropertyForAssociatedObjects": False,
+                   "overrideAssociatedObjectsPerDefinitionPerRowLimit": False}
+        task = self.hook.client.crm.exports.public_exports_api.start(request)
+        self.log.info("Started HubSpot export %s of list %s; waiting in the triggerer.", task.id, self.list_id)
+        self.defer(trigger=ExportReadyTrigger(task_id=str(task.id), hubspot_conn_id=self.hubspot_conn_id,
+                                              poll_interval=self.poll_interval),
+                   method_name="execute_complete")
+        raise AssertionError("unreachable: defer() raises")  # pragma: no cover
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        if event.get("status") != "done":
+            raise HubSpotTransientError(f"HubSpot's export of list {self.list_id} failed: {event.get('message')}")
+        target = self._target(context)
+        self.file_uri = str(target)
+        rows = 0
+        with self.hook.open_download(event["url"]) as download, target.open("w") as out:
+            chunks = pd.read_csv(download, dtype="string", keep_default_na=False, chunksize=report.CHUNK_ROWS)
+            for frame in report.from_hubspot_export(chunks, str(context["run_id"])):
+                report.to_csv_rows(frame, out, header=rows == 0)
+                rows += len(frame)
+            if rows == 0:
+                out.write(",".join(report.OPT_OUT_COLUMNS) + "\n")
+        restrict(target)
+        write_manifest(target, rows=rows, list_id=str(self.list_id), run_id=str(context["run_id"]))
+        self.log.info("Exported list %s: %d contacts to %s.", self.list_id, rows, target)
+        return {"export_uri": str(target), "rows": rows}

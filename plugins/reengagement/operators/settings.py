@@ -1,0 +1,147 @@
+"""Step 1: review the portal's settings before anything is created or sent."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..campaign import confirm_url_problems, estimated_calls
+from ..errors import HubSpotError, HubSpotForbiddenError, HubSpotNotFound, HubSpotScopeError
+from .base import HubSpotOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class PreflightFailed(HubSpotError):
+    """One or more settings make the campaign unsafe or impossible; the message lists them all."""
+
+
+class PreflightOperator(HubSpotOperator):
+    """Check everything step 1 asks for, and fail once with the full list of problems.
+
+    - the subscription type exists and is active (given by id or name);
+    - forms whose consent options are missing or do not cover that subscription type (warnings:
+      contacts they collect may never have agreed to this type);
+    - the portal can publish marketing email and batch-write subscription statuses (Marketing Hub
+      Enterprise and the matching scopes);
+    - the template email, if given, exists;
+    - the confirmation URL is https and not a subscription-preferences or unsubscribe page;
+    - the day's remaining API budget covers the campaign's estimated calls.
+
+    Returns ``subscription_id``, ``portal_id`` and the counts the later tasks need.
+
+    :param subscription_type: id or name of the subscription type (templated).
+    :param confirm_url: the thank-you page of the CTA (templated).
+    :param template_email_id: optional email to clone (templated).
+    :param rounds: how many emails the campaign may send (for the budget estimate).
+    """
+
+    template_fields: Sequence[str] = ("subscription_type", "confirm_url", "template_email_id", "rounds")
+    ui_color = "#eeeeee"
+
+    def __init__(self, *, subscription_type: str, confirm_url: str, template_email_id: str | None = None,
+                 rounds: int | str = 1, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.subscription_type = subscription_type
+        self.confirm_url = confirm_url
+        self.template_email_id = template_email_id
+        self.rounds = rounds
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        problems: list[str] = list(confirm_url_problems(str(self.confirm_url)))
+        subscription = self._subscription(problems)
+        warnings = list(self._consent_warnings(subscription)) if subscription else []
+        problems += self._capabilities()
+        if self.template_email_id:
+            problems += self._template()
+        contacts, budget = self._budget(problems)
+        for warning in warnings:
+            self.log.warning("Consent: %s", warning)
+        if problems:
+            raise PreflightFailed("The campaign cannot start:\n- " + "\n- ".join(problems))
+        portal = self.hook.portal
+        self.log.info("Preflight passed: subscription type %r (%s), portal %s, %d contacts, budget %s calls left.",
+                      subscription["name"], subscription["id"], portal["portalId"], contacts, budget)
+        return {"subscription_id": str(subscription["id"]), "portal_id": str(portal["portalId"]),
+                "contacts": contacts, "consent_warnings": len(warnings)}
+
+    def _subscription(self, problems: list[str]) -> dict[str, Any] | None:
+        api = self.hook.client.communication_preferences.definition_api
+        definitions = json.loads(api.get_page(_preload_content=False).data).get("subscriptionDefinitions", [])
+        wanted = str(self.subscription_type).strip()
+        found = [d for d in definitions if str(d["id"]) == wanted or d["name"].strip().lower() == wanted.lower()]
+        if not found:
+            names = ", ".join(f"{d['name']!r} ({d['id']})" for d in definitions)
+            problems.append(f"Subscription type {wanted!r} does not exist; the portal has {names}.")
+            return None
+        if not found[0].get("isActive"):
+            problems.append(f"Subscription type {found[0]['name']!r} ({found[0]['id']}) is not active.")
+        return found[0]
+
+    def _forms(self) -> Iterator[dict[str, Any]]:
+        api = self.hook.client.marketing.forms.forms_api
+        after = None
+        while True:
+            page = json.loads(api.get_page(after=after, limit=100, _preload_content=False).data)
+            yield from page.get("results", [])
+            after = ((page.get("paging") or {}).get("next") or {}).get("after")
+            if not after:
+                return
+
+    def _consent_warnings(self, subscription: dict[str, Any]) -> Iterator[str]:
+        sub_id = str(subscription["id"])
+        for form in self._forms():
+            options = form.get("legalConsentOptions") or {"type": "none"}
+            kind = options.get("type")
+            if kind == "none":
+                yield f"form {form.get('name')!r} collects contacts without any consent text"
+                continue
+            covered = {str(i) for i in options.get("subscriptionTypeIds") or []}
+            covered |= {str(c.get("subscriptionTypeId")) for c in options.get("communicationsCheckboxes") or []}
+            if sub_id not in covered:
+                yield (f"form {form.get('name')!r} ({kind}) does not cover subscription type "
+                       f"{subscription['name']!r}")
+
+    def _capabilities(self) -> list[str]:
+        """Can this portal and token publish email and batch-write statuses? Probed without changing anything."""
+        problems = []
+        probes = {
+            "publish marketing email (Marketing Hub Enterprise, scope marketing-email)":
+                ("POST", "/marketing/v3/emails/0/publish", None),
+            "batch-write subscription statuses (Marketing Hub Enterprise, scope "
+            "communication_preferences.statuses.batch.write)":
+                ("POST", "/communication-preferences/v4/statuses/batch/write", {"inputs": []}),
+        }
+        for what, (method, path, body) in probes.items():
+            try:
+                self.hook.request(method, path, json_body=body)
+            except HubSpotNotFound:
+                pass  # allowed: email 0 does not exist, which HubSpot checks only after scopes and tier
+            except (HubSpotScopeError, HubSpotForbiddenError) as err:
+                problems.append(f"The portal or token cannot {what}: {err}")
+        return problems
+
+    def _template(self) -> list[str]:
+        try:
+            self.hook.client.marketing.emails.marketing_emails_api.get_by_id(str(self.template_email_id),
+                                                                             _preload_content=False)
+        except HubSpotNotFound:
+            return [f"Template email {self.template_email_id} does not exist."]
+        return []
+
+    def _budget(self, problems: list[str]) -> tuple[int, int]:
+        from hubspot.crm.contacts import PublicObjectSearchRequest
+
+        search = PublicObjectSearchRequest(filter_groups=[], sorts=[], properties=["email"], limit=1, after="0")
+        contacts = int(self.hook.client.crm.contacts.search_api.do_search(search).total or 0)
+        usage = self.hook.request("GET", "/account-info/v3/api-usage/daily/private-apps").get("results") or []
+        if not usage:
+            return contacts, -1
+        left = int(usage[0]["usageLimit"]) - int(usage[0]["currentUsage"])
+        needed = estimated_calls(contacts, int(self.rounds))
+        if left < needed:
+            problems.append(f"Only {left} API calls are left today, and the campaign may need up to {needed} "
+                            f"({contacts} contacts, {self.rounds} round(s)). Run it after the daily reset.")
+        return contacts, left

@@ -1,0 +1,122 @@
+"""Create, send (exactly once), metrics and list 1, against the sandbox through the real SDK."""
+
+from __future__ import annotations
+
+import pytest
+from reengagement.campaign import confirm_url_for
+from reengagement.errors import HubSpotError
+from reengagement.operators.emails import (
+    CreatePermissionEmailOperator,
+    EmailMetricsOperator,
+    SendEmailOperator,
+    render_body,
+)
+from reengagement.operators.lists import BuildConfirmedListOperator, EnsureListOperator
+
+from include.hubspot_sandbox.seeding import MARKETING_SUBSCRIPTION_ID
+from tests.plugins.conftest import contact_ids, run_operator
+
+SUB = str(MARKETING_SUBSCRIPTION_ID)
+CTA = confirm_url_for("https://www.example.com/still-subscribed", "c", 1)
+
+
+@pytest.fixture
+def recipients(seeded, hubspot_conn):
+    """The round-1 recipients: a SNAPSHOT of the unengaged list."""
+    unengaged = run_operator(EnsureListOperator(
+        task_id="build_unengaged_list", list_name="c · unengaged", processing_type="DYNAMIC", segment="unengaged",
+        segment_args={"subscription_id": SUB, "inactivity_weeks": 52}, poll_interval=0.1))
+    return run_operator(EnsureListOperator(
+        task_id="build_recipients_list", list_name="c · r1 · recipients", processing_type="SNAPSHOT",
+        segment="snapshot_of", segment_args={"list_id": unengaged["list_id"]}, poll_interval=0.1))
+
+
+def create_op(list_id: str, **kw) -> CreatePermissionEmailOperator:
+    args = {"task_id": "create_email", "email_name": "c · r1 · email", "subject": "Still with us?",
+            "from_name": "Team", "reply_to": "team@example.com", "confirm_url": CTA, "recipients_list_id": list_id,
+            "subscription_id": SUB, **kw}
+    return CreatePermissionEmailOperator(**args)
+
+
+def emails_named(sandbox, name):
+    return [e for e in sandbox.session.get(f"{sandbox.url}/marketing/v3/emails", params={"limit": 100}).json()["results"]
+            if e["name"] == name]
+
+
+def test_create_builds_the_email_and_a_rerun_adopts_it(seeded, recipients):
+    first = run_operator(create_op(recipients["list_id"]))
+    second = run_operator(create_op(recipients["list_id"]))
+    assert first == second
+    (email,) = emails_named(seeded, "c · r1 · email")
+    assert email["to"]["contactIlsLists"]["include"] == [recipients["list_id"]]
+    assert email["to"]["suppressGraymail"] is False
+    assert str(email["subscriptionDetails"]["subscriptionId"]) == SUB
+    html = email["content"]["widgets"]["module-0-1-1"]["body"]["html"]
+    assert 'href="https://www.example.com/still-subscribed?pp=c&amp;pp_round=1"' in html
+    assert first["campaign_ids"] and first["cta_url"] == CTA
+
+
+def test_create_from_a_template_needs_the_confirm_placeholder(seeded, recipients):
+    made = seeded.session.post(f"{seeded.url}/marketing/v3/emails", json={
+        "name": "designed template", "subject": "x", "content": {"widgets": {"main": {
+            "body": {"html": '<a href="{{ confirm_url }}">Yes</a>'}, "id": "main", "name": "main", "type": "module"}}}
+    }).json()
+    result = run_operator(create_op(recipients["list_id"], template_email_id=made["id"]))
+    (email,) = emails_named(seeded, "c · r1 · email")
+    assert email["id"] == result["email_id"] != made["id"]
+    assert "pp_round=1" in email["content"]["widgets"]["main"]["body"]["html"]
+    bare = seeded.session.post(f"{seeded.url}/marketing/v3/emails", json={"name": "no cta", "subject": "x"}).json()
+    with pytest.raises(HubSpotError, match="no \\{\\{ confirm_url \\}\\} link"):
+        run_operator(create_op(recipients["list_id"], template_email_id=bare["id"], email_name="c · r2 · email"))
+
+
+def test_body_without_cta_is_refused():
+    with pytest.raises(ValueError, match="confirm_url"):
+        render_body("<p>no link</p>", CTA)
+
+
+def test_send_publishes_once_even_when_rerun(seeded, recipients):
+    email = run_operator(create_op(recipients["list_id"]))
+    sent = run_operator(SendEmailOperator(task_id="send_email", email_id=email["email_id"]))
+    again = run_operator(SendEmailOperator(task_id="send_email", email_id=email["email_id"]))
+    assert sent["sent_at"] and again["sent_at"] == sent["sent_at"]
+    calls = seeded.admin("GET", "calls")
+    assert calls["emails.publish"]["calls"] == 1
+    sends = seeded.admin("GET", f"emails/{email['email_id']}/recipients")
+    assert len(sends["recipients"]) == recipients["size"]
+
+
+def test_a_publish_whose_answer_was_lost_is_not_repeated(seeded, recipients):
+    email = run_operator(create_op(recipients["list_id"]))
+    seeded.admin("POST", "faults", {"endpoint": "emails.publish", "kind": "drop_after", "count": 1})
+    sent = run_operator(SendEmailOperator(task_id="send_email", email_id=email["email_id"]))
+    assert sent["sent_at"]
+    assert seeded.admin("GET", "calls")["emails.publish"]["calls"] == 1
+
+
+def test_send_on_a_starter_portal_fails_clearly(seeded, recipients):
+    email = run_operator(create_op(recipients["list_id"]))
+    seeded.admin("PUT", "settings", {"tier": "starter"})
+    with pytest.raises(HubSpotError, match="marketing-email"):
+        run_operator(SendEmailOperator(task_id="send_email", email_id=email["email_id"]))
+
+
+def test_metrics_and_list_one_after_the_responses(seeded, recipients):
+    email = run_operator(create_op(recipients["list_id"]))
+    run_operator(SendEmailOperator(task_id="send_email", email_id=email["email_id"]))
+    seeded.admin("POST", "clock", {"advance_seconds": 60})
+    metrics = run_operator(EmailMetricsOperator(task_id="review_metrics", email_id=email["email_id"]))
+    assert metrics["sent"] == recipients["size"]
+    assert metrics["delivered"] + metrics["bounce"] == metrics["sent"]
+    assert metrics["click"] > 0
+    confirmed = run_operator(EnsureListOperator(task_id="confirmed", list_name="c · confirmed",
+                                                processing_type="MANUAL", poll_interval=0.1))
+    build = BuildConfirmedListOperator(task_id="build_confirmed_list", list_id=confirmed["list_id"], emails=[email])
+    result = run_operator(build)
+    clicked = set(contact_ids(seeded, "confirm_r1"))
+    assert result["confirmed"] == len(clicked) and result["added"] == len(clicked)
+    members = set(build.hook.iter_list_memberships(confirmed["list_id"]))
+    assert members == clicked  # no unsubscribe-link clickers, no bot clicks
+    rerun = run_operator(BuildConfirmedListOperator(task_id="build_confirmed_list", list_id=confirmed["list_id"],
+                                                    emails=[email]))
+    assert rerun["added"] == 0 and rerun["size"] == len(clicked)

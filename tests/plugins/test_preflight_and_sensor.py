@@ -1,0 +1,77 @@
+"""Step 1's checks, and the wait measured from the send."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from airflow.sdk.exceptions import TaskDeferred
+from reengagement.operators.settings import PreflightFailed, PreflightOperator
+from reengagement.sensors import SendWindowSensor
+
+from include.hubspot_sandbox.seeding import MARKETING_SUBSCRIPTION_ID
+from tests.plugins.conftest import run_operator
+
+
+def preflight(**kw) -> PreflightOperator:
+    args = {"task_id": "preflight", "subscription_type": "Marketing Information",
+            "confirm_url": "https://www.example.com/thanks", "rounds": 2, **kw}
+    return PreflightOperator(**args)
+
+
+def test_preflight_passes_on_an_enterprise_portal_and_counts_consent_warnings(seeded, hubspot_conn, caplog):
+    result = run_operator(preflight())
+    assert result == {"subscription_id": str(MARKETING_SUBSCRIPTION_ID), "portal_id": "46801234", "contacts": 300,
+                      "consent_warnings": 2}
+
+
+def test_subscription_type_can_be_given_by_id(seeded, hubspot_conn):
+    assert run_operator(preflight(subscription_type=str(MARKETING_SUBSCRIPTION_ID)))["consent_warnings"] == 2
+
+
+def test_preflight_lists_every_problem_in_one_message(seeded, hubspot_conn):
+    seeded.admin("PUT", "settings", {"tier": "professional"})
+    with pytest.raises(PreflightFailed) as err:
+        run_operator(preflight(subscription_type="Newsletter", template_email_id="123",
+                               confirm_url="https://example.com/hs/manage-preferences/unsubscribe"))
+    message = str(err.value)
+    for fragment in ("'Newsletter' does not exist", "Marketing Information", "preferences or unsubscribe page",
+                     "publish marketing email", "batch-write subscription statuses", "Template email 123"):
+        assert fragment in message
+
+
+def test_inactive_subscription_type_is_refused(seeded, hubspot_conn):
+    with pytest.raises(PreflightFailed, match="not active"):
+        run_operator(preflight(subscription_type="Legacy Newsletter"))
+
+
+def test_daily_budget_must_cover_the_campaign(seeded, hubspot_conn):
+    seeded.admin("PUT", "settings", {"rate_limit": "190/10s,1000/day", "daily_used": 900})
+    with pytest.raises(PreflightFailed, match="API calls are left today"):
+        run_operator(preflight())
+
+
+def sensor(sent_at: str, delta: str = "PT1H") -> SendWindowSensor:
+    return SendWindowSensor(task_id="wait_for_responses", sent_at=sent_at, delta=delta)
+
+
+def test_wait_is_measured_from_the_send_not_the_run():
+    sent = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=20)
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor(sent.isoformat()).execute({})
+    assert deferred.value.trigger.moment == sent + dt.timedelta(hours=1)
+
+
+def test_a_cleared_sensor_waits_only_what_is_left_and_a_finished_window_does_not_wait():
+    sent = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=59, seconds=50)
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor(sent.isoformat().replace("+00:00", "Z")).execute({})
+    left = deferred.value.trigger.moment - dt.datetime.now(dt.timezone.utc)
+    assert dt.timedelta(0) < left <= dt.timedelta(seconds=10)
+    long_ago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=2)
+    assert sensor(long_ago.isoformat()).execute({}) is True
+
+
+def test_sensor_without_send_time_fails_clearly():
+    with pytest.raises(ValueError, match="no send time"):
+        sensor("").execute({})
