@@ -39,8 +39,8 @@ def create_op(list_id: str, **kw) -> CreatePermissionEmailOperator:
 
 
 def emails_named(sandbox, name):
-    return [e for e in sandbox.session.get(f"{sandbox.url}/marketing/v3/emails", params={"limit": 100}).json()["results"]
-            if e["name"] == name]
+    page = sandbox.session.get(f"{sandbox.url}/marketing/v3/emails", params={"limit": 100}).json()
+    return [e for e in page["results"] if e["name"] == name]
 
 
 def test_create_builds_the_email_and_a_rerun_adopts_it(seeded, recipients):
