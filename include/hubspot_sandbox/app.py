@@ -74,6 +74,12 @@ def _install_error_handlers(app: FastAPI) -> None:
         message = "Resource not found" if exc.status_code == 404 else str(exc.detail)
         return JSONResponse(errors.HubSpotError(exc.status_code, category, message).body(), exc.status_code)
 
+    @app.exception_handler(OverflowError)
+    async def out_of_range(_: Request, exc: OverflowError) -> JSONResponse:
+        # A number in the request that SQLite can't store (beyond 64 bits): HubSpot can't parse it as a long either.
+        err = errors.validation_error(f"Invalid input: a number is out of range ({exc}).")
+        return JSONResponse(err.body(), status_code=400)
+
     @app.exception_handler(Exception)
     async def internal(_: Request, exc: Exception) -> JSONResponse:
         log.exception("sandbox bug: %s", exc)

@@ -128,9 +128,30 @@ async def json_body(request: Request, *, default: Any = ...) -> Any:
             return default
         raise errors.invalid_json("No content to map due to end-of-input")
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as err:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError) as err:  # RecursionError: absurdly deep nesting
         raise errors.invalid_json(str(err)) from err
+    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and _nesting_depth(value) > MAX_JSON_DEPTH:
+        raise errors.invalid_json(f"Document nesting depth exceeds the maximum allowed ({MAX_JSON_DEPTH})")
+    return value
+
+
+#: Deeper documents are refused like Jackson refuses them (its limit is 1000): the sandbox could store such a
+#: body but never serialise it back (pydantic stops at 254 levels), so the resource would answer 500 forever.
+MAX_JSON_DEPTH = 200
+
+
+def _nesting_depth(value: Any) -> int:
+    """How deeply objects and arrays nest (iteratively; stops counting past the limit)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack and deepest <= MAX_JSON_DEPTH:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return deepest
 
 
 def json_object(value: Any, what: str = "request body") -> dict[str, Any]:

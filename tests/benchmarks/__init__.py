@@ -1,0 +1,1 @@
+"""Benchmarks of the HubSpot sandbox (``make bench``)."""
