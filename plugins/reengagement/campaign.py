@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -291,3 +291,16 @@ def estimated_calls(contacts: int, rounds: int) -> int:
     per_round_fixed = 40
     grows = -(-contacts // 100) + rounds * (-(-contacts // 250) + -(-contacts // 1000) + -(-contacts // 100))
     return 50 + rounds * per_round_fixed + grows
+
+
+def another_round(round_no: int, rounds: int, unconfirmed: int) -> bool:
+    """Step 7: mail the still-unconfirmed again only if more rounds were asked for and anyone is left."""
+    return round_no < rounds and unconfirmed > 0
+
+
+def last_done(results: Sequence[Mapping[str, Any] | None]) -> Mapping[str, Any]:
+    """The result of the last round that ran (later rounds may have been skipped)."""
+    done = [r for r in results if r]
+    if not done:
+        raise ValueError("no round has finished")
+    return done[-1]

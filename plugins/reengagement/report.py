@@ -100,3 +100,52 @@ def email_hashes(emails: pd.Series) -> np.ndarray:
     """64-bit hashes of emails: duplicates of a million rows can be found in 8 MB."""
     return np.fromiter((int.from_bytes(hashlib.blake2b(e.encode(), digest_size=8).digest(), "big") for e in emails),
                        dtype=np.uint64, count=len(emails))
+
+
+FUNNEL_COLUMNS = ["round", "cohort", "recipients", "sent", "delivered", "opened", "confirmed", "unconfirmed",
+                  "opted_out", "errors"]
+
+
+def funnel(rounds: list[dict[str, int]], opted_out: int, errors: int) -> pd.DataFrame:
+    """One row per round that ran; the opt-out is counted on the last round, whose list 2 it applied to."""
+    rows = []
+    for number, r in enumerate(rounds, start=1):
+        last = number == len(rounds)
+        rows.append({"round": number, "cohort": r.get("cohort", 0), "recipients": r.get("recipients", 0),
+                     "sent": r.get("sent", 0), "delivered": r.get("delivered", 0), "opened": r.get("opened", 0),
+                     "confirmed": r.get("confirmed", 0), "unconfirmed": r.get("unconfirmed", 0),
+                     "opted_out": opted_out if last else 0, "errors": errors if last else 0})
+    return pd.DataFrame(rows, columns=FUNNEL_COLUMNS)
+
+
+def text_table(frame: pd.DataFrame) -> str:
+    return frame.to_string(index=False) if len(frame) else "(no round ran)"
+
+
+def html_page(title: str, summary: str, frame: pd.DataFrame) -> str:
+    """A self-contained page: the funnel as horizontal bars (inline SVG) above the table."""
+    from html import escape
+
+    stages = ["recipients", "sent", "delivered", "opened", "confirmed", "unconfirmed", "opted_out"]
+    colours = ["#90caf9", "#64b5f6", "#42a5f5", "#7e57c2", "#66bb6a", "#ffa726", "#ef5350"]
+    charts = []
+    for _, row in frame.iterrows():
+        top = max(int(row["recipients"]), 1)
+        bars = []
+        for i, (stage, colour) in enumerate(zip(stages, colours, strict=True)):
+            value = int(row[stage])
+            width = 520 * value / top
+            y = 10 + i * 30
+            bars.append(f'<text x="0" y="{y + 16}" font-size="13">{escape(stage)}</text>'
+                        f'<rect x="110" y="{y}" width="{width:.1f}" height="22" fill="{colour}" rx="3"/>'
+                        f'<text x="{116 + width:.1f}" y="{y + 16}" font-size="13">{value:,}</text>')
+        height = 20 + 30 * len(stages)
+        charts.append(f'<h2>Round {int(row["round"])}</h2><svg xmlns="http://www.w3.org/2000/svg" width="760" '
+                      f'height="{height}" role="img" aria-label="funnel of round {int(row["round"])}">'
+                      + "".join(bars) + "</svg>")
+    table = frame.to_html(index=False, border=0, classes="funnel") if len(frame) else "<p>No round ran.</p>"
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title><style>"
+            "body{font-family:system-ui,sans-serif;margin:2em;color:#222}table.funnel{border-collapse:collapse}"
+            "table.funnel td,table.funnel th{padding:4px 10px;border-bottom:1px solid #ddd;text-align:right}"
+            f"</style></head><body><h1>{escape(title)}</h1><p>{escape(summary)}</p>{''.join(charts)}{table}"
+            "</body></html>")

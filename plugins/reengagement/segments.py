@@ -47,14 +47,14 @@ def in_list(list_id: str, *, negate: bool = False) -> dict[str, Any]:
     return {"filterType": "IN_LIST", "listId": str(list_id), "operator": "NOT_IN_LIST" if negate else "IN_LIST"}
 
 
-def unengaged(subscription_id: str, inactivity_weeks: int) -> dict[str, Any]:
+def unengaged(subscription_id: str, inactivity_weeks: int | str) -> dict[str, Any]:
     """Step 2: mailable contacts with no marketing-email open or click for ``inactivity_weeks`` (or never).
 
     Contacts younger than the window are left out: they have not had the chance to open anything.
     Contacts already unsubscribed, from all email or from the subscription type, are left out too:
     mailing them would itself be a violation.
     """
-    days = inactivity_weeks * DAYS_PER_WEEK
+    days = int(inactivity_weeks) * DAYS_PER_WEEK  # templated values arrive as strings
     return _branch([
         {"filterType": "PROPERTY", "property": "email",
          "operation": {"operationType": "ALL_PROPERTY", "operator": "IS_KNOWN", "includeObjectsWithNoValueSet": False}},

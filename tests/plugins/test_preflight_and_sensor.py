@@ -21,8 +21,20 @@ def preflight(**kw) -> PreflightOperator:
 
 def test_preflight_passes_on_an_enterprise_portal_and_counts_consent_warnings(seeded, hubspot_conn, caplog):
     result = run_operator(preflight())
-    assert result == {"subscription_id": str(MARKETING_SUBSCRIPTION_ID), "portal_id": "46801234", "contacts": 300,
-                      "consent_warnings": 2}
+    assert result == {"campaign": "hubspot_reengagement " + _quarter(), "portal_id": "46801234",
+                      "subscription_id": str(MARKETING_SUBSCRIPTION_ID), "contacts": 300, "consent_warnings": 2}
+
+
+def _quarter() -> str:
+    today = dt.date.today()
+    return f"{today.year}-Q{(today.month - 1) // 3 + 1}"
+
+
+def test_bad_params_fail_before_any_call_to_hubspot(seeded, hubspot_conn):
+    seeded.admin("DELETE", "calls")
+    with pytest.raises(ValueError, match="rounds"):
+        run_operator(preflight(), {"params": {"rounds": 7}})
+    assert seeded.admin("GET", "calls") == {}
 
 
 def test_subscription_type_can_be_given_by_id(seeded, hubspot_conn):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -10,7 +11,7 @@ import pandas as pd
 import tenacity
 
 from .. import report, segments
-from ..campaign import is_cta_click
+from ..campaign import is_cta_click, last_done
 from ..errors import HubSpotConflict, HubSpotError, HubSpotTransientError
 from ..hook import BATCH_SIZE, chunked
 from ..links import ExportFileLink, HubSpotObjectLink, list_url
@@ -142,38 +143,60 @@ class BuildConfirmedListOperator(HubSpotOperator):
     """List 1: contacts who clicked the CTA of any permission-pass email of the campaign so far.
 
     Clicks come from HubSpot's email events (bot-filtered ones excluded) and must match a CTA URL
-    exactly: a click on the unsubscribe or preferences link is not a confirmation. Only contacts
-    missing from the MANUAL list are added, so a rerun adds nothing and hand-added members stay.
+    exactly: a click on the unsubscribe or preferences link is not a confirmation. The list is a
+    MANUAL list found (or created) by name; only contacts missing from it are added, so a rerun adds
+    nothing and members marketing added by hand stay.
 
-    :param list_id: the campaign's MANUAL "confirmed" list.
-    :param emails: one ``{"campaign_ids": [...], "cta_url": "..."}`` per email sent so far (templated).
+    :param list_name: the campaign's "confirmed" list name (templated); or give ``list_id``.
+    :param emails: outputs of the rounds' ``create_email`` tasks, ``None`` for skipped rounds (templated).
     """
 
-    template_fields: Sequence[str] = ("list_id", "emails")
+    template_fields: Sequence[str] = ("list_name", "list_id", "emails")
     operator_extra_links = (HubSpotObjectLink(),)
     ui_color = "#c8e6c9"
 
-    def __init__(self, *, list_id: str, emails: Any, **kwargs: Any) -> None:
+    def __init__(self, *, emails: Any, list_name: str | None = None, list_id: str | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        if not (list_name or list_id):
+            raise ValueError("give the confirmed list's list_name or list_id")
+        self.list_name = list_name
         self.list_id = list_id
         self.emails = emails
         self.hubspot_url: str | None = None
 
+    def _list_id(self) -> str:
+        if self.list_id:
+            return str(self.list_id)
+        found = ensure_list(self.hook, str(self.list_name), "MANUAL", None, log=self.log)
+        wait_processed(self.hook, str(found["listId"]))
+        return str(found["listId"])
+
     def execute(self, context: Context) -> dict[str, Any]:
+        list_id = self._list_id()
         emails = [e for e in (self.emails or []) if e]
         clickers = confirmed_recipients(self.hook, emails)
         self.log.info("%d contacts clicked a CTA of %d email(s).", len(clickers), len(emails))
         contact_ids = {contact_id for _, contact_id in self.hook.contact_ids_by_email(clickers)}
-        members = set(self.hook.iter_list_memberships(str(self.list_id)))
+        members = set(self.hook.iter_list_memberships(list_id))
         missing = sorted(contact_ids - members, key=int)
         for chunk in chunked(missing, BATCH_SIZE):
-            self.hook.client.crm.lists.memberships_api.add(str(self.list_id), chunk)
+            self.hook.client.crm.lists.memberships_api.add(list_id, chunk)
         portal = self.hook.portal
-        self.hubspot_url = list_url(portal["uiDomain"], portal["portalId"], str(self.list_id))
+        self.hubspot_url = list_url(portal["uiDomain"], portal["portalId"], list_id)
         size = len(members | contact_ids)
-        self.log.info("List 1 (%s): %d CTA clickers, %d added now, %d members in all.", self.list_id,
+        self.log.info("List 1 (%s): %d CTA clickers, %d added now, %d members in all.", list_id,
                       len(contact_ids), len(missing), size)
-        return {"list_id": str(self.list_id), "confirmed": len(contact_ids), "added": len(missing), "size": size}
+        return {"list_id": list_id, "confirmed": len(contact_ids), "added": len(missing), "size": size}
+
+
+def wait_processed(hook: Any, list_id: str, *, timeout: float = 300.0, interval: float = 1.0) -> None:
+    """Block briefly until a MANUAL list leaves PROCESSING (it only takes seconds), so reads are complete."""
+    deadline = time.monotonic() + timeout
+    while hook.client.crm.lists.lists_api.get_by_id(list_id).list.processing_status == "PROCESSING":
+        if time.monotonic() > deadline:
+            raise HubSpotTransientError(f"List {list_id} is still PROCESSING after {timeout:.0f}s")
+        time.sleep(interval)
 
 
 def confirmed_recipients(hook: Any, emails: Iterable[dict[str, Any]]) -> set[str]:
@@ -197,7 +220,8 @@ class ExportListOperator(HubSpotOperator):
     disks. A rerun reuses a complete file instead of exporting again, so the opt-out always works from
     the list as it was first exported.
 
-    :param list_id: list 2 of the last round (templated).
+    :param list_id: list 2 of the last round (templated); or the outputs of every round's
+        ``build_unconfirmed_list``, of which the last round that ran is exported.
     :param campaign: the campaign id, for the folder name (templated).
     :param export_base: ObjectStoragePath URI of the exports folder (templated; default in AIRFLOW_HOME).
     """
@@ -215,6 +239,12 @@ class ExportListOperator(HubSpotOperator):
         self.poll_interval = poll_interval
         self.file_uri: str | None = None
 
+    @property
+    def source_list_id(self) -> str:
+        if isinstance(self.list_id, (list, tuple)):
+            return str(last_done(self.list_id)["list_id"])
+        return str(self.list_id)
+
     def _target(self, context: Context) -> Any:
         return run_folder(self.export_base, self.campaign, context["run_id"]) / "unconfirmed.csv"
 
@@ -225,14 +255,15 @@ class ExportListOperator(HubSpotOperator):
         if done is not None:
             self.log.info("Reusing the complete export %s (%s rows).", target, done["rows"])
             return {"export_uri": str(target), "rows": int(done["rows"])}
-        request = {"exportType": "LIST", "listId": str(self.list_id), "objectType": "CONTACT",
+        request = {"exportType": "LIST", "listId": self.source_list_id, "objectType": "CONTACT",
                    "objectProperties": ["email"], "format": "CSV", "language": "EN",
                    "exportName": target.name + " " + str(context["run_id"]),
                    "exportInternalValuesOptions": ["NAMES"], "associatedObjectType": [],
                    "includeLabeledAssociations": False, "includePrimaryDisplayPropertyForAssociatedObjects": False,
                    "overrideAssociatedObjectsPerDefinitionPerRowLimit": False}
         task = self.hook.client.crm.exports.public_exports_api.start(request)
-        self.log.info("Started HubSpot export %s of list %s; waiting in the triggerer.", task.id, self.list_id)
+        self.log.info("Started HubSpot export %s of list %s; waiting in the triggerer.", task.id,
+                      self.source_list_id)
         self.defer(trigger=ExportReadyTrigger(task_id=str(task.id), hubspot_conn_id=self.hubspot_conn_id,
                                               poll_interval=self.poll_interval),
                    method_name="execute_complete")
@@ -240,7 +271,8 @@ class ExportListOperator(HubSpotOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         if event.get("status") != "done":
-            raise HubSpotTransientError(f"HubSpot's export of list {self.list_id} failed: {event.get('message')}")
+            raise HubSpotTransientError(
+                f"HubSpot's export of list {self.source_list_id} failed: {event.get('message')}")
         target = self._target(context)
         self.file_uri = str(target)
         rows = 0
@@ -252,6 +284,6 @@ class ExportListOperator(HubSpotOperator):
             if rows == 0:
                 out.write(",".join(report.OPT_OUT_COLUMNS) + "\n")
         restrict(target)
-        write_manifest(target, rows=rows, list_id=str(self.list_id), run_id=str(context["run_id"]))
-        self.log.info("Exported list %s: %d contacts to %s.", self.list_id, rows, target)
+        write_manifest(target, rows=rows, list_id=self.source_list_id, run_id=str(context["run_id"]))
+        self.log.info("Exported list %s: %d contacts to %s.", self.source_list_id, rows, target)
         return {"export_uri": str(target), "rows": rows}

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..campaign import confirm_url_problems, estimated_calls
+from ..campaign import CampaignParams, confirm_url_problems, default_campaign, estimated_calls
 from ..errors import HubSpotError, HubSpotForbiddenError, HubSpotNotFound, HubSpotScopeError
 from .base import HubSpotOperator
 
@@ -50,6 +51,7 @@ class PreflightOperator(HubSpotOperator):
         self.rounds = rounds
 
     def execute(self, context: Context) -> dict[str, Any]:
+        campaign = self._params(context)  # bad params fail here, before any call to HubSpot
         problems: list[str] = list(confirm_url_problems(str(self.confirm_url)))
         subscription = self._subscription(problems)
         warnings = list(self._consent_warnings(subscription)) if subscription else []
@@ -64,8 +66,20 @@ class PreflightOperator(HubSpotOperator):
         portal = self.hook.portal
         self.log.info("Preflight passed: subscription type %r (%s), portal %s, %d contacts, budget %s calls left.",
                       subscription["name"], subscription["id"], portal["portalId"], contacts, budget)
-        return {"subscription_id": str(subscription["id"]), "portal_id": str(portal["portalId"]),
-                "contacts": contacts, "consent_warnings": len(warnings)}
+        return {"campaign": campaign.campaign, "subscription_id": str(subscription["id"]),
+                "portal_id": str(portal["portalId"]), "contacts": contacts, "consent_warnings": len(warnings)}
+
+    def _params(self, context: Context) -> CampaignParams:
+        """The run's params, validated; the campaign id defaults to the DAG id and the run's quarter."""
+        dag_run = context.get("dag_run")
+        when = (getattr(dag_run, "run_after", None) or getattr(dag_run, "logical_date", None)
+                or dt.datetime.now(dt.timezone.utc))
+        dag_id = self.dag_id if self.has_dag() else "hubspot_reengagement"
+        campaign = CampaignParams.from_params(dict(context.get("params") or {}),
+                                              default_campaign=default_campaign(dag_id, when))
+        self.log.info("Campaign %r: %d round(s), wait %s, opt-out scope %s%s.", campaign.campaign, campaign.rounds,
+                      campaign.wait, campaign.opt_out_scope, " (dry run)" if campaign.dry_run else "")
+        return campaign
 
     def _subscription(self, problems: list[str]) -> dict[str, Any] | None:
         api = self.hook.client.communication_preferences.definition_api

@@ -1,0 +1,201 @@
+"""
+### HubSpot permission pass (re-engagement)
+
+Every quarter, asks the contacts who have not engaged with marketing email for a year whether they
+still want it, and opts out those who do not confirm — HubSpot's documented procedure, unattended:
+
+1. **Review settings** (`preflight`): subscription type, consent on forms, tier and scopes, confirm URL, API budget.
+2. **Unengaged list** (`build_unengaged_list`): no marketing-email open or click for `inactivity_weeks`, or never.
+3. **Permission-pass email** (`round_k.create_email`, `round_k.send_email`): a tracked CTA to a thank-you page,
+   sent to the round's recipients under the same subscription type.
+4. **Post-send metrics** (`round_k.review_metrics`), after the response window (`round_k.wait_for_responses`).
+5. **List 1 / list 2** (`round_k.build_confirmed_list`, `round_k.build_unconfirmed_list`): who clicked the CTA,
+   and who was sent it and did not.
+6. **Opt out list 2** after the wait (`export_unconfirmed`, `check_guards`, optional `approve_opt_out`,
+   `opt_out_unconfirmed`): exported as CSV first, the audit record, then opted out.
+7. **Repeat** (`another_round_k`): up to three rounds, each to those still unconfirmed.
+
+`campaign_report` writes the funnel as CSV and HTML next to the exports. Trigger a run with the form to
+change any parameter; `dry_run` sends the emails but opts nobody out. Every task can be cleared and rerun:
+HubSpot objects are found by their names, the email is never sent twice, and the opt-out is idempotent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pendulum
+from airflow.providers.standard.operators.hitl import ApprovalOperator
+from airflow.sdk import DAG, Param, TaskGroup, chain
+from reengagement.campaign import MAX_ROUNDS, PARAMS_SCHEMA
+from reengagement.macros import MACROS, ref
+from reengagement.operators.emails import CreatePermissionEmailOperator, EmailMetricsOperator, SendEmailOperator
+from reengagement.operators.flow import (
+    AnotherRoundOperator,
+    CheckGuardsOperator,
+    FailIfAnyFailedOperator,
+    HasUnengagedOperator,
+    NeedsApprovalOperator,
+)
+from reengagement.operators.lists import BuildConfirmedListOperator, EnsureListOperator, ExportListOperator
+from reengagement.operators.reporting import CampaignReportOperator
+from reengagement.operators.settings import PreflightOperator
+from reengagement.operators.subscriptions import OptOutOperator
+from reengagement.sensors import SendWindowSensor
+
+CAMPAIGN = "{{ campaign_of(ti) }}"
+SUBSCRIPTION = "{{ ti.xcom_pull(task_ids='preflight')['subscription_id'] }}"
+EXPORT_BASE = "{{ params.export_base or '' }}"
+#: Joins after the rounds read every round's result; rounds that were not needed are skipped, not failed.
+AFTER_SKIPPED_ROUNDS = "none_failed_min_one_success"
+#: Tasks that do not call HubSpot stay out of the hubspot_api pool.
+NO_POOL = "default_pool"
+STEP = {
+    1: "Step 1 of HubSpot's permission pass: *review settings* — subscription types, consent text on forms, "
+       "resubscription emails, token scopes.",
+    2: "Step 2: *build an active list of contacts who have not engaged* — no marketing-email open for 52 weeks "
+       "(or never).",
+    3: "Step 3: *create the permission-pass email* (tracked CTA to a thank-you page, never a preferences page) "
+       "and *send it* to that list under the same subscription type.",
+    4: "Step 4: *read the post-send metrics*.",
+    5: "Step 5: *list 1 = contacts who clicked the CTA; list 2 = contacts who were sent it and are not in list 1*.",
+    6: "Step 6: *after one week, opt out list 2* (HubSpot's way: export list 2 as CSV, re-import it as an opt-out "
+       "list; here the export is the audit record and the opt-out goes through the Communication Preferences API).",
+    7: "Step 7: *optionally repeat*: a 2nd and 3rd email to those still unconfirmed before the opt-out.",
+}
+
+with DAG(
+    dag_id="hubspot_reengagement",
+    description="HubSpot permission pass: re-engage or opt out contacts who stopped opening marketing email",
+    schedule="@quarterly",
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["hubspot", "marketing", "permission-pass"],
+    params={name: Param(spec.pop("default"), **spec) for name, spec in
+            ((n, dict(s)) for n, s in PARAMS_SCHEMA.items())},
+    user_defined_macros=MACROS,
+    default_args={
+        "pool": "hubspot_api",
+        "retries": 3,
+        "retry_delay": dt.timedelta(seconds=30),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": dt.timedelta(minutes=15),
+    },
+) as dag:
+    preflight = PreflightOperator(
+        task_id="preflight", doc_md=STEP[1], subscription_type="{{ params.subscription_type }}",
+        confirm_url="{{ params.confirm_url }}", template_email_id="{{ params.template_email_id or '' }}",
+        rounds="{{ params.rounds }}",
+    )
+    unengaged = EnsureListOperator(
+        task_id="build_unengaged_list", doc_md=STEP[2], list_name="{{ name_of(ti, 'unengaged') }}",
+        processing_type="DYNAMIC", segment="unengaged",
+        segment_args={"subscription_id": SUBSCRIPTION, "inactivity_weeks": "{{ params.inactivity_weeks }}"},
+    )
+    has_unengaged = HasUnengagedOperator(
+        task_id="has_unengaged", doc_md=STEP[2] + " An empty list ends the campaign here.",
+        unengaged=unengaged.output, first_round="round_1.build_recipients_list", when_empty="campaign_report",
+        pool=NO_POOL,
+    )
+    chain(preflight, unengaged, has_unengaged)
+
+    audience, previous_branch, rounds, ends = unengaged, has_unengaged, [], []
+    for k in range(1, MAX_ROUNDS + 1):
+        with TaskGroup(f"round_{k}", tooltip=f"Permission-pass email #{k}") as group:
+            recipients = EnsureListOperator(
+                task_id="build_recipients_list", doc_md=STEP[3 if k == 1 else 7] + " Who this round mails, frozen.",
+                list_name=f"{{{{ name_of(ti, 'recipients', {k}) }}}}", processing_type="SNAPSHOT",
+                segment="snapshot_of", segment_args={"list_id": ref(audience.task_id, "list_id")},
+            )
+            email = CreatePermissionEmailOperator(
+                task_id="create_email", doc_md=STEP[3], email_name=f"{{{{ name_of(ti, 'email', {k}) }}}}",
+                subject="{{ params.subject }}", from_name="{{ params.from_name }}", reply_to="{{ params.reply_to }}",
+                confirm_url=f"{{{{ cta_of(ti, params.confirm_url, {k}) }}}}",
+                recipients_list_id=ref(recipients.task_id, "list_id"), subscription_id=SUBSCRIPTION,
+                template_email_id="{{ params.template_email_id or '' }}",
+            )
+            send = SendEmailOperator(task_id="send_email", doc_md=STEP[3] + " Never twice.",
+                                     email_id=ref(email.task_id, "email_id"), retries=0)
+            wait = SendWindowSensor(task_id="wait_for_responses", doc_md=STEP[6] + " Measured from this send.",
+                                    sent_at=ref(send.task_id, "sent_at"), delta="{{ params.wait }}", poke_interval=30)
+            metrics = EmailMetricsOperator(task_id="review_metrics", doc_md=STEP[4],
+                                           email_id=ref(email.task_id, "email_id"))
+            confirmed = BuildConfirmedListOperator(
+                task_id="build_confirmed_list", doc_md=STEP[5] + " List 1.",
+                list_name="{{ name_of(ti, 'confirmed') }}", emails=[r["email"].output for r in rounds] + [email.output],
+            )
+            unconfirmed = EnsureListOperator(
+                task_id="build_unconfirmed_list", doc_md=STEP[5] + " List 2.",
+                list_name=f"{{{{ name_of(ti, 'unconfirmed', {k}) }}}}", processing_type="DYNAMIC",
+                segment="unconfirmed", segment_args={"recipients_list_id": ref(recipients.task_id, "list_id"),
+                                                     "confirmed_list_id": ref(confirmed.task_id, "list_id")},
+            )
+            chain(recipients, email, send, wait, metrics, confirmed, unconfirmed)
+        previous_branch >> group
+        rounds.append({"recipients": recipients, "email": email, "metrics": metrics, "confirmed": confirmed,
+                       "unconfirmed": unconfirmed})
+        if k < MAX_ROUNDS:
+            branch = AnotherRoundOperator(
+                task_id=f"another_round_{k}", doc_md=STEP[7], round_no=k, rounds="{{ params.rounds }}",
+                unconfirmed=unconfirmed.output, next_round=f"round_{k + 1}.build_recipients_list",
+                opt_out_path="refresh_confirmed_list", pool=NO_POOL,
+            )
+            group >> branch
+            audience, previous_branch = unconfirmed, branch
+            ends.append(branch)
+        else:
+            ends.append(group)
+
+    refresh = BuildConfirmedListOperator(
+        task_id="refresh_confirmed_list", doc_md=STEP[6] + " First, list 1 takes in late clicks.",
+        list_name="{{ name_of(ti, 'confirmed') }}", emails=[r["email"].output for r in rounds],
+        trigger_rule=AFTER_SKIPPED_ROUNDS,
+    )
+    ends >> refresh
+
+    export = ExportListOperator(
+        task_id="export_unconfirmed", doc_md=STEP[6] + " The CSV is the audit record, written before any change.",
+        list_id=[r["unconfirmed"].output for r in rounds], campaign=CAMPAIGN, export_base=EXPORT_BASE,
+        trigger_rule=AFTER_SKIPPED_ROUNDS,
+    )
+    guards = CheckGuardsOperator(
+        task_id="check_guards", doc_md=STEP[6] + " Stops if tracking looks broken or too many would go.",
+        metrics=[r["metrics"].output for r in rounds], confirmed=refresh.output, export=export.output,
+        max_fraction="{{ params.max_opt_out_fraction }}", pool=NO_POOL, trigger_rule=AFTER_SKIPPED_ROUNDS,
+    )
+    needs_approval = NeedsApprovalOperator(
+        task_id="needs_approval", doc_md="Sends the opt-out through a person when `require_approval` is set.",
+        require_approval="{{ params.require_approval }}", approval_task="approve_opt_out",
+        opt_out_task="opt_out_unconfirmed", pool=NO_POOL,
+    )
+    approve = ApprovalOperator(
+        task_id="approve_opt_out", doc_md=STEP[6] + " A person approves the irreversible step.",
+        subject="Opt out {{ ti.xcom_pull(task_ids='export_unconfirmed')['rows'] }} contacts? ({{ campaign_of(ti) }})",
+        body="{{ ti.xcom_pull(task_ids='export_unconfirmed')['rows'] }} of "
+             "{{ ti.xcom_pull(task_ids='check_guards')['sent'] }} contacts sent did not confirm. "
+             "The list is at {{ ti.xcom_pull(task_ids='export_unconfirmed')['export_uri'] }}. "
+             "Scope: {{ params.opt_out_scope }}; dry run: {{ params.dry_run }}.",
+        pool=NO_POOL,
+    )
+    opt_out = OptOutOperator(
+        task_id="opt_out_unconfirmed", doc_md=STEP[6] + " The one step that cannot be undone.",
+        export_uri=ref(export.task_id, "export_uri"), scope="{{ params.opt_out_scope }}", subscription_id=SUBSCRIPTION,
+        legal_basis="{{ params.legal_basis }}",
+        legal_basis_explanation="{{ params.legal_basis_explanation }} (campaign {{ campaign_of(ti) }})",
+        dry_run="{{ params.dry_run }}", trigger_rule=AFTER_SKIPPED_ROUNDS,
+    )
+    report = CampaignReportOperator(
+        task_id="campaign_report", doc_md="The funnel of every round, as CSV and HTML next to the exports.",
+        campaign=CAMPAIGN, unengaged=unengaged.output, export=export.output, opt_out=opt_out.output,
+        approval=approve.output, export_base=EXPORT_BASE, trigger_rule="all_done", pool=NO_POOL,
+        rounds=[{name: r[name].output for name in ("recipients", "metrics", "confirmed", "unconfirmed")}
+                for r in rounds],
+    )
+    chain(refresh, export, guards, needs_approval, [approve, opt_out])
+    approve >> opt_out >> report
+    has_unengaged >> report
+    # The report always runs; this makes the run itself fail when any step did.
+    dag.tasks >> FailIfAnyFailedOperator(task_id="fail_if_any_step_failed", pool=NO_POOL,
+                                         doc_md="Fails the run when any step failed (the report runs anyway).")

@@ -1,0 +1,37 @@
+"""Jinja helpers the DAG's templates use, so names and links are built in one place (campaign.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .campaign import confirm_url_for, object_name
+
+PREFLIGHT = "preflight"
+
+
+def campaign_of(ti: Any) -> str:
+    """The campaign id the preflight task resolved for this run."""
+    return str(ti.xcom_pull(task_ids=PREFLIGHT)["campaign"])
+
+
+def name_of(ti: Any, role: str, round_no: int | None = None) -> str:
+    """``{{ name_of(ti, 'unengaged') }}``: the deterministic HubSpot name of a campaign object."""
+    return object_name(campaign_of(ti), role, round_no)
+
+
+def cta_of(ti: Any, base_url: str, round_no: int) -> str:
+    """``{{ cta_of(ti, params.confirm_url, 1) }}``: the round's CTA link."""
+    return confirm_url_for(base_url, campaign_of(ti), round_no)
+
+
+def result_of(ti: Any, task_id: str, key: str) -> Any:
+    """``{{ result_of(ti, 'build_unengaged_list', 'list_id') }}``: one field of a task's returned dict."""
+    return ti.xcom_pull(task_ids=task_id)[key]
+
+
+def ref(task_id: str, key: str) -> str:
+    """The template that renders one field of ``task_id``'s result (for wiring in the DAG file)."""
+    return f"{{{{ result_of(ti, {task_id!r}, {key!r}) }}}}"
+
+
+MACROS = {"name_of": name_of, "cta_of": cta_of, "campaign_of": campaign_of, "result_of": result_of}
