@@ -16,7 +16,7 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 venv: $(STAMP)
 
 demo: venv
-	$(BIN)/python -m include.hubspot_sandbox demo
+	$(BIN)/python -m include.demo
 
 lint: venv
 	$(BIN)/ruff check .

@@ -13,6 +13,11 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 
+def _backoff(attempt: int, ceiling: float) -> float:
+    """0.5 s, 1 s, 2 s, ... up to ``poll_interval``: small lists are seen at once, big ones are not hammered."""
+    return min(ceiling, 0.5 * 2**attempt)
+
+
 class ListProcessedTrigger(BaseTrigger):
     """Fires once a list's ``processingStatus`` is no longer PROCESSING."""
 
@@ -33,7 +38,7 @@ class ListProcessedTrigger(BaseTrigger):
         from .hook import HubSpotHook
 
         hook = HubSpotHook(self.hubspot_conn_id)
-        for _ in range(self.max_polls):
+        for attempt in range(self.max_polls):
             try:
                 status = await asyncio.to_thread(_list_status, hook, self.list_id)
             except Exception as err:  # noqa: BLE001 - reported to the task, which raises it
@@ -42,8 +47,9 @@ class ListProcessedTrigger(BaseTrigger):
             if status["processingStatus"] != "PROCESSING":
                 yield TriggerEvent({"status": "done", **status})
                 return
-            self.log.info("List %s is still PROCESSING; checking again in %ss", self.list_id, self.poll_interval)
-            await asyncio.sleep(self.poll_interval)
+            delay = _backoff(attempt, self.poll_interval)
+            self.log.info("List %s is still PROCESSING; checking again in %.1fs", self.list_id, delay)
+            await asyncio.sleep(delay)
         yield TriggerEvent({"status": "error", "list_id": self.list_id,
                             "message": f"list still PROCESSING after {self.max_polls} checks"})
 
@@ -74,7 +80,7 @@ class ExportReadyTrigger(BaseTrigger):
         from .hook import HubSpotHook
 
         hook = HubSpotHook(self.hubspot_conn_id)
-        for _ in range(self.max_polls):
+        for attempt in range(self.max_polls):
             try:
                 status = await asyncio.to_thread(_export_status, hook, self.export_task_id)
             except Exception as err:  # noqa: BLE001 - reported to the task, which raises it
@@ -86,7 +92,7 @@ class ExportReadyTrigger(BaseTrigger):
             if status["status"] in ("CANCELED", "FAILED"):
                 yield TriggerEvent({"status": "error", "message": f"export {self.export_task_id} {status['status']}"})
                 return
-            await asyncio.sleep(self.poll_interval)
+            await asyncio.sleep(_backoff(attempt, self.poll_interval))
         yield TriggerEvent({"status": "error", "message": f"export {self.export_task_id} not ready in time"})
 
 
