@@ -188,7 +188,8 @@ with DAG(
     )
     report = CampaignReportOperator(
         task_id="campaign_report", doc_md="The funnel of every round, as CSV and HTML next to the exports.",
-        campaign=CAMPAIGN, unengaged=unengaged.output, export=export.output, opt_out=opt_out.output,
+        campaign="{{ campaign_or_param(ti, params) }}", unengaged=unengaged.output, export=export.output,
+        opt_out=opt_out.output, retries=1,
         approval=approve.output, export_base=EXPORT_BASE, trigger_rule="all_done", pool=NO_POOL,
         rounds=[{name: r[name].output for name in ("recipients", "metrics", "confirmed", "unconfirmed")}
                 for r in rounds],
@@ -197,5 +198,5 @@ with DAG(
     approve >> opt_out >> report
     has_unengaged >> report
     # The report always runs; this makes the run itself fail when any step did.
-    dag.tasks >> FailIfAnyFailedOperator(task_id="fail_if_any_step_failed", pool=NO_POOL,
+    dag.tasks >> FailIfAnyFailedOperator(task_id="fail_if_any_step_failed", pool=NO_POOL, retries=0,
                                          doc_md="Fails the run when any step failed (the report runs anyway).")

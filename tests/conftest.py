@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +11,18 @@ import pytest
 
 from include.hubspot_sandbox.process import SandboxProcess
 from tests.support.contract import ContractChecker, read_exchanges
+
+ROOT = Path(__file__).resolve().parents[1]
+# Airflow reads its configuration once, at first import: give the test session its own home, with the
+# project's dags/ and plugins/, before anything imports Airflow.
+AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="reengagement-airflow-"))
+os.environ.update({
+    "AIRFLOW_HOME": str(AIRFLOW_HOME),
+    "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+    "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_HOME / 'airflow.db'}",
+})
 
 #: Short timings so tests do not wait like a real portal would.
 FAST = ["--list-processing-seconds", "0.3", "--export-processing-seconds", "0.3",

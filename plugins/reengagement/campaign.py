@@ -55,7 +55,8 @@ PARAMS_SCHEMA: dict[str, dict[str, Any]] = {
     },
     "focus_email_id": {
         "type": ["null", "string"], "default": None, "pattern": r"^\d+$", "title": "Focus email id",
-        "description": "Optional: only contacts who received this marketing email and did not open it.",
+        "description": "Optional: only contacts who received this marketing email and did not open it. "
+                       "Not implemented yet: a run that sets it stops before touching HubSpot.",
     },
     "template_email_id": {
         "type": ["null", "string"], "default": None, "pattern": r"^\d+$", "title": "Template email id",
@@ -159,6 +160,9 @@ class CampaignParams:
         values = {name: params.get(name, spec["default"]) for name, spec in PARAMS_SCHEMA.items()}
         if not problems:
             problems.extend(confirm_url_problems(str(values["confirm_url"])))
+        if values["focus_email_id"]:
+            problems.append("focus_email_id: restricting the cohort to one email's non-openers is not implemented "
+                            "yet; leave it empty")
         if problems:
             raise InvalidParams("Invalid campaign params: " + "; ".join(problems))
         values["campaign"] = (values["campaign"] or default_campaign).strip()

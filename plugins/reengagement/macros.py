@@ -14,6 +14,12 @@ def campaign_of(ti: Any) -> str:
     return str(ti.xcom_pull(task_ids=PREFLIGHT)["campaign"])
 
 
+def campaign_or_param(ti: Any, params: Any) -> str:
+    """The campaign id for the report, which also runs when preflight did not succeed."""
+    found = ti.xcom_pull(task_ids=PREFLIGHT) or {}
+    return str(found.get("campaign") or params.get("campaign") or "campaign (did not start)")
+
+
 def name_of(ti: Any, role: str, round_no: int | None = None) -> str:
     """``{{ name_of(ti, 'unengaged') }}``: the deterministic HubSpot name of a campaign object."""
     return object_name(campaign_of(ti), role, round_no)
@@ -34,4 +40,5 @@ def ref(task_id: str, key: str) -> str:
     return f"{{{{ result_of(ti, {task_id!r}, {key!r}) }}}}"
 
 
-MACROS = {"name_of": name_of, "cta_of": cta_of, "campaign_of": campaign_of, "result_of": result_of}
+MACROS = {"name_of": name_of, "cta_of": cta_of, "campaign_of": campaign_of, "result_of": result_of,
+          "campaign_or_param": campaign_or_param}

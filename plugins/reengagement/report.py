@@ -69,6 +69,8 @@ def read_opt_out_file(handle: IO[str], run_id: str | None = None) -> Iterator[pd
     for number, chunk in enumerate(reader):
         if list(chunk.columns) != OPT_OUT_COLUMNS:
             raise BadOptOutFile(f"The opt-out CSV must have the columns {OPT_OUT_COLUMNS}, not {list(chunk.columns)}")
+        if chunk.empty:
+            continue
         chunk = chunk.copy()
         chunk["email"] = chunk["email"].map(normalise_email)
         chunk["contact_id"] = chunk["contact_id"].map(lambda v: unneutralise(str(v).strip()))
@@ -78,7 +80,7 @@ def read_opt_out_file(handle: IO[str], run_id: str | None = None) -> Iterator[pd
 
 def _check_chunk(chunk: pd.DataFrame, number: int, run_id: str | None) -> None:
     first_row = number * CHUNK_ROWS + 2  # 1-based, after the header
-    bad_email = ~chunk["email"].map(lambda e: bool(_EMAIL.match(e)))
+    bad_email = ~chunk["email"].map(lambda e: bool(_EMAIL.match(e))).astype(bool)
     if bad_email.any():
         row = int(np.flatnonzero(bad_email.to_numpy())[0])
         raise BadOptOutFile(f"Row {first_row + row}: {chunk['email'].iloc[row]!r} is not an email address")

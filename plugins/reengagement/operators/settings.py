@@ -8,15 +8,18 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..campaign import CampaignParams, confirm_url_problems, default_campaign, estimated_calls
-from ..errors import HubSpotError, HubSpotForbiddenError, HubSpotNotFound, HubSpotScopeError
+from ..errors import HubSpotForbiddenError, HubSpotNotFound, HubSpotPermanentError, HubSpotScopeError
 from .base import HubSpotOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class PreflightFailed(HubSpotError):
-    """One or more settings make the campaign unsafe or impossible; the message lists them all."""
+class PreflightFailed(HubSpotPermanentError):
+    """One or more settings make the campaign unsafe or impossible; the message lists them all.
+
+    Permanent: retrying will not change the portal's settings, so Airflow fails the task at once.
+    """
 
 
 class PreflightOperator(HubSpotOperator):

@@ -1,0 +1,118 @@
+"""End-to-end: the real DAG run with ``dag.test()`` against a seeded sandbox, checked against its ground truth."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from reengagement.campaign import PARAMS_SCHEMA
+
+from include.hubspot_sandbox.process import PROJECT_ROOT, SandboxProcess
+from tests.plugins.conftest import connection_json
+
+#: Short waits: a round takes seconds, not a week.
+CAMPAIGN_SANDBOX = ["--list-processing-seconds", "0.3", "--export-processing-seconds", "0.3",
+                    "--response-window-seconds", "2"]
+FAST_CONF = {"wait": "PT4S"}
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> None:
+    """Migrate the session's SQLite metadata database and create the pool, as `make demo` does."""
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    for args in (["db", "migrate"], ["pools", "set", "hubspot_api", "4", "HubSpot API calls"]):
+        subprocess.run([airflow, *args], check=True, capture_output=True, env=os.environ)
+
+
+@pytest.fixture(scope="session")
+def campaign_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxProcess]:
+    folder = tmp_path_factory.mktemp("campaign-sandbox")
+    with SandboxProcess(folder / "portal.db", args=CAMPAIGN_SANDBOX) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def dag(airflow_db):
+    sys.path.insert(0, str(PROJECT_ROOT / "dags"))
+    import hubspot_reengagement
+
+    return hubspot_reengagement.dag
+
+
+class Campaign:
+    """One seeded portal and the DAG pointed at it; ``run()`` is one ``dag.test()``."""
+
+    def __init__(self, dag: Any, sandbox: SandboxProcess, exports: Path) -> None:
+        self.dag, self.sandbox, self.exports = dag, sandbox, exports
+
+    def seed(self, contacts: int = 400, seed: int = 5, **kw: Any) -> dict[str, Any]:
+        return self.sandbox.admin("POST", "seed", {"contacts": contacts, "seed": seed, **kw})
+
+    def run(self, *, during: Callable[[], None] | None = None, **conf: Any) -> Any:
+        """Run the campaign; ``during`` runs in a thread alongside it (to click late, answer approvals...)."""
+        from airflow._shared.timezones import timezone
+
+        # Every param is given: dag.test() keeps a previous run's conf in the DAG object's params.
+        defaults = {name: spec["default"] for name, spec in PARAMS_SCHEMA.items()}
+        conf = {**defaults, **FAST_CONF, "export_base": f"file://{self.exports}", **conf}
+        helper = threading.Thread(target=during, daemon=True) if during else None
+        if helper:
+            helper.start()
+        self.logical_date = timezone.utcnow()
+        dag_run = self.dag.test(run_conf=conf, logical_date=self.logical_date)
+        if helper:
+            helper.join(timeout=60)
+        return dag_run
+
+    # -- what HubSpot looks like afterwards ----------------------------------------------------------------
+    def truth(self, rounds: int) -> dict[str, set[str]]:
+        return {k: set(v) for k, v in self.sandbox.admin("GET", "ground-truth", rounds=rounds).items()}
+
+    def status_changes(self) -> list[dict[str, Any]]:
+        return self.sandbox.admin("GET", "status-changes")["results"]
+
+    def opted_out(self) -> set[str]:
+        return {c["contactId"] for c in self.status_changes()}
+
+    def lists(self) -> list[dict[str, Any]]:
+        found = self.sandbox.session.post(f"{self.sandbox.url}/crm/v3/lists/search", json={
+            "query": "", "offset": 0, "count": 500, "additionalProperties": []}).json()
+        return found["lists"]
+
+    def emails(self) -> list[dict[str, Any]]:
+        page = self.sandbox.session.get(f"{self.sandbox.url}/marketing/v3/emails", params={"limit": 100}).json()
+        return [e for e in page["results"] if e["name"] != "designed"]
+
+    def recipients(self, email_id: str) -> list[str]:
+        return [r["contactId"] for r in self.sandbox.admin("GET", f"emails/{email_id}/recipients")["recipients"]]
+
+    def contacts(self, profile: str) -> list[dict[str, Any]]:
+        return self.sandbox.admin("GET", "contacts", profile=profile)["results"]
+
+    def wait_for_list(self, suffix: str, timeout: float = 120) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for found in self.lists():
+                if found["name"].endswith(suffix) and found["processingStatus"] == "COMPLETE":
+                    return found
+            time.sleep(0.2)
+        raise TimeoutError(f"no list ending with {suffix!r}")
+
+
+@pytest.fixture
+def campaign(dag, campaign_sandbox, tmp_path, monkeypatch) -> Campaign:
+    campaign_sandbox.admin("POST", "reset")
+    monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", connection_json(campaign_sandbox.url, campaign_sandbox.token))
+    return Campaign(dag, campaign_sandbox, tmp_path / "exports")
+
+
+def states(dag_run) -> dict[str, str]:
+    return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
+
