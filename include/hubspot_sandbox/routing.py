@@ -160,6 +160,22 @@ def json_object(value: Any, what: str = "request body") -> dict[str, Any]:
     return value
 
 
+#: HubSpot's batch endpoints take at most 100 inputs.
+MAX_BATCH = 100
+
+
+def batch_inputs(body: dict[str, Any], limit: int = MAX_BATCH) -> list[Any]:
+    """The ``inputs`` list of a batch request, refused like HubSpot when missing or too long."""
+    inputs = body.get("inputs")
+    if not isinstance(inputs, list):
+        raise errors.validation_error("Invalid input: inputs must be a list.", field="inputs")
+    if len(inputs) > limit:
+        raise errors.validation_error(
+            f"Batch input size {len(inputs)} exceeds the limit of {limit} inputs.", field="inputs"
+        )
+    return inputs
+
+
 def query_int(
     request: Request, name: str, default: int | None = None, *, minimum: int | None = None,
     maximum: int | None = None,

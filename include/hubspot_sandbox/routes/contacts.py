@@ -14,12 +14,11 @@ from fastapi.responses import JSONResponse
 
 from .. import errors, properties
 from ..portal import Portal, iso, portal_of
-from ..routing import Endpoints, json_body, json_object, query_bool, query_int
+from ..routing import MAX_BATCH, Endpoints, batch_inputs, json_body, json_object, query_bool, query_int
 
 endpoints = Endpoints()
 
 READ = [["crm.objects.contacts.read"]]
-MAX_BATCH = 100
 MAX_PAGE = 100
 #: HubSpot returns these with every contact, whatever properties were asked for.
 ALWAYS = ("createdate", "lastmodifieddate", "hs_object_id")
@@ -101,13 +100,7 @@ async def list_contacts(request: Request) -> dict[str, Any]:
 
 def _batch_request(body: dict[str, Any]) -> tuple[list[str], list[str], str]:
     """Inputs, property names and the id column of a ``BatchReadInputSimplePublicObjectId``."""
-    inputs = body.get("inputs")
-    if not isinstance(inputs, list):
-        raise errors.validation_error("Invalid input: inputs must be a list.", field="inputs")
-    if len(inputs) > MAX_BATCH:
-        raise errors.validation_error(
-            f"Batch input size {len(inputs)} exceeds the limit of {MAX_BATCH} inputs.", field="inputs"
-        )
+    inputs = batch_inputs(body, MAX_BATCH)
     ids = []
     for item in inputs:
         if not isinstance(item, dict) or not isinstance(item.get("id"), (str, int)) or isinstance(item["id"], bool):

@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 from .. import errors
 from .. import subscriptions_store as store
 from ..portal import Portal, iso, portal_of
-from ..routing import Endpoints, json_body, json_object, query_bool
+from ..routing import MAX_BATCH, Endpoints, batch_inputs, json_body, json_object, query_bool
 from ..subscriptions_store import Contact, Failure, Status, StatusWrite, SubscriptionType, WideResult
 
 endpoints = Endpoints()
@@ -29,7 +29,6 @@ READ = [["communication_preferences.read_write"], ["communication_preferences.re
 WRITE = [["communication_preferences.read_write"], ["communication_preferences.write"]]
 BATCH_READ = [["communication_preferences.statuses.batch.read"]]
 BATCH_WRITE = [["communication_preferences.statuses.batch.write"]]
-MAX_BATCH = 100
 V4 = "/communication-preferences/v4"
 
 # -- rendering -------------------------------------------------------------------------------------
@@ -185,15 +184,7 @@ def _status_write(item: Any, subscriber: Any, *, where: str) -> StatusWrite:
 
 
 async def _batch_inputs(request: Request) -> list[Any]:
-    body = json_object(await json_body(request))
-    inputs = body.get("inputs")
-    if not isinstance(inputs, list):
-        raise errors.validation_error("Invalid input: inputs must be a list.", field="inputs")
-    if len(inputs) > MAX_BATCH:
-        raise errors.validation_error(
-            f"Batch input size {len(inputs)} exceeds the limit of {MAX_BATCH} inputs.", field="inputs"
-        )
-    return inputs
+    return batch_inputs(json_object(await json_body(request)), MAX_BATCH)
 
 
 def _string_inputs(inputs: list[Any]) -> list[str]:
