@@ -72,3 +72,30 @@ def test_no_token_or_contact_data_in_xcom_rendered_fields_or_logs(campaign, capf
         assert token not in text
     for text in xcom_text:
         assert not EMAIL_ADDRESS.search(text), f"contact data in XCom: {text[:200]}"
+
+
+#: Each write the campaign makes, answered and then cut off once (the change was applied, the answer lost);
+#: plus random 5xx and 429s on every endpoint.
+LOST_ANSWERS = ["lists.create", "emails.create", "emails.publish", "lists.memberships_add",
+                "subscriptions.v4.batch_unsubscribe_all"]
+
+
+def test_lost_answers_and_random_errors_leave_the_same_outcome(campaign):
+    campaign.seed()
+    for endpoint in LOST_ANSWERS:
+        # skip=1: preflight probes publish once with a non-existent email first.
+        campaign.sandbox.admin("POST", "faults", {"endpoint": endpoint, "kind": "drop_after", "count": 1,
+                                                  "skip": 1 if endpoint == "emails.publish" else 0})
+    campaign.sandbox.admin("POST", "faults", {"endpoint": "*", "kind": "error", "status": 503, "probability": 0.05,
+                                              "seed": 11})
+    campaign.sandbox.admin("POST", "faults", {"endpoint": "*", "kind": "rate_limit", "probability": 0.05,
+                                              "seed": 12})
+    dag_run = campaign.run(rounds=2)
+    assert str(dag_run.state) == "success", states(dag_run)
+    fired = {f["endpoint"]: f["fired"] for f in campaign.sandbox.admin("GET", "faults")["faults"]}
+    assert all(fired[e] == 1 for e in LOST_ANSWERS), fired
+    state = hubspot_state(campaign)
+    assert set(state["lists"].values()) == {1} and set(state["emails"].values()) == {1}
+    assert all(set(sends.values()) == {1} for sends in state["sends"].values())
+    assert set(state["changes"].values()) == {1}
+    assert set(state["changes"]) == campaign.truth(2)["opt_out"]

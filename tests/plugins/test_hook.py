@@ -170,3 +170,13 @@ def test_token_never_reaches_logs_or_errors(hubspot_conn, caplog):
         captured.append(repr(err.value.body))
     text = "\n".join(captured + [r.getMessage() for r in caplog.records])
     assert hubspot_conn.token not in text
+
+
+def test_list_search_is_paged_and_names_are_compared_by_the_caller(seeded, hook):
+    for n in range(3):
+        make_list(hook, f"campaign x · r{n}", [])
+    make_list(hook, "other", [])
+    found = [item["name"] for item in hook.iter_lists_named("campaign x")]
+    assert sorted(found) == ["campaign x · r0", "campaign x · r1", "campaign x · r2"]
+    assert hook.get_list_by_name("campaign x · r1")["name"] == "campaign x · r1"
+    assert hook.get_list_by_name("missing") is None

@@ -125,3 +125,12 @@ def test_a_hand_edited_file_in_a_bad_shape_changes_nothing(exported, change, mes
 def test_emails_with_odd_case_and_spaces_are_normalised(exported):
     edit(exported["uri"], lambda f: f.assign(email="  " + f["email"].str.upper() + " "))
     assert run_operator(opt_out(exported["uri"]), RUN)["opted_out"] == 150
+
+
+def test_an_empty_list_two_opts_out_nobody(sandbox, hook, tmp_path):
+    list_id = make_list(hook, "nobody left", [])
+    export = run_operator(ExportListOperator(task_id="export_unconfirmed", list_id=list_id, campaign="c",
+                                             export_base=f"file://{tmp_path}", poll_interval=0.1), RUN)
+    assert export["rows"] == 0
+    result = run_operator(opt_out(export["export_uri"]), RUN)
+    assert (result["rows"], result["opted_out"]) == (0, 0)

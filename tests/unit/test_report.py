@@ -6,7 +6,6 @@ import io
 
 import pandas as pd
 import pytest
-
 from reengagement import report
 
 

@@ -278,11 +278,10 @@ class ExportListOperator(HubSpotOperator):
         rows = 0
         with self.hook.open_download(event["url"]) as download, target.open("w") as out:
             chunks = pd.read_csv(download, dtype="string", keep_default_na=False, chunksize=report.CHUNK_ROWS)
+            out.write(",".join(report.OPT_OUT_COLUMNS) + "\n")
             for frame in report.from_hubspot_export(chunks, str(context["run_id"])):
-                report.to_csv_rows(frame, out, header=rows == 0)
+                report.to_csv_rows(frame, out, header=False)
                 rows += len(frame)
-            if rows == 0:
-                out.write(",".join(report.OPT_OUT_COLUMNS) + "\n")
         restrict(target)
         write_manifest(target, rows=rows, list_id=self.source_list_id, run_id=str(context["run_id"]))
         self.log.info("Exported list %s: %d contacts to %s.", self.source_list_id, rows, target)
