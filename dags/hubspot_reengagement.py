@@ -190,7 +190,7 @@ with DAG(
         task_id="campaign_report", doc_md="The funnel of every round, as CSV and HTML next to the exports.",
         campaign="{{ campaign_or_param(ti, params) }}", unengaged=unengaged.output, export=export.output,
         opt_out=opt_out.output, retries=1,
-        approval=approve.output, export_base=EXPORT_BASE, trigger_rule="all_done", pool=NO_POOL,
+        approval_task_id=approve.task_id, export_base=EXPORT_BASE, trigger_rule="all_done", pool=NO_POOL,
         rounds=[{name: r[name].output for name in ("recipients", "metrics", "confirmed", "unconfirmed")}
                 for r in rounds],
     )

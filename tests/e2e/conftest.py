@@ -62,10 +62,10 @@ class Campaign:
         # Every param is given: dag.test() keeps a previous run's conf in the DAG object's params.
         defaults = {name: spec["default"] for name, spec in PARAMS_SCHEMA.items()}
         conf = {**defaults, **FAST_CONF, "export_base": f"file://{self.exports}", **conf}
+        self.logical_date = timezone.utcnow()  # before the helper starts: it finds the run by this date
         helper = threading.Thread(target=during, daemon=True) if during else None
         if helper:
             helper.start()
-        self.logical_date = timezone.utcnow()
         dag_run = self.dag.test(run_conf=conf, logical_date=self.logical_date)
         if helper:
             helper.join(timeout=60)

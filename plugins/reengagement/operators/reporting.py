@@ -26,20 +26,22 @@ class CampaignReportOperator(BaseOperator):
     :param rounds: per round, ``{"recipients", "metrics", "confirmed", "unconfirmed"}`` outputs.
     :param export: output of ``export_unconfirmed``.
     :param opt_out: output of ``opt_out_unconfirmed``.
-    :param approval: output of ``approve_opt_out`` (when approval was required).
+    :param approval_task_id: the approval task, read at run time: a rejection skips the approval's direct
+        downstream tasks, so the report must not be one of them.
     :param export_base: ObjectStoragePath URI of the exports folder (templated).
     """
 
-    template_fields: Sequence[str] = ("campaign", "unengaged", "rounds", "export", "opt_out", "approval",
-                                      "export_base")
+    template_fields: Sequence[str] = ("campaign", "unengaged", "rounds", "export", "opt_out", "export_base")
     operator_extra_links = (ExportFileLink(),)
     ui_color = "#dcedc8"
 
     def __init__(self, *, campaign: Any, unengaged: Any, rounds: Any, export: Any = None, opt_out: Any = None,
-                 approval: Any = None, export_base: Any = None, **kwargs: Any) -> None:
+                 approval_task_id: str | None = None, export_base: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.campaign, self.unengaged, self.rounds = campaign, unengaged, rounds
-        self.export, self.opt_out, self.approval, self.export_base = export, opt_out, approval, export_base
+        self.export, self.opt_out, self.export_base = export, opt_out, export_base
+        self.approval_task_id = approval_task_id
+        self.rejected = False
         self.file_uri: str | None = None
 
     def _round_rows(self) -> list[dict[str, int]]:
@@ -70,11 +72,15 @@ class CampaignReportOperator(BaseOperator):
             return (f"{campaign}: {len(rows)} round(s), {sent:,} sent, {rows[-1]['unconfirmed'] if rows else 0:,} "
                     f"unconfirmed, {verb} {count:,} ({self.opt_out.get('already_opted_out', 0):,} already, "
                     f"{self.opt_out.get('errors', 0):,} errors).")
-        if self.approval and (self.approval.get("chosen_options") or [None])[0] == "Reject":
-            return f"{campaign}: the opt-out was rejected by {_who(self.approval)}; nobody was opted out."
+        if self.rejected:
+            return f"{campaign}: the opt-out was rejected at the approval step; nobody was opted out."
         return f"{campaign}: {len(rows)} round(s), {sent:,} sent; the opt-out did not run, nobody was opted out."
 
     def execute(self, context: Context) -> dict[str, Any]:
+        if self.approval_task_id:
+            # A rejection leaves no result, only the list of tasks the approval skipped.
+            skipped = context["ti"].xcom_pull(task_ids=self.approval_task_id, key="skipmixin_key") or {}
+            self.rejected = bool(skipped.get("skipped"))
         rows = self._round_rows()
         opted = int((self.opt_out or {}).get("opted_out", 0))
         errors = int((self.opt_out or {}).get("errors", 0))
@@ -94,7 +100,3 @@ class CampaignReportOperator(BaseOperator):
         self.log.info("%s", summary)
         return {"report_uri": str(page), "rounds": len(rows), "opted_out": opted, "errors": errors}
 
-
-def _who(approval: dict[str, Any]) -> str:
-    responder = approval.get("responded_by") or {}
-    return str(responder.get("name") or responder.get("id") or "the approver")
