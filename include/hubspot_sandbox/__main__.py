@@ -36,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--response-window-seconds", type=float, default=600.0,
                        help="opens and clicks arrive over this many seconds after a send")
     serve.add_argument("--record", help="append every HubSpot request/response to this JSONL file")
+    serve.add_argument("--call-log", help="append one line per HubSpot request (time, endpoint, status, "
+                       "User-Agent) to this JSONL file")
     serve.add_argument("--log-level", default="warning")
     return parser
 
@@ -56,6 +58,7 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         seed_contacts=args.seed_contacts,
         seed=args.seed,
         record_path=args.record,
+        call_log_path=args.call_log,
     )
 
 

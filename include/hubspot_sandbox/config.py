@@ -120,6 +120,8 @@ class SandboxConfig:
     seed: int = 0
     #: Append every HubSpot request and response to this JSONL file (contract tests read it).
     record_path: str | None = None
+    #: Append one short line per HubSpot request (time, endpoint, status, User-Agent): who called what, when.
+    call_log_path: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

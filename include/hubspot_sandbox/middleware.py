@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -69,22 +70,31 @@ class _Exchange:
             "dropped": bool(self.state.get("drop")),
         }
 
+    def call(self, scope: Scope, started: float) -> dict[str, Any]:
+        """The call log's line: enough to attribute a call to the step that made it, without the bodies."""
+        headers = dict(scope.get("headers") or [])
+        return {"at": round(started, 4), "endpoint": self.state["endpoint"], "method": scope["method"],
+                "status": self.status, "agent": headers.get(b"user-agent", b"").decode("utf-8", "replace")}
+
 
 class SandboxMiddleware:
     """Adds ``X-HubSpot-RateLimit-*`` headers, cuts connections on request, counts errors, records traffic.
 
     The recording (one JSON line per HubSpot request and response) is what the contract tests
-    validate against HubSpot's OpenAPI files.
+    validate against HubSpot's OpenAPI files. The call log keeps only when, what, the status and the
+    caller's User-Agent: small enough for a million-contact campaign, and enough to count each step's calls.
     """
 
-    def __init__(self, app: ASGIApp, record_path: str | None = None) -> None:
+    def __init__(self, app: ASGIApp, record_path: str | None = None, call_log_path: str | None = None) -> None:
         self.app = app
         self.record_path = Path(record_path) if record_path else None
+        self.call_log_path = Path(call_log_path) if call_log_path else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        started = time.time()
         exchange = _Exchange(scope, receive, send)
         await self.app(scope, exchange.receive, exchange.send)
         endpoint = exchange.state.get("endpoint")
@@ -95,3 +105,6 @@ class SandboxMiddleware:
         if self.record_path is not None:
             with self.record_path.open("a", encoding="utf-8") as fh:
                 fh.write(json.dumps(exchange.record(scope)) + "\n")
+        if self.call_log_path is not None:
+            with self.call_log_path.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(exchange.call(scope, started)) + "\n")

@@ -185,16 +185,23 @@ class Transport:
 
 
 class GuardedRest:
-    """Stands in for the SDK's ``RESTClientObject``: same methods, every call through :class:`Transport`."""
+    """Stands in for the SDK's ``RESTClientObject``: same methods, every call through :class:`Transport`.
 
-    def __init__(self, inner: Any, transport: Transport, timeout: tuple[float, float]) -> None:
+    Every request carries ``user_agent`` (the SDK's generated clients would send their own).
+    """
+
+    def __init__(self, inner: Any, transport: Transport, timeout: tuple[float, float], *,
+                 user_agent: str | None = None) -> None:
         self.inner = inner
         self.transport = transport
         self.timeout = timeout
+        self.user_agent = user_agent
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
         if kwargs.get("_request_timeout") is None:
             kwargs["_request_timeout"] = self.timeout
+        if self.user_agent:
+            kwargs["headers"] = {**(kwargs.get("headers") or {}), "User-Agent": self.user_agent}
 
         def call() -> Any:
             response = self.inner.request(method, url, *args, **kwargs)

@@ -1,7 +1,8 @@
 """Deferrable waits on HubSpot: a list finishing processing, an export becoming downloadable.
 
 They run in the triggerer, so no worker slot is held while HubSpot computes. The hook is synchronous
-(the SDK is), so each poll runs in a thread.
+(the SDK is), so each poll runs in a thread. ``caller`` is the deferring task's, so a poll is logged as
+that step's call.
 """
 
 from __future__ import annotations
@@ -22,22 +23,23 @@ class ListProcessedTrigger(BaseTrigger):
     """Fires once a list's ``processingStatus`` is no longer PROCESSING."""
 
     def __init__(self, *, list_id: str, hubspot_conn_id: str, poll_interval: float = 5.0,
-                 max_polls: int = 720) -> None:
+                 max_polls: int = 720, caller: str | None = None) -> None:
         super().__init__()
         self.list_id = list_id
         self.hubspot_conn_id = hubspot_conn_id
         self.poll_interval = poll_interval
         self.max_polls = max_polls
+        self.caller = caller
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (f"{type(self).__module__}.{type(self).__qualname__}",
                 {"list_id": self.list_id, "hubspot_conn_id": self.hubspot_conn_id,
-                 "poll_interval": self.poll_interval, "max_polls": self.max_polls})
+                 "poll_interval": self.poll_interval, "max_polls": self.max_polls, "caller": self.caller})
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from .hook import HubSpotHook
 
-        hook = HubSpotHook(self.hubspot_conn_id)
+        hook = HubSpotHook(self.hubspot_conn_id, caller=self.caller)
         for attempt in range(self.max_polls):
             try:
                 status = await asyncio.to_thread(_list_status, hook, self.list_id)
@@ -64,22 +66,23 @@ class ExportReadyTrigger(BaseTrigger):
     """Fires once a CRM export task is COMPLETE (with its download URL) or failed."""
 
     def __init__(self, *, task_id: str, hubspot_conn_id: str, poll_interval: float = 5.0,
-                 max_polls: int = 720) -> None:
+                 max_polls: int = 720, caller: str | None = None) -> None:
         super().__init__()
         self.export_task_id = task_id
         self.hubspot_conn_id = hubspot_conn_id
         self.poll_interval = poll_interval
         self.max_polls = max_polls
+        self.caller = caller
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (f"{type(self).__module__}.{type(self).__qualname__}",
                 {"task_id": self.export_task_id, "hubspot_conn_id": self.hubspot_conn_id,
-                 "poll_interval": self.poll_interval, "max_polls": self.max_polls})
+                 "poll_interval": self.poll_interval, "max_polls": self.max_polls, "caller": self.caller})
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from .hook import HubSpotHook
 
-        hook = HubSpotHook(self.hubspot_conn_id)
+        hook = HubSpotHook(self.hubspot_conn_id, caller=self.caller)
         for attempt in range(self.max_polls):
             try:
                 status = await asyncio.to_thread(_export_status, hook, self.export_task_id)

@@ -22,4 +22,5 @@ class HubSpotOperator(BaseOperator):
 
     @cached_property
     def hook(self) -> HubSpotHook:
-        return HubSpotHook(self.hubspot_conn_id)
+        # The task id travels in the User-Agent, so each call in HubSpot's logs names its step.
+        return HubSpotHook(self.hubspot_conn_id, caller=f"{self.dag_id}/{self.task_id}")
