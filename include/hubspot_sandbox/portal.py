@@ -41,11 +41,11 @@ class Portal:
         self.config = config
         self.initial_config = config
         self.db = Database(config.db_path)
-        self.limiter = RateLimiter(config.limits)
+        self._clock_offset_ms = int(self.db.get_meta("clock_offset_ms", 0))
+        self.limiter = RateLimiter(config.limits, clock=self.now_ms)
         self.faults = FaultInjector()
         self.files_dir = Path(config.db_path + ".files") if config.db_path != ":memory:" else None
         self.base_url = f"http://{config.host}:{config.port}"
-        self._clock_offset_ms = int(self.db.get_meta("clock_offset_ms", 0))
         self._data_version = int(self.db.get_meta("data_version", 0))
         self._grants = {grant.token: grant for grant in config.tokens}
         self.limiter.daily_used = int(
@@ -120,10 +120,10 @@ class Portal:
         """Empty the portal and undo setting changes made through the admin API."""
         self.db.reset()
         self.config = self.initial_config
+        self._clock_offset_ms = 0
         self.limiter.set_limits(self.config.limits)
         self.limiter.reset()
         self.faults.clear()
-        self._clock_offset_ms = 0
         self._data_version = 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .config import RateLimit
@@ -21,19 +22,27 @@ class RateLimiter:
     """Counts requests per token in a rolling window and per account per day.
 
     The daily count is kept in memory and mirrored to the store by the caller; the rolling window
-    is memory-only, as a restart of HubSpot's edge would not remember it either.
+    is memory-only, as a restart of HubSpot's edge would not remember it either. The day (UTC)
+    follows the portal clock, so moving the clock past midnight through the admin API starts a new
+    daily budget, as the next day would.
+
+    :param clock: the portal clock, in milliseconds since the epoch.
     """
 
-    def __init__(self, limits: RateLimit) -> None:
+    def __init__(self, limits: RateLimit, *, clock: Callable[[], float] | None = None) -> None:
         self.limits = limits
+        self._clock = clock or (lambda: time.time() * 1000)
         self._windows: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
         self.daily_used = 0
         self.day = self.today()
         self.forced: collections.deque[str] = collections.deque()
 
-    @staticmethod
-    def today() -> str:
-        return dt.datetime.now(dt.timezone.utc).date().isoformat()
+    def _now(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self._clock() / 1000, tz=dt.timezone.utc)
+
+    def today(self) -> str:
+        """The portal's current date, e.g. ``2026-11-28``."""
+        return self._now().date().isoformat()
 
     def set_limits(self, limits: RateLimit) -> None:
         self.limits = limits
@@ -73,5 +82,6 @@ class RateLimiter:
         }
 
     def daily_reset_at(self) -> dt.datetime:
-        tomorrow = dt.datetime.now(dt.timezone.utc).date() + dt.timedelta(days=1)
+        """The next midnight of the portal clock, when the daily budget starts again."""
+        tomorrow = self._now().date() + dt.timedelta(days=1)
         return dt.datetime.combine(tomorrow, dt.time(), tzinfo=dt.timezone.utc)

@@ -55,8 +55,12 @@ class HubSpotConflict(HubSpotValidationError):
     """409: the object exists already (e.g. a list name is taken)."""
 
 
-class HubSpotDailyLimitError(HubSpotError):
-    """429 DAILY: the portal's daily API budget is spent; the task can be rerun after the reset."""
+class HubSpotDailyLimitError(HubSpotError, AirflowFailException):
+    """429 DAILY: the portal's daily API budget is spent; the task can be rerun after the reset.
+
+    Fails the task without Airflow's retries: they come minutes apart, the budget returns only at
+    the portal's midnight, and each retry would spend the task's retries for nothing.
+    """
 
 
 class HubSpotTransientError(HubSpotError):

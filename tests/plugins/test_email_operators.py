@@ -94,6 +94,37 @@ def test_a_publish_whose_answer_was_lost_is_not_repeated(seeded, recipients):
     assert seeded.admin("GET", "calls")["emails.publish"]["calls"] == 1
 
 
+def test_a_publish_answered_after_the_client_gave_up_is_seen_landing_and_not_repeated(seeded, recipients):
+    email = run_operator(create_op(recipients["list_id"]))
+    seeded.admin("POST", "faults", {"endpoint": "emails.publish", "kind": "latency", "seconds": 2.5, "count": 1})
+    send = SendEmailOperator(task_id="send_email", email_id=email["email_id"])
+    send.hook.timeout = (2.0, 1.5)  # gives up before HubSpot answers; then waits as long again for it to land
+    assert run_operator(send)["sent_at"]
+    assert seeded.admin("GET", "calls")["emails.publish"]["calls"] == 1
+    assert len(seeded.admin("GET", f"emails/{email['email_id']}/recipients")["recipients"]) == recipients["size"]
+
+
+def test_a_publish_that_failed_before_landing_is_sent_once_by_a_second_publish(seeded, recipients):
+    email = run_operator(create_op(recipients["list_id"]))
+    seeded.admin("POST", "faults", {"endpoint": "emails.publish", "kind": "error", "status": 503, "count": 1})
+    send = SendEmailOperator(task_id="send_email", email_id=email["email_id"])
+    send.hook.timeout = (2.0, 1.0)
+    assert run_operator(send)["sent_at"]
+    assert seeded.admin("GET", "calls")["emails.publish"]["calls"] == 2
+    sends = seeded.admin("GET", f"emails/{email['email_id']}/recipients")["recipients"]
+    assert len(sends) == len({r["contactId"] for r in sends}) == recipients["size"]
+
+
+def test_a_publish_that_never_lands_fails_saying_what_to_do(seeded, recipients):
+    email = run_operator(create_op(recipients["list_id"]))
+    seeded.admin("POST", "faults", {"endpoint": "emails.publish", "kind": "drop_before", "count": 3})
+    send = SendEmailOperator(task_id="send_email", email_id=email["email_id"])
+    send.hook.timeout = (2.0, 0.5)
+    with pytest.raises(HubSpotError, match=r"still shows it unsent\. Clear this task"):
+        run_operator(send)
+    assert seeded.admin("GET", f"emails/{email['email_id']}/recipients")["recipients"] == []
+
+
 def test_send_on_a_starter_portal_fails_clearly(seeded, recipients):
     email = run_operator(create_op(recipients["list_id"]))
     seeded.admin("PUT", "settings", {"tier": "starter"})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 from airflow.sdk import ObjectStoragePath
-from reengagement.errors import HubSpotTransientError
+from reengagement.errors import HubSpotDailyLimitError, HubSpotTransientError
 from reengagement.operators.lists import ExportListOperator
 from reengagement.operators.subscriptions import OptOutOperator
 from reengagement.report import BadOptOutFile
@@ -66,6 +66,19 @@ def test_rerun_after_a_failure_mid_way_finishes_the_rest_and_repeats_no_change(e
         run_operator(failing, RUN)
     assert len(changes(sandbox)) == 100  # the first batch went through, the second never did
     sandbox.admin("DELETE", "faults")
+    rerun = run_operator(opt_out(exported["uri"]), RUN)
+    assert (rerun["opted_out"], rerun["already_opted_out"]) == (50, 100)
+    assert sorted(c["contactId"] for c in changes(sandbox)) == sorted(exported["ids"])
+
+
+def test_the_daily_limit_mid_way_fails_with_the_progress_and_the_next_day_finishes_the_rest(exported):
+    sandbox = exported["sandbox"]
+    used = sandbox.admin("GET", "settings")["daily_used"]
+    sandbox.admin("PUT", "settings", {"rate_limit": f"190/10s,{used + 1}/day"})  # room for one batch
+    with pytest.raises(HubSpotDailyLimitError, match=r"daily API limit is spent.* 100 of 150 contacts were processed"):
+        run_operator(opt_out(exported["uri"]), RUN)
+    assert len(changes(sandbox)) == 100
+    sandbox.admin("POST", "clock", {"advance_seconds": 86_400})  # the portal's next day: a new budget
     rerun = run_operator(opt_out(exported["uri"]), RUN)
     assert (rerun["opted_out"], rerun["already_opted_out"]) == (50, 100)
     assert sorted(c["contactId"] for c in changes(sandbox)) == sorted(exported["ids"])

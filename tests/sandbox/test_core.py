@@ -61,6 +61,16 @@ def test_daily_limit_gets_429_daily_until_the_day_resets(sandbox):
     assert blocked.headers["X-HubSpot-RateLimit-Daily-Remaining"] == "0"
 
 
+def test_daily_limit_resets_when_the_portal_clock_passes_midnight(sandbox):
+    sandbox.admin("PUT", "settings", {"rate_limit": "100/10s,50/day", "daily_used": 50})
+    assert sandbox.session.get(f"{sandbox.url}{DETAILS}").status_code == 429
+    sandbox.admin("POST", "clock", {"advance_seconds": 86_400})
+    answer = sandbox.session.get(f"{sandbox.url}{DETAILS}")
+    assert answer.status_code == 200
+    assert answer.headers["X-HubSpot-RateLimit-Daily-Remaining"] == "49"
+    assert sandbox.admin("GET", "settings")["daily_used"] == 1
+
+
 def test_other_tokens_have_their_own_ten_second_window(tmp_path):
     args = ["--token", "pat-a", "--token", "pat-b", "--rate-limit", "2/10s"]
     with SandboxProcess(tmp_path / "p.db", args=args, token="pat-a") as sb:

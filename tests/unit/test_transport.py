@@ -133,6 +133,17 @@ def test_permanent_errors_tell_airflow_not_to_retry():
     assert not isinstance(error_for(503, "{}", "GET", URL), AirflowFailException)
 
 
+def test_a_spent_daily_limit_fails_the_task_at_once_and_says_when_to_rerun():
+    from airflow.sdk.exceptions import AirflowFailException
+
+    err = error_for(429, json.dumps({"policyName": "DAILY", "message": "You have reached your daily limit."}),
+                    "POST", URL)
+    assert isinstance(err, AirflowFailException)  # Airflow's retries minutes later cannot succeed
+    assert "daily API limit" in str(err) and "midnight" in str(err)
+    assert not isinstance(error_for(429, json.dumps({"policyName": "TEN_SECONDLY_ROLLING"}), "GET", URL),
+                          AirflowFailException)
+
+
 @pytest.mark.parametrize(
     ("method", "path", "idempotent"),
     [

@@ -5,11 +5,12 @@ from __future__ import annotations
 import html
 import json
 import re
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import HubSpotError, HubSpotTransientError
+from ..errors import HubSpotError, HubSpotTransientError, HubSpotValidationError
 from ..links import HubSpotObjectLink, email_url
 from .base import HubSpotOperator
 
@@ -21,6 +22,8 @@ CONFIRM_PLACEHOLDER = re.compile(r"\{\{\s*confirm_url\s*\}\}")
 #: States in which HubSpot has sent (or will send) the email: publishing again must not happen.
 SENT_STATES = frozenset({"PUBLISHED", "PUBLISHED_OR_SCHEDULED", "SCHEDULED", "SCHEDULED_OR_PUBLISHED",
                          "PROCESSING", "PRE_PROCESSING", "AUTOMATED_SENDING"})
+#: Publishes of one email in one try: each after HubSpot's state showed the previous one had not landed.
+PUBLISH_ATTEMPTS = 3
 METRICS = ("selected", "sent", "delivered", "bounce", "open", "click", "unsubscribed", "suppressed")
 BODY_WIDGET = "module-0-1-1"
 
@@ -179,8 +182,10 @@ class SendEmailOperator(HubSpotOperator):
     """Send (publish) the email exactly once.
 
     HubSpot's state decides, not Airflow's try number: an email that is already published or sent
-    is recorded and returned, never published again. A publish whose answer was lost is checked by
-    reading the email back before anything else happens.
+    is recorded and returned, never published again. A publish that got no answer (a 5xx, a timeout,
+    a dropped connection) may still be landing, so the email is read back until it shows as sent or
+    for as long again as the client waited for the answer; only an email HubSpot still shows unsent
+    after that is published again, at most :data:`PUBLISH_ATTEMPTS` times in all.
 
     :param email_id: the email to send (templated).
     """
@@ -198,6 +203,41 @@ class SendEmailOperator(HubSpotOperator):
         api = self.hook.client.marketing.emails.marketing_emails_api
         return json.loads(api.get_by_id(str(self.email_id), _preload_content=False).data)  # type: ignore[no-any-return]
 
+    def _publish(self) -> None:
+        api = self.hook.client.marketing.emails.marketing_emails_api
+        for attempt in range(1, PUBLISH_ATTEMPTS + 1):
+            try:
+                api.publish_or_send(str(self.email_id))
+                return
+            except HubSpotTransientError as err:
+                if self._shows_sent_after_settling():
+                    self.log.warning("The publish answer was lost, but HubSpot shows the email as sent.")
+                    return
+                if attempt == PUBLISH_ATTEMPTS:
+                    raise HubSpotTransientError(
+                        f"Publishing email {self.email_id} got no answer {attempt} times ({err}), and HubSpot still "
+                        "shows it unsent. Clear this task to try again: it reads HubSpot's state first, so a sent "
+                        "email is never sent twice.") from err
+                self.log.warning("Publishing email %s got no answer (%s) and HubSpot still shows it unsent; "
+                                 "publishing again (attempt %d of %d).", self.email_id, err, attempt + 1,
+                                 PUBLISH_ATTEMPTS)
+            except HubSpotValidationError:
+                if not is_sent(self._get()):
+                    raise
+                return  # an earlier attempt landed late: HubSpot refuses to send it twice
+
+    def _shows_sent_after_settling(self) -> bool:
+        """Read the email back until it shows as sent, for as long as the client waits for an answer."""
+        deadline = time.monotonic() + self.hook.timeout[1]
+        pause = 0.5
+        while not is_sent(self._get()):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, 10.0)
+        return True
+
     def execute(self, context: Context) -> dict[str, Any]:
         email = self._get()
         portal = self.hook.portal
@@ -206,12 +246,7 @@ class SendEmailOperator(HubSpotOperator):
             self.log.info("Email %s was already sent at %s; not sending it again.", self.email_id,
                           email.get("publishedAt") or email.get("publishDate"))
         else:
-            try:
-                self.hook.client.marketing.emails.marketing_emails_api.publish_or_send(str(self.email_id))
-            except HubSpotTransientError:
-                if not is_sent(self._get()):
-                    raise
-                self.log.warning("The publish answer was lost, but HubSpot shows the email as sent.")
+            self._publish()
             email = self._get()
             if not is_sent(email):
                 raise HubSpotError(f"HubSpot accepted the publish of email {self.email_id} but does not show it as "

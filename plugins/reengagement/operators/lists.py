@@ -12,7 +12,7 @@ import tenacity
 
 from .. import report, segments
 from ..campaign import is_cta_click, last_done
-from ..errors import HubSpotConflict, HubSpotError, HubSpotTransientError
+from ..errors import HubSpotConflict, HubSpotPermanentError, HubSpotTransientError
 from ..hook import BATCH_SIZE, chunked
 from ..links import ExportFileLink, HubSpotObjectLink, list_url
 from ..storage import read_manifest, restrict, run_folder, write_manifest
@@ -25,8 +25,11 @@ if TYPE_CHECKING:
 PROCESSING_TYPES = ("DYNAMIC", "SNAPSHOT", "MANUAL")
 
 
-class ListDefinitionConflict(HubSpotError):
-    """A list with the campaign's name exists but means something else: adopting it would be wrong."""
+class ListDefinitionConflict(HubSpotPermanentError):
+    """A list with the campaign's name exists but means something else: adopting it would be wrong.
+
+    Permanent: the list stays what it is until someone renames or deletes it, so retrying cannot help.
+    """
 
 
 class EnsureListOperator(HubSpotOperator):
@@ -72,7 +75,7 @@ class EnsureListOperator(HubSpotOperator):
         if found.get("processingStatus") == "PROCESSING":
             self.log.info("List %r (%s) is PROCESSING; waiting in the triggerer.", self.list_name, found["listId"])
             self.defer(trigger=ListProcessedTrigger(list_id=str(found["listId"]), hubspot_conn_id=self.hubspot_conn_id,
-                                                    poll_interval=self.poll_interval),
+                                                    poll_interval=self.poll_interval, caller=self.hook.caller),
                        method_name="execute_complete")
         return self._result(found["listId"], found.get("size"))
 
@@ -265,7 +268,7 @@ class ExportListOperator(HubSpotOperator):
         self.log.info("Started HubSpot export %s of list %s; waiting in the triggerer.", task.id,
                       self.source_list_id)
         self.defer(trigger=ExportReadyTrigger(task_id=str(task.id), hubspot_conn_id=self.hubspot_conn_id,
-                                              poll_interval=self.poll_interval),
+                                              poll_interval=self.poll_interval, caller=self.hook.caller),
                    method_name="execute_complete")
         raise AssertionError("unreachable: defer() raises")  # pragma: no cover
 

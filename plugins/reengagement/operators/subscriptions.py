@@ -10,6 +10,7 @@ import pandas as pd
 from airflow.sdk import ObjectStoragePath
 
 from .. import report
+from ..errors import HubSpotDailyLimitError
 from ..hook import BATCH_SIZE, chunked
 from ..links import ExportFileLink
 from ..storage import restrict
@@ -73,23 +74,17 @@ class OptOutOperator(HubSpotOperator):
         rows = self._check(source, run_id)
         target = source.parent / ("opt_out_dry_run.csv" if self.is_dry_run else "opt_out_result.csv")
         self.file_uri = str(target)
-        counts = {"changed": 0, "already": 0, "errors": 0}
+        counts = {"done": 0, "changed": 0, "already": 0, "errors": 0}
         self.log.info("%s %d contacts (%s) from %s.", "Dry run: would opt out" if self.is_dry_run else "Opting out",
                       rows, self.scope, source)
-        with source.open("r") as handle, target.open("w") as out:
-            out.write(",".join(report.RESULT_COLUMNS) + "\n")
-            done = 0
-            for chunk in report.read_opt_out_file(handle, run_id):
-                for batch in chunked(chunk.itertuples(index=False), BATCH_SIZE):
-                    results = self._apply([row.email for row in batch])
-                    frame = pd.DataFrame([(row.contact_id, row.email, *results[row.email], run_id) for row in batch],
-                                         columns=report.RESULT_COLUMNS)
-                    _count(frame, counts)
-                    report.to_csv_rows(frame, out, header=False)
-                    done += len(batch)
-                self.log.info("Progress: %d of %d contacts (%d changed, %d already opted out, %d errors).",
-                              done, rows, counts["changed"], counts["already"], counts["errors"])
-        restrict(target)
+        try:
+            self._write_results(source, target, run_id, rows, counts)
+        except HubSpotDailyLimitError as err:
+            raise HubSpotDailyLimitError(
+                f"{err} {counts['done']} of {rows} contacts were processed before the limit ({counts['changed']} "
+                f"opted out by this try); the result so far is in {target}. Rerun this task after the reset to "
+                "finish the rest: contacts already opted out are not changed twice.",
+                status=err.status, correlation_id=err.correlation_id, body=err.body) from err
         summary = {"rows": rows, "opted_out": counts["changed"], "already_opted_out": counts["already"],
                    "errors": counts["errors"], "dry_run": self.is_dry_run, "result_uri": str(target)}
         self.log.info("Opt-out finished: %s", summary)
@@ -107,6 +102,24 @@ class OptOutOperator(HubSpotOperator):
             raise report.BadOptOutFile(f"{source} repeats {duplicates} email address(es); it was not written by "
                                        "the export task as it is. Nothing was opted out.")
         return rows
+
+    def _write_results(self, source: ObjectStoragePath, target: ObjectStoragePath, run_id: str, rows: int,
+                       counts: dict[str, int]) -> None:
+        """Opt out batch by batch, writing each batch's per-contact result as soon as HubSpot answers."""
+        with source.open("r") as handle, target.open("w") as out:
+            restrict(target)  # before the first row: it holds email addresses
+            out.write(",".join(report.RESULT_COLUMNS) + "\n")
+            for chunk in report.read_opt_out_file(handle, run_id):
+                for batch in chunked(chunk.itertuples(index=False), BATCH_SIZE):
+                    results = self._apply([row.email for row in batch])
+                    frame = pd.DataFrame([(row.contact_id, row.email, *results[row.email], run_id) for row in batch],
+                                         columns=report.RESULT_COLUMNS)
+                    _count(frame, counts)
+                    report.to_csv_rows(frame, out, header=False)
+                    out.flush()
+                    counts["done"] += len(batch)
+                self.log.info("Progress: %d of %d contacts (%d changed, %d already opted out, %d errors).",
+                              counts["done"], rows, counts["changed"], counts["already"], counts["errors"])
 
     def _apply(self, emails: list[str]) -> dict[str, tuple[str, str]]:
         """``email -> (status, reason)`` for one batch of at most 100."""
