@@ -76,10 +76,10 @@ with DAG(
     params={name: Param(spec.pop("default"), **spec) for name, spec in
             ((n, dict(s)) for n, s in PARAMS_SCHEMA.items())},
     user_defined_macros=MACROS,
+    # The first retry waits [core] default_task_retry_delay (Airflow's default: 300 s), then doubles.
     default_args={
         "pool": "hubspot_api",
         "retries": 3,
-        "retry_delay": dt.timedelta(seconds=30),
         "retry_exponential_backoff": True,
         "max_retry_delay": dt.timedelta(minutes=15),
     },

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from include.hubspot_sandbox.process import SandboxProcess
+from tests.support.campaign import CAMPAIGN_SANDBOX, load_dag, prepare_airflow_db
 from tests.support.contract import ContractChecker, read_exchanges
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,6 +22,7 @@ os.environ.update({
     "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
     "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
     "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "1",  # a task retry in a test waits a second, not minutes
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_HOME / 'airflow.db'}",
 })
 
@@ -68,3 +70,22 @@ def client(sandbox: SandboxProcess):
     import hubspot
 
     return hubspot.Client.create(access_token=sandbox.token, host=sandbox.url, base_url=sandbox.url)
+
+
+# -- whole campaigns (tests/e2e, tests/reliability) ----------------------------------------------------------
+@pytest.fixture(scope="session")
+def airflow_db() -> None:
+    """The session's SQLite metadata database, migrated, with the pool."""
+    prepare_airflow_db()
+
+
+@pytest.fixture(scope="session")
+def campaign_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxProcess]:
+    folder = tmp_path_factory.mktemp("campaign-sandbox")
+    with SandboxProcess(folder / "portal.db", args=CAMPAIGN_SANDBOX) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def dag(airflow_db):
+    return load_dag()

@@ -2,48 +2,20 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from reengagement.campaign import PARAMS_SCHEMA
 
-from include.hubspot_sandbox.process import PROJECT_ROOT, SandboxProcess
+from include.hubspot_sandbox.process import SandboxProcess
 from tests.plugins.conftest import connection_json
 
-#: Short waits: a round takes seconds, not a week.
-CAMPAIGN_SANDBOX = ["--list-processing-seconds", "0.3", "--export-processing-seconds", "0.3",
-                    "--response-window-seconds", "2"]
+#: Short waits: a round takes seconds, not a week (the sandbox's timings are in tests/conftest.py).
 FAST_CONF = {"wait": "PT4S"}
-
-
-@pytest.fixture(scope="session")
-def airflow_db() -> None:
-    """Migrate the session's SQLite metadata database and create the pool, as `make demo` does."""
-    airflow = str(Path(sys.executable).with_name("airflow"))
-    for args in (["db", "migrate"], ["pools", "set", "hubspot_api", "4", "HubSpot API calls"]):
-        subprocess.run([airflow, *args], check=True, capture_output=True, env=os.environ)
-
-
-@pytest.fixture(scope="session")
-def campaign_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxProcess]:
-    folder = tmp_path_factory.mktemp("campaign-sandbox")
-    with SandboxProcess(folder / "portal.db", args=CAMPAIGN_SANDBOX) as server:
-        yield server
-
-
-@pytest.fixture(scope="session")
-def dag(airflow_db):
-    sys.path.insert(0, str(PROJECT_ROOT / "dags"))
-    import hubspot_reengagement
-
-    return hubspot_reengagement.dag
 
 
 class Campaign:
