@@ -1,0 +1,126 @@
+"""The fewest HubSpot calls each campaign step needs, and the rate-limit floor of its wall time.
+
+A step's minimum is what an idempotent implementation of its job needs when earlier steps have done
+theirs and pass on only ids, counts and timestamps (what XCom may carry): a look-up by name before each
+create, one status read of anything HubSpot processes asynchronously, full pages and full batches, and
+nothing read twice. Polls beyond the first status read are waiting for HubSpot, not work, and count
+against the step. The UI links' portal look-up (``account.details``) is not in any minimum: preflight
+has already read the portal.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+#: HubSpot's Enterprise limit, which the benchmark's sandbox enforces: 190 calls per rolling 10 s.
+RATE_LIMIT = 190
+INTERVAL_S = 10.0
+BATCH = 100
+EVENTS_PAGE = 1000
+
+_ROUND = re.compile(r"^round_(\d+)\.(.+)$")
+
+
+def pages(items: int, size: int) -> int:
+    """Pages to read ``items`` (an empty result still takes one call)."""
+    return max(1, math.ceil(items / size))
+
+
+def batches(items: int, size: int = BATCH) -> int:
+    """Batch calls to write or read ``items`` (none when there is nothing to do)."""
+    return math.ceil(items / size)
+
+
+def floor_seconds(calls: int) -> float:
+    """The least wall time ``calls`` can take under the rolling limit, starting from an empty window.
+
+    The first 190 calls may go at once; each further 190 must wait for the window to roll, so the floor
+    is 10 s x floor((calls - 1) / 190). A step with at most 190 calls has a floor of 0: it is not
+    call-bound, and a ratio against its floor would mean nothing.
+    """
+    return INTERVAL_S * ((calls - 1) // RATE_LIMIT) if calls > 0 else 0.0
+
+
+def is_call_bound(calls: int) -> bool:
+    return calls > RATE_LIMIT
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the run's outcome says about the cohort (from XCom and HubSpot after the run)."""
+
+    rounds: int
+    #: CTA clickers resolved to contacts, cumulative after each round's ``build_confirmed_list``.
+    confirmed: tuple[int, ...]
+    #: Clickers added by ``refresh_confirmed_list`` (clicks that arrived after the last round's read).
+    late_confirmed: int
+    #: Non-filtered CLICK events of each round's email (CTA, unsubscribe link, ...).
+    click_events: tuple[int, ...]
+    #: Rows of the exported list 2: the contacts to opt out.
+    opt_out_rows: int
+
+
+@dataclass(frozen=True)
+class Minimum:
+    calls: int
+    formula: str
+    grows: bool  # whether the minimum grows with the cohort (O(n)) or is a constant (O(1))
+
+
+FIXED: dict[str, Minimum] = {
+    "preflight": Minimum(7, "O(1): subscription types, forms page, 2 capability probes, contact count, "
+                            "API usage, portal", False),
+    "build_unengaged_list": Minimum(3, "O(1): look-up by name, create, 1 status read", False),
+    "build_recipients_list": Minimum(3, "O(1): look-up by name, create, 1 status read", False),
+    "build_unconfirmed_list": Minimum(3, "O(1): look-up by name, create, 1 status read", False),
+    "create_email": Minimum(2, "O(1): look-up by name, create", False),
+    "send_email": Minimum(3, "O(1): read state, publish, read the send time", False),
+    "review_metrics": Minimum(1, "O(1): read the statistics", False),
+    "export_unconfirmed": Minimum(2, "O(1): start, 1 status read (the CSV download is not an API call)", False),
+}
+
+
+def _confirmed_list(round_no: int, facts: Facts) -> Minimum:
+    before = facts.confirmed[round_no - 2] if round_no > 1 else 0
+    new = facts.confirmed[round_no - 1] - before
+    events = pages(facts.click_events[round_no - 1], EVENTS_PAGE)
+    fixed = 3 if round_no == 1 else 1  # look-up (+ create and status read of list 1 in round 1)
+    earlier = round_no - 1  # one page per earlier email for its clicks since the last read
+    calls = fixed + events + earlier + 2 * batches(new)
+    formula = (f"{fixed} + ceil({facts.click_events[round_no - 1]:,} clicks/1000) + {earlier} earlier email(s) "
+               f"+ 2 x ceil({new:,} new clickers/100) (look-up, add)")
+    return Minimum(calls, formula, True)
+
+
+def _refresh(facts: Facts) -> Minimum:
+    late = facts.late_confirmed
+    calls = 1 + facts.rounds + 2 * batches(late)
+    formula = f"1 look-up + {facts.rounds} page(s) of clicks since the last read + 2 x ceil({late:,} late/100)"
+    return Minimum(calls, formula, True)
+
+
+def minimum(task_id: str, facts: Facts) -> Minimum | None:
+    """The minimum of one task of the campaign DAG, or ``None`` for tasks that do not call HubSpot."""
+    match = _ROUND.match(task_id)
+    round_no, step = (int(match[1]), match[2]) if match else (0, task_id)
+    if step in FIXED:
+        return FIXED[step]
+    if step == "build_confirmed_list":
+        return _confirmed_list(round_no, facts)
+    if step == "refresh_confirmed_list":
+        return _refresh(facts)
+    if step == "opt_out_unconfirmed":
+        return Minimum(batches(facts.opt_out_rows), f"ceil({facts.opt_out_rows:,}/100) batches", True)
+    return None
+
+
+def plain_minimum(members: int, with_email: int) -> int:
+    """Calls of the per-contact script: the pages, one look-up per member, one unsubscribe per address."""
+    return pages(members, 250) + members + with_email
+
+
+def as_floor_rate(calls: int) -> float:
+    """Seconds ``calls`` take at the limit's steady rate (for long scripts, where the burst is noise)."""
+    return calls * INTERVAL_S / RATE_LIMIT

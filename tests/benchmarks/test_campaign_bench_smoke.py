@@ -1,0 +1,110 @@
+"""The campaign benchmark's machinery at 2,000 contacts, so ``make bench`` does not rot between runs.
+
+One real campaign (``airflow dags test`` against a rate-limited sandbox), the plain script on the same
+cohort and a few DAG parses; the assertions are about what was counted, never about how long it took.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+
+from tests.benchmarks import campaign_bench, campaign_steps, dag_parse
+
+SIZE = 2000
+
+
+@pytest.fixture(scope="module")
+def measured(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("campaign-bench")
+    airflow = campaign_bench.AirflowHome(workdir / "airflow")
+    run = campaign_bench.run_campaign(SIZE, 1, workdir, airflow, "PT4S")
+    plain = campaign_bench.run_plain(SIZE, run.opt_out_ids, workdir)
+    parse = dag_parse.measure(repetitions=3)
+    return run, plain, parse
+
+
+def test_every_call_is_attributed_to_a_step_and_adds_up_to_the_sandboxs_totals(measured):
+    run, _, _ = measured
+
+    assert run.unattributed == 0
+    assert run.log_matches_sandbox
+    for task_id in ("preflight", "build_unengaged_list", "round_1.send_email", "round_1.build_confirmed_list",
+                    "export_unconfirmed", "opt_out_unconfirmed"):
+        assert run.calls.get(task_id, 0) > 0, task_id
+    assert "check_guards" not in run.calls and "campaign_report" not in run.calls  # they do not call HubSpot
+
+
+def test_the_campaign_opts_out_the_ground_truth_in_minimum_batches_without_a_429(measured):
+    run, _, _ = measured
+
+    assert run.outcome_ok, run.outcome
+    assert run.failed == []
+    assert run.rate_limited == {}
+    assert run.facts.opt_out_rows == len(run.opt_out_ids) > 0
+    batches = math.ceil(len(run.opt_out_ids) / 100)
+    assert run.calls["opt_out_unconfirmed"] == batches
+    assert campaign_steps.minimum("opt_out_unconfirmed", run.facts).calls == batches
+    assert run.peak_rss_mb > 50
+    rows = {r["step"]: r for r in run.rows()}
+    assert rows["opt_out_unconfirmed"]["calls"] == rows["opt_out_unconfirmed"]["minimum"]
+    assert all(r["minimum"] > 0 for r in rows.values())
+
+
+def test_the_plain_script_makes_two_calls_per_contact_on_the_same_cohort(measured):
+    run, plain, _ = measured
+
+    assert plain.outcome_ok and plain.members == len(run.opt_out_ids)
+    assert plain.by_kind == {"pages": math.ceil(plain.members / 250), "look-ups": plain.members,
+                             "unsubscribes": plain.members}
+    assert plain.calls == plain.minimum == sum(plain.by_kind.values())
+    assert plain.calls > 50 * campaign_bench.project_path_calls(run)
+
+
+def test_the_dag_parses_without_network_and_both_baselines_are_cheaper(measured):
+    _, _, parse = measured
+
+    assert parse["network_attempts"] == 0
+    assert parse["tasks"] > 20
+    assert parse["one_task_ms"] < parse["campaign_ms"] and parse["same_shape_ms"] < parse["campaign_ms"]
+
+
+def test_the_report_has_every_table_and_a_verdict_per_target(measured, tmp_path, capsys):
+    run, plain, parse = measured
+    out = tmp_path / "results.md"
+
+    campaign_bench.write_report(campaign_bench.report([run], [plain], parse, 60.0, "PT4S", []), out)
+
+    written = out.read_text()
+    assert "## Campaign benchmark, " in written and "CPUs (nproc)" in written
+    assert "| opt_out_unconfirmed | " in written and "| **total** |" in written
+    assert "### Against the plain per-contact script" in written and "### DAG file parse time" in written
+    for target in (r"calls/minimum <= 1.1 for every step", r"zero 429s", r"DAG parse time <= 1.5 x",
+                   r"every run opted out exactly the ground truth"):
+        assert re.search(rf"^- (PASS|FAIL): {target}", written, re.M), target
+    assert re.search(r"^- PASS: zero 429s", written, re.M)
+    assert re.search(r"^- PASS: every run opted out exactly the ground truth", written, re.M)
+
+
+@pytest.mark.parametrize(("calls", "floor"), [(0, 0.0), (1, 0.0), (190, 0.0), (191, 10.0), (380, 10.0),
+                                              (381, 20.0), (3300, 170.0)])
+def test_the_floor_lets_one_window_of_calls_go_at_once(calls, floor):
+    assert campaign_steps.floor_seconds(calls) == floor
+    assert campaign_steps.is_call_bound(calls) == (calls > 190)
+
+
+def test_later_rounds_need_only_their_new_clickers_and_one_page_per_earlier_email():
+    facts = campaign_steps.Facts(rounds=2, confirmed=(1000, 1500), late_confirmed=0, click_events=(1200, 600),
+                                 opt_out_rows=2500)
+
+    first = campaign_steps.minimum("round_1.build_confirmed_list", facts)
+    second = campaign_steps.minimum("round_2.build_confirmed_list", facts)
+
+    assert first.calls == 3 + 2 + 2 * 10 and first.grows
+    assert second.calls == 1 + 1 + 1 + 2 * 5
+    assert campaign_steps.minimum("refresh_confirmed_list", facts).calls == 1 + 2
+    assert campaign_steps.minimum("opt_out_unconfirmed", facts).calls == 25
+    assert campaign_steps.minimum("round_2.build_recipients_list", facts).calls == 3
+    assert campaign_steps.minimum("check_guards", facts) is None
