@@ -1,11 +1,12 @@
 # make demo  - run the campaign against the embedded HubSpot sandbox (no account needed)
 # make test  - lint and run the test suite
+# make up    - the deployment (CeleryExecutor on PostgreSQL and Redis) with its UI on 127.0.0.1:8080; make down
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo test lint bench constraints clean
+.PHONY: venv demo test lint bench reliability up down constraints clean
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,10 +23,20 @@ lint: venv
 	$(BIN)/ruff check .
 
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
+
+up: venv
+	$(BIN)/python -m include.airflow_stack up
+
+down: venv
+	$(BIN)/python -m include.airflow_stack down
 
 bench: venv
 	$(BIN)/python -m tests.benchmarks.sandbox_bench
+	$(BIN)/python -m tests.benchmarks.campaign_bench --max-size-for-3-rounds 100000
+
+reliability: venv
+	$(BIN)/python -m tests.reliability.fault_suite
 
 constraints: venv
 	$(BIN)/python -m pip freeze --exclude-editable > constraints.txt

@@ -1,0 +1,129 @@
+"""The deployment ``make up`` starts, on this machine's PostgreSQL and Redis, driven through the REST API only.
+
+One stack serves the module's tests: a fresh metadata database, an emptied broker database, and scheduler,
+dag-processor, triggerer, Celery worker and api-server as separate processes with their own logs. Whatever
+happens, every process is stopped at the end; a failed test's report carries the logs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from include.airflow_stack.shape import SANDBOX_TOKEN
+from include.airflow_stack.stack import DAG_ID, LocalStack, StackConfig
+from include.hubspot_sandbox.process import free_port
+from tests.conftest import CAMPAIGN_SANDBOX
+
+DATABASE_URL = os.environ.get("INTEGRATION_DATABASE_URL",
+                              "postgresql+psycopg2://postgres@127.0.0.1:5432/reengagement_integration")
+BROKER_URL = os.environ.get("INTEGRATION_BROKER_URL", "redis://127.0.0.1:6379/15")
+#: Faster than a deployment: a lost worker is noticed in ~30 s, a failed task is retried after 2, 4, 8 s.
+TEST_SETTINGS = {
+    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
+    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
+    "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "2",
+}
+
+
+class Deployment:
+    """The running stack, its REST API and its sandbox, with what the tests read back from HubSpot."""
+
+    def __init__(self, stack: LocalStack, exports: Path) -> None:
+        self.stack, self.exports = stack, exports
+        self.api = stack.api().login()
+        self.sandbox_url = f"http://127.0.0.1:{stack.config.sandbox_port}"
+        import requests
+
+        self.http = requests.Session()
+        self.http.headers["Authorization"] = f"Bearer {SANDBOX_TOKEN}"
+
+    def admin(self, method: str, path: str, body: Any = None, **params: Any) -> Any:
+        response = self.http.request(method, f"{self.sandbox_url}/_sandbox/{path}", json=body, params=params or None,
+                                     timeout=120)
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+    def fresh_portal(self, contacts: int = 400, seed: int = 5) -> None:
+        self.admin("POST", "reset")
+        self.admin("POST", "seed", {"contacts": contacts, "seed": seed})
+
+    def trigger(self, run_id: str, **conf: Any) -> None:
+        conf = {"campaign": run_id, "wait": "PT4S", "export_base": f"file://{self.exports}", **conf}
+        self.api.trigger(DAG_ID, run_id, conf)
+
+    def states(self, run_id: str) -> dict[str, str | None]:
+        return {task: ti["state"] for task, ti in self.api.task_instances(DAG_ID, run_id).items()}
+
+    # -- HubSpot afterwards --------------------------------------------------------------------------------
+    def lists(self) -> list[dict[str, Any]]:
+        response = self.http.post(f"{self.sandbox_url}/crm/v3/lists/search", timeout=60, json={
+            "query": "", "offset": 0, "count": 500, "additionalProperties": []})
+        return response.json()["lists"]
+
+    def emails(self) -> list[dict[str, Any]]:
+        page = self.http.get(f"{self.sandbox_url}/marketing/v3/emails", params={"limit": 100}, timeout=60).json()
+        return [e for e in page["results"] if e["name"] != "designed"]
+
+    def recipients(self, email_id: str) -> list[str]:
+        return [r["contactId"] for r in self.admin("GET", f"emails/{email_id}/recipients")["recipients"]]
+
+    def status_changes(self) -> list[dict[str, Any]]:
+        return self.admin("GET", "status-changes")["results"]
+
+    def truth(self, rounds: int) -> set[str]:
+        return set(self.admin("GET", "ground-truth", rounds=rounds)["opt_out"])
+
+
+def stack_logs(stack: LocalStack) -> str:
+    """The end of each component's log and of every failed task attempt's log."""
+    parts = [f"===== {name}: {stack.log_path(name)} =====\n{stack.tail(name, 80)}" for name in stack.components]
+    for attempt in sorted((stack.airflow_home / "logs").glob("dag_id=*/run_id=*/task_id=*/attempt=*.log")):
+        text = attempt.read_text(errors="replace")
+        if '"level":"error"' in text or "Traceback" in text:
+            parts.append(f"===== {attempt} =====\n" + "\n".join(text.splitlines()[-40:]))
+    return "\n\n".join(parts)
+
+
+#: The stack of this test session, for the failure report below.
+RUNNING: list[LocalStack] = []
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    """A failed test's report carries the stack's logs (printed with the failure, also under xdist)."""
+    report = yield
+    if report.failed and RUNNING and item.get_closest_marker("integration"):
+        report.sections.append(("deployment logs", stack_logs(RUNNING[0])))
+    return report
+
+
+@pytest.fixture(scope="session")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    if os.environ.get("INTEGRATION_STACK_HOME"):  # a stack already up (`make up`), while writing tests
+        running = LocalStack(Path(os.environ["INTEGRATION_STACK_HOME"]))
+        yield Deployment(running, running.home / "exports")
+        return
+    home = tmp_path_factory.mktemp("stack")
+    config = StackConfig(
+        database_url=DATABASE_URL, broker_url=BROKER_URL, api_port=free_port(), sandbox_port=free_port(),
+        scheduler_health_port=free_port(), worker_log_port=free_port(), triggerer_log_port=free_port(),
+        sandbox_args=CAMPAIGN_SANDBOX, settings=TEST_SETTINGS,
+    )
+    stack = LocalStack(home, config)
+    try:
+        stack.up(fresh=True)
+    except Exception as err:
+        raise AssertionError(f"the stack did not start:\n{stack_logs(stack)}") from err
+    RUNNING.append(stack)
+    try:
+        yield Deployment(stack, home / "exports")
+    finally:
+        RUNNING.remove(stack)
+        stack.down()
+        leftovers = {name: stack.describe()[name]["running"] for name in stack.components}
+        assert not any(leftovers.values()), f"processes left running: {leftovers}"

@@ -1,0 +1,246 @@
+"""The deployment ``make up`` starts: campaigns triggered, watched, cleared and recovered through the REST API,
+then the UI in headless Chromium (the grid, the trigger form, the HubSpot links).
+
+The UI part needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them); its screenshots
+are saved under ``tests/artifacts/``. Everything here shares one stack, so it lives in one file: the suite's
+workers take whole files (``--dist loadfile``).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from reengagement.campaign import PARAMS_SCHEMA
+
+from include.airflow_stack.shape import ADMIN_PASSWORD, ADMIN_USER
+from include.airflow_stack.stack import DAG_ID
+from tests.integration.conftest import Deployment
+
+pytestmark = pytest.mark.integration
+
+WAIT_TASK = "round_1.wait_for_responses"
+
+
+def celery_active(deployment: Deployment) -> str:
+    """What the Celery workers are running right now, as Celery reports it (JSON text)."""
+    celery = str(Path(sys.executable).with_name("celery"))
+    done = subprocess.run(
+        [celery, "--app", "airflow.providers.celery.executors.celery_executor.app", "inspect", "active", "--json"],
+        env=deployment.stack.environment(), capture_output=True, text=True, timeout=60, check=True)
+    return done.stdout
+
+
+def assert_no_duplicates(deployment: Deployment, campaign: str, rounds: int) -> None:
+    """One list per name, one email per round, one send per recipient, no contact's status changed twice."""
+    names = Counter(x["name"] for x in deployment.lists() if x["name"].startswith(campaign))
+    assert names and max(names.values()) == 1, names
+    emails = [e for e in deployment.emails() if e["name"].startswith(campaign)]
+    assert sorted(e["name"] for e in emails) == sorted(f"{campaign} · r{k} · email" for k in range(1, rounds + 1))
+    for email in emails:
+        recipients = deployment.recipients(email["id"])
+        assert len(recipients) == len(set(recipients)), f"{email['name']} was sent twice to someone"
+    changed = Counter(c["contactId"] for c in deployment.status_changes())
+    assert not [c for c, n in changed.items() if n > 1], "a contact's subscription changed twice"
+
+
+def test_two_round_campaign_runs_on_celery_with_the_wait_in_the_triggerer(deployment: Deployment):
+    deployment.fresh_portal()
+    deployment.trigger("ci-two-rounds", rounds=2, wait="PT15S")
+
+    waiting = deployment.api.wait_for_task(DAG_ID, "ci-two-rounds", WAIT_TASK, {"deferred"}, timeout=300)
+    assert waiting["trigger"]["classpath"] == "airflow.providers.standard.triggers.temporal.DateTimeTrigger"
+    # The worker gives its slot back once the task is deferred (within a few seconds on busy cores) ...
+    deadline = time.monotonic() + 30
+    while "wait_for_responses" in celery_active(deployment):
+        assert time.monotonic() < deadline, "the deferred wait still holds a Celery worker slot"
+        time.sleep(1)
+    # ... while the wait goes on in the triggerer.
+    assert deployment.states("ci-two-rounds")[WAIT_TASK] == "deferred"
+
+    run = deployment.api.wait_for_run(DAG_ID, "ci-two-rounds", timeout=600)
+    assert run["state"] == "success", deployment.states("ci-two-rounds")
+    states = deployment.states("ci-two-rounds")
+    assert states["round_2.send_email"] == "success" and states["round_3.send_email"] == "skipped"
+    assert {c["contactId"] for c in deployment.status_changes()} == deployment.truth(2)
+    assert_no_duplicates(deployment, "ci-two-rounds", rounds=2)
+    logs = f"dags/{DAG_ID}/dagRuns/ci-two-rounds/taskInstances/{WAIT_TASK}/logs/1"
+    log = json.dumps(deployment.api.call("GET", logs))
+    assert "DEFERRED" in log  # the worker let go ...
+    assert f"trigger {DAG_ID}/ci-two-rounds/{WAIT_TASK}/-1/1" in log  # ... and the triggerer ran the wait
+
+
+def test_a_task_failed_by_hubspot_is_cleared_through_the_api_and_the_run_finishes_once(deployment: Deployment):
+    deployment.fresh_portal()
+    # Every export start fails: the export task fails on each of its tries (1 + 3 retries).
+    deployment.admin("POST", "faults", {"endpoint": "exports.start", "kind": "error", "status": 503,
+                                        "count": 1000})
+    deployment.trigger("ci-clear")
+    run = deployment.api.wait_for_run(DAG_ID, "ci-clear", timeout=600)
+    failed = deployment.api.task_instances(DAG_ID, "ci-clear")["export_unconfirmed"]
+    assert run["state"] == "failed"
+    assert (failed["state"], failed["try_number"]) == ("failed", 4)
+    assert deployment.states("ci-clear")["opt_out_unconfirmed"] == "upstream_failed"
+    assert deployment.status_changes() == []
+
+    deployment.admin("DELETE", "faults")
+    cleared = deployment.api.clear(DAG_ID, "ci-clear", ["export_unconfirmed"], include_downstream=True)
+    assert "export_unconfirmed" in {ti["task_id"] for ti in cleared}
+    run = deployment.api.wait_for_run(DAG_ID, "ci-clear", timeout=600)
+    assert run["state"] == "success", deployment.states("ci-clear")
+    assert {c["contactId"] for c in deployment.status_changes()} == deployment.truth(1)
+    assert_no_duplicates(deployment, "ci-clear", rounds=1)
+
+
+def test_a_worker_killed_during_the_opt_out_is_replaced_and_everyone_is_opted_out_once(deployment: Deployment):
+    deployment.fresh_portal(contacts=1200)
+    # Slow opt-out batches, so the worker dies with some applied and some not.
+    deployment.admin("POST", "faults", {"endpoint": "subscriptions.v4.batch_unsubscribe_all", "kind": "latency",
+                                        "seconds": 3, "count": 1000})
+    deployment.trigger("ci-kill")
+    deployment.api.wait_for_task(DAG_ID, "ci-kill", "opt_out_unconfirmed", {"running"}, timeout=600)
+    deadline = time.monotonic() + 120
+    while not deployment.status_changes():
+        assert time.monotonic() < deadline, "the opt-out made no change"
+        time.sleep(0.5)
+
+    deployment.stack.kill("worker")  # the whole session: the task runner dies with it
+    applied_before = len(deployment.status_changes())
+    deployment.admin("DELETE", "faults")
+    deployment.stack.start("worker")
+
+    run = deployment.api.wait_for_run(DAG_ID, "ci-kill", timeout=600)
+    assert run["state"] == "success", deployment.states("ci-kill")
+    opt_out = deployment.api.task_instances(DAG_ID, "ci-kill")["opt_out_unconfirmed"]
+    assert opt_out["try_number"] == 2
+    truth = deployment.truth(1)
+    assert 0 < applied_before < len(truth)
+    assert {c["contactId"] for c in deployment.status_changes()} == truth
+    assert_no_duplicates(deployment, "ci-kill", rounds=1)
+
+
+def test_make_up_status_finds_the_running_stack_from_its_folder(deployment: Deployment):
+    done = subprocess.run([sys.executable, "-m", "include.airflow_stack", "status", "--home",
+                           str(deployment.stack.home)], capture_output=True, text=True, timeout=60, check=True)
+    for name in deployment.stack.components:
+        assert any(line.split()[:2] == [name, "running"] for line in done.stdout.splitlines()), done.stdout
+    assert deployment.stack.config.api_url in done.stdout
+
+
+# -- the UI, in a real browser ----------------------------------------------------------------------------------
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+STEP_TASKS = ["preflight", "build_unengaged_list", "has_unengaged", "round_1", "another_round_1",
+              "refresh_confirmed_list", "export_unconfirmed", "check_guards", "needs_approval", "approve_opt_out",
+              "opt_out_unconfirmed", "campaign_report"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    if not (Path(CHROMIUM).exists() and shutil.which(CHROMEDRIVER)):
+        pytest.fail("the UI test needs Debian's chromium and chromium-driver: apt-get install chromium "
+                    "chromium-driver (.ci/run does)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1600,1000", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--disable-extensions", "--no-first-run", "--password-store=basic"):
+        options.add_argument(arg)
+    # The explicit driver path keeps Selenium from trying to download one.
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    ARTIFACTS.mkdir(exist_ok=True)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def wait_until(condition: Callable[[], object], what: str, timeout: float = 60) -> object:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            found = condition()
+        except Exception:  # noqa: BLE001 - the page is still rendering
+            found = None
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the UI never showed {what}")
+        time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def finished_run(deployment: Deployment) -> str:
+    """A successful campaign run to look at: an earlier test's, or a new 1-round one."""
+    runs = deployment.api.call("GET", f"dags/{DAG_ID}/dagRuns", state="success", limit=1)["dag_runs"]
+    if runs:
+        return runs[0]["dag_run_id"]
+    run_id = f"ci-ui-{int(time.time())}"
+    deployment.fresh_portal()
+    deployment.trigger(run_id, wait="PT40S")  # longer than any sandbox's response window
+    assert deployment.api.wait_for_run(DAG_ID, run_id, timeout=600)["state"] == "success"
+    return run_id
+
+
+@pytest.fixture(scope="module")
+def logged_in(browser, deployment: Deployment):
+    from selenium.webdriver.common.by import By
+
+    base = deployment.stack.config.api_url
+    browser.get(f"{base}/dags/{DAG_ID}")
+    wait_until(lambda: "/auth/login" in browser.current_url, "the login page")
+    wait_until(lambda: browser.find_element(By.NAME, "username"), "the login form").send_keys(ADMIN_USER)
+    browser.find_element(By.NAME, "password").send_keys(ADMIN_PASSWORD)
+    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait_until(lambda: "/auth/login" not in browser.current_url, "the DAG after logging in")
+    return browser
+
+
+def page_text(browser) -> str:
+    from selenium.webdriver.common.by import By
+
+    return browser.find_element(By.TAG_NAME, "body").text
+
+
+def test_the_grid_shows_every_step_of_the_campaign(logged_in, deployment: Deployment, finished_run: str):
+    base = deployment.stack.config.api_url
+    logged_in.get(f"{base}/dags/{DAG_ID}/runs/{finished_run}")
+    wait_until(lambda: all(task in page_text(logged_in) for task in STEP_TASKS), "every step task in the grid")
+    time.sleep(2)  # let the cells paint before the screenshot
+    logged_in.save_screenshot(str(ARTIFACTS / "grid.png"))
+
+
+def test_the_trigger_form_shows_the_params_with_their_descriptions(logged_in, deployment: Deployment):
+    from selenium.webdriver.common.by import By
+
+    logged_in.get(f"{deployment.stack.config.api_url}/dags/{DAG_ID}")
+    trigger = wait_until(lambda: next(b for b in logged_in.find_elements(By.TAG_NAME, "button")
+                                      if b.text.strip() == "Trigger"), "the Trigger button")
+    trigger.click()
+    descriptions = [spec["description"].split(".")[0] for spec in PARAMS_SCHEMA.values()]
+    shown = wait_until(lambda: [d for d in descriptions if d in page_text(logged_in)], "the params' descriptions")
+    logged_in.save_screenshot(str(ARTIFACTS / "trigger_form.png"))
+    assert len(shown) == len(descriptions), set(descriptions) - set(shown)
+
+
+def test_a_finished_task_links_to_its_hubspot_list(logged_in, deployment: Deployment, finished_run: str):
+    from selenium.webdriver.common.by import By
+
+    list_id = deployment.api.xcom(DAG_ID, finished_run, "build_unengaged_list")["list_id"]
+    logged_in.get(f"{deployment.stack.config.api_url}/dags/{DAG_ID}/runs/{finished_run}/tasks/build_unengaged_list/details")
+    link = wait_until(lambda: next(a for a in logged_in.find_elements(By.TAG_NAME, "a")
+                                   if f"/objectLists/{list_id}/" in (a.get_attribute("href") or "")),
+                      "the HubSpot link of the unengaged list")
+    logged_in.save_screenshot(str(ARTIFACTS / "extra_link.png"))
+    assert link.text.strip() == "HubSpot"
+    assert link.get_attribute("href").startswith("https://")

@@ -1,0 +1,68 @@
+"""The native stack's process handling and its HubSpot switch, without starting Airflow."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from include.airflow_stack import processes
+from include.airflow_stack.__main__ import hubspot_connection
+from include.airflow_stack.stack import StackError
+
+#: A child that leaves its parent's process group, as Airflow's task runner does.
+RUNNER = "import os, time; os.setpgid(0, 0); time.sleep(120)"
+
+
+def test_killing_a_session_reaches_a_child_that_left_the_process_group(tmp_path):
+    parent = processes.start([sys.executable, "-c", f"import subprocess, sys, time; "
+                              f"subprocess.Popen([sys.executable, '-c', {RUNNER!r}]); time.sleep(120)"],
+                             env=dict(os.environ), log=tmp_path / "p.log", cwd=tmp_path)
+    deadline = time.monotonic() + 20
+    while len(processes.session_members(parent.pid)) < 2:
+        assert time.monotonic() < deadline, "the child never started"
+        time.sleep(0.1)
+    runner = next(pid for pid in processes.session_members(parent.pid) if pid != parent.pid)
+    assert os.getpgid(runner) != os.getpgid(parent.pid)  # a process-group kill would miss it
+
+    processes.kill_session(parent.pid)
+    parent.wait(timeout=10)
+    assert processes.session_members(parent.pid) == []
+
+
+def test_stopping_a_session_asks_first_and_reports_no_kill_when_it_obeys(tmp_path):
+    child = processes.start(["sleep", "60"], env=dict(os.environ), log=tmp_path / "s.log", cwd=tmp_path)
+    assert processes.stop_session(child.pid, timeout=10) is False
+    assert child.wait(timeout=5) == -15
+
+
+def test_the_hubspot_connection_comes_from_the_environment_or_dotenv(tmp_path, monkeypatch):
+    monkeypatch.delenv("HUBSPOT_CONNECTION", raising=False)
+    dotenv = tmp_path / ".env"
+    assert hubspot_connection(dotenv) == ""  # no .env: the sandbox
+    dotenv.write_text("OTHER=1\nHUBSPOT_CONNECTION='http://:pat-na1-x@api.hubapi.com/https'\n")
+    assert hubspot_connection(dotenv) == "http://:pat-na1-x@api.hubapi.com/https"
+    monkeypatch.setenv("HUBSPOT_CONNECTION", '{"conn_type": "http", "host": "api.hubapi.com"}')
+    assert hubspot_connection(dotenv).startswith("{")
+
+
+@pytest.mark.parametrize("value", ["pat-na1-only-a-token", '{"conn_type": "http",'])
+def test_a_malformed_hubspot_connection_stops_make_up_before_anything_starts(monkeypatch, tmp_path, value):
+    monkeypatch.setenv("HUBSPOT_CONNECTION", value)
+    with pytest.raises(StackError, match="HUBSPOT_CONNECTION"):
+        hubspot_connection(tmp_path / ".env")
+
+
+def test_a_process_outside_the_session_is_not_a_member(tmp_path):
+    other = subprocess.Popen(["sleep", "30"])
+    child = processes.start(["sleep", "30"], env=dict(os.environ), log=tmp_path / "c.log", cwd=tmp_path)
+    try:
+        assert processes.session_members(child.pid) == [child.pid]
+    finally:
+        other.kill()
+        processes.kill_session(child.pid)
+        child.wait()
+        other.wait()
