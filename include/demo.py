@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from include.airflow_stack.shape import INIT_COMMANDS, single_process_settings
 from include.hubspot_sandbox.process import PROJECT_ROOT, SandboxProcess
 
 DEMO_DIR = PROJECT_ROOT / ".demo"
@@ -27,16 +28,7 @@ DAG_ID = "hubspot_reengagement"
 def airflow_env(home: Path, sandbox: SandboxProcess) -> dict[str, str]:
     connection = {"conn_type": "http", "host": "127.0.0.1", "port": sandbox.port, "schema": "http",
                   "password": sandbox.token}
-    return {
-        **os.environ,
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "AIRFLOW_CONN_HUBSPOT_DEFAULT": json.dumps(connection),
-        "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), str(PROJECT_ROOT / "plugins")]),
-    }
+    return {**os.environ, **single_process_settings(home), "AIRFLOW_CONN_HUBSPOT_DEFAULT": json.dumps(connection)}
 
 
 def airflow(env: dict[str, str], *args: str, log: Path) -> None:
@@ -88,8 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"HubSpot sandbox on {sandbox.url} with {args.contacts} seeded contacts")
         env = airflow_env(home, sandbox)
         print("Preparing Airflow (SQLite metadata database, connection, pool) ...")
-        airflow(env, "db", "migrate", log=log)
-        airflow(env, "pools", "set", "hubspot_api", "4", "HubSpot API calls of the campaign", log=log)
+        for command in INIT_COMMANDS:
+            airflow(env, *command, log=log)
         conf = {"rounds": args.rounds, "wait": args.wait, "export_base": f"file://{exports}"}
         print(f"Running the campaign: airflow dags test {DAG_ID} -c '{json.dumps(conf)}'  (log: {log})")
         airflow(env, "dags", "test", DAG_ID, "-c", json.dumps(conf), log=log)

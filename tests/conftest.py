@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from include.airflow_stack.shape import single_process_settings
 from include.hubspot_sandbox.process import SandboxProcess
 from tests.support.campaign import CAMPAIGN_SANDBOX, load_dag, prepare_airflow_db
 from tests.support.contract import ContractChecker, read_exchanges
@@ -18,12 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # project's dags/ and plugins/, before anything imports Airflow.
 AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="reengagement-airflow-"))
 os.environ.update({
-    "AIRFLOW_HOME": str(AIRFLOW_HOME),
-    "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-    "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    **single_process_settings(AIRFLOW_HOME),
     "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "1",  # a task retry in a test waits a second, not minutes
-    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_HOME / 'airflow.db'}",
 })
 
 #: Short timings so tests do not wait like a real portal would.

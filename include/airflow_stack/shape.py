@@ -7,9 +7,12 @@ two cannot drift apart.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from include.hubspot_sandbox.config import DEFAULT_TOKEN
+from include.hubspot_sandbox.process import PROJECT_ROOT
 
 #: ``airflow <args>`` per long-running component, as the official compose file names its services.
 COMPONENTS: dict[str, tuple[str, ...]] = {
@@ -61,6 +64,18 @@ LOCATED_SETTINGS: tuple[str, ...] = (
     "AIRFLOW__API__SECRET_KEY",
     "AIRFLOW_CONN_HUBSPOT_DEFAULT",
 )
+
+
+def single_process_settings(home: Path) -> dict[str, str]:
+    """Airflow in one process on SQLite (``airflow dags test``, ``dag.test()``): the demo, tests and benchmarks."""
+    return {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{Path(home) / 'airflow.db'}",
+        "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), str(PROJECT_ROOT / "plugins")]),
+    }
 
 
 def sandbox_connection(host: str, port: int = SANDBOX_PORT) -> str:

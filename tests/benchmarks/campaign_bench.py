@@ -46,11 +46,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from include.hubspot_sandbox.process import PROJECT_ROOT, SandboxProcess
+from include.airflow_stack.shape import INIT_COMMANDS, single_process_settings
+from include.hubspot_sandbox.process import SandboxProcess
 from tests.benchmarks import campaign_steps as steps
 from tests.benchmarks import dag_parse
 from tests.benchmarks.plain_script import PlainOptOut
-from tests.benchmarks.sandbox_bench import machine, parse_sizes
+from tests.benchmarks.sandbox_bench import machine, parse_sizes, publish
 
 DAG_ID = "hubspot_reengagement"
 DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
@@ -127,20 +128,11 @@ class AirflowHome:
         self.template.mkdir(parents=True)
         self.airflow = str(Path(sys.executable).with_name("airflow"))
         env = self.env(self.template, None)
-        for args in (["db", "migrate"], ["pools", "set", "hubspot_api", "4", "HubSpot API calls"]):
+        for args in INIT_COMMANDS:
             subprocess.run([self.airflow, *args], env=env, check=True, capture_output=True)
 
     def env(self, home: Path, box: SandboxProcess | None) -> dict[str, str]:
-        env = {
-            **os.environ,
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
-            "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "5",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-            "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), str(PROJECT_ROOT / "plugins")]),
-        }
+        env = {**os.environ, **single_process_settings(home), "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "5"}
         if box is not None:
             env["AIRFLOW_CONN_HUBSPOT_DEFAULT"] = json.dumps({
                 "conn_type": "http", "host": "127.0.0.1", "port": box.port, "schema": "http", "password": box.token})
@@ -479,13 +471,6 @@ def report(runs: list[Run], plains: list[PlainRun], parse: dict[str, Any], total
     return "\n".join(parts)
 
 
-def write_report(text: str, out: Path) -> None:
-    if not out.exists():
-        out.write_text("# Benchmark results\n\nAppended by `make bench`; newest last.\n\n")
-    with out.open("a", encoding="utf-8") as fh:
-        fh.write("\n" + text)
-
-
 # -- command line ---------------------------------------------------------------------------------------
 
 
@@ -552,9 +537,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise
     shutil.rmtree(workdir, ignore_errors=True)
     text = report(runs, plains, parse, time.perf_counter() - started, args.wait, skipped)
-    print(text, flush=True)
-    write_report(text, args.out)
-    print(f"appended to {args.out}", flush=True)
+    publish(text, args.out)
     return 0
 
 

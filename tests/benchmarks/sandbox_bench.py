@@ -353,10 +353,17 @@ def report(results: list[dict[str, Any]], total_s: float) -> str:
 
 def write_report(text: str, out: Path) -> None:
     if not out.exists():
-        out.write_text("# Sandbox benchmark results\n\n"
-                       "Appended by `make bench` (`python -m tests.benchmarks.sandbox_bench`); newest last.\n\n")
+        out.write_text("# Benchmark results\n\nAppended by `make bench` (`python -m tests.benchmarks.sandbox_bench`, "
+                       "then `python -m tests.benchmarks.campaign_bench`); newest last.\n\n")
     with out.open("a", encoding="utf-8") as fh:
         fh.write("\n" + text)
+
+
+def publish(text: str, out: Path) -> None:
+    """Print a benchmark's report and append it to the results file."""
+    print(text, flush=True)
+    write_report(text, out)
+    print(f"appended to {out}", flush=True)
 
 
 # -- command line ---------------------------------------------------------------------------------------
@@ -385,9 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"benchmarking {size:,} contacts ...", flush=True)
             results.append(bench_size(size, Path(folder)))
     text = report(results, time.perf_counter() - started)
-    print(text, flush=True)
-    write_report(text, args.out)
-    print(f"appended to {args.out}", flush=True)
+    publish(text, args.out)
     return 0
 
 

@@ -12,6 +12,7 @@ import re
 import pytest
 
 from tests.benchmarks import campaign_bench, campaign_steps, dag_parse
+from tests.benchmarks.sandbox_bench import write_report
 
 SIZE = 2000
 
@@ -75,7 +76,7 @@ def test_the_report_has_every_table_and_a_verdict_per_target(measured, tmp_path,
     run, plain, parse = measured
     out = tmp_path / "results.md"
 
-    campaign_bench.write_report(campaign_bench.report([run], [plain], parse, 60.0, "PT4S", []), out)
+    write_report(campaign_bench.report([run], [plain], parse, 60.0, "PT4S", []), out)
 
     written = out.read_text()
     assert "## Campaign benchmark, " in written and "CPUs (nproc)" in written

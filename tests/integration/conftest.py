@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from include.airflow_stack.shape import SANDBOX_TOKEN
 from include.airflow_stack.stack import DAG_ID, LocalStack, StackConfig
-from include.hubspot_sandbox.process import free_port
+from include.hubspot_sandbox.process import SandboxProcess, free_port
 from tests.conftest import CAMPAIGN_SANDBOX
+from tests.reliability.outcome import Outcome, snapshot
 
 DATABASE_URL = os.environ.get("INTEGRATION_DATABASE_URL",
                               "postgresql+psycopg2://postgres@127.0.0.1:5432/reengagement_integration")
@@ -36,17 +36,11 @@ class Deployment:
     def __init__(self, stack: LocalStack, exports: Path) -> None:
         self.stack, self.exports = stack, exports
         self.api = stack.api().login()
-        self.sandbox_url = f"http://127.0.0.1:{stack.config.sandbox_port}"
-        import requests
-
-        self.http = requests.Session()
-        self.http.headers["Authorization"] = f"Bearer {SANDBOX_TOKEN}"
+        # A client of the stack's sandbox (started by the stack, not by this object).
+        self.sandbox = SandboxProcess(stack.home / "portal.db", port=stack.config.sandbox_port)
 
     def admin(self, method: str, path: str, body: Any = None, **params: Any) -> Any:
-        response = self.http.request(method, f"{self.sandbox_url}/_sandbox/{path}", json=body, params=params or None,
-                                     timeout=120)
-        response.raise_for_status()
-        return response.json() if response.content else None
+        return self.sandbox.admin(method, path, body, **params)
 
     def fresh_portal(self, contacts: int = 400, seed: int = 5) -> None:
         self.admin("POST", "reset")
@@ -60,17 +54,8 @@ class Deployment:
         return {task: ti["state"] for task, ti in self.api.task_instances(DAG_ID, run_id).items()}
 
     # -- HubSpot afterwards --------------------------------------------------------------------------------
-    def lists(self) -> list[dict[str, Any]]:
-        response = self.http.post(f"{self.sandbox_url}/crm/v3/lists/search", timeout=60, json={
-            "query": "", "offset": 0, "count": 500, "additionalProperties": []})
-        return response.json()["lists"]
-
-    def emails(self) -> list[dict[str, Any]]:
-        page = self.http.get(f"{self.sandbox_url}/marketing/v3/emails", params={"limit": 100}, timeout=60).json()
-        return [e for e in page["results"] if e["name"] != "designed"]
-
-    def recipients(self, email_id: str) -> list[str]:
-        return [r["contactId"] for r in self.admin("GET", f"emails/{email_id}/recipients")["recipients"]]
+    def outcome(self, campaign: str) -> Outcome:
+        return snapshot(self.sandbox, campaign)
 
     def status_changes(self) -> list[dict[str, Any]]:
         return self.admin("GET", "status-changes")["results"]

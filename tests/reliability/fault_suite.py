@@ -30,16 +30,11 @@ RETRY_DELAY_SECONDS = 10
 
 def airflow_environment(home: Path) -> None:
     """An Airflow home on SQLite with the project's dags/ and plugins/; set before Airflow is imported."""
-    root = Path(__file__).resolve().parents[2]
-    os.environ.update({
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(root / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(root / "plugins"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": str(RETRY_DELAY_SECONDS),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-    })
-    for path in (str(root), str(root / "plugins")):
+    from include.airflow_stack.shape import single_process_settings
+
+    settings = single_process_settings(home)
+    os.environ.update({**settings, "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": str(RETRY_DELAY_SECONDS)})
+    for path in settings["PYTHONPATH"].split(os.pathsep):
         if path not in sys.path:
             sys.path.insert(0, path)
 

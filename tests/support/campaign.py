@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from include.airflow_stack.shape import INIT_COMMANDS
 from include.hubspot_sandbox.process import PROJECT_ROOT
 
 #: Sandbox timings for whole campaigns: a round takes seconds, not a week.
@@ -18,7 +19,7 @@ CAMPAIGN_SANDBOX = ["--list-processing-seconds", "0.3", "--export-processing-sec
 def prepare_airflow_db() -> None:
     """Migrate the SQLite metadata database of ``$AIRFLOW_HOME`` and create the pool, as `make demo` does."""
     airflow = str(Path(sys.executable).with_name("airflow"))
-    for args in (["db", "migrate"], ["pools", "set", "hubspot_api", "4", "HubSpot API calls"]):
+    for args in INIT_COMMANDS:
         subprocess.run([airflow, *args], check=True, capture_output=True, env=os.environ)
 
 
