@@ -353,8 +353,8 @@ def report(results: list[dict[str, Any]], total_s: float) -> str:
 
 def write_report(text: str, out: Path) -> None:
     if not out.exists():
-        out.write_text("# Benchmark results\n\nAppended by `make bench` (`python -m tests.benchmarks.sandbox_bench`, "
-                       "then `python -m tests.benchmarks.campaign_bench`); newest last.\n\n")
+        out.write_text("# Sandbox benchmark results\n\n"
+                       "Appended by `make bench` (`python -m tests.benchmarks.sandbox_bench`); newest last.\n\n")
     with out.open("a", encoding="utf-8") as fh:
         fh.write("\n" + text)
 
