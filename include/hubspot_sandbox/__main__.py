@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--export-processing-seconds", type=float, default=2.0)
     serve.add_argument("--response-window-seconds", type=float, default=600.0,
                        help="opens and clicks arrive over this many seconds after a send")
+    serve.add_argument("--latency-ms", type=float, default=0.0,
+                       help="hold every HubSpot answer this long (the call counts against the limit on arrival)")
     serve.add_argument("--record", help="append every HubSpot request/response to this JSONL file")
     serve.add_argument("--call-log", help="append one line per HubSpot request (time, endpoint, status, "
                        "User-Agent) to this JSONL file")
@@ -55,6 +57,7 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         list_processing_seconds=args.list_processing_seconds,
         export_processing_seconds=args.export_processing_seconds,
         response_window_seconds=args.response_window_seconds,
+        response_latency_seconds=args.latency_ms / 1000,
         seed_contacts=args.seed_contacts,
         seed=args.seed,
         record_path=args.record,

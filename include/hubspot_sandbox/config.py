@@ -116,6 +116,8 @@ class SandboxConfig:
     export_processing_seconds: float = 2.0
     #: Opens and clicks of a send are spread over this many seconds after it.
     response_window_seconds: float = 600.0
+    #: Every HubSpot answer is held this long before it is sent (a real portal answers in ~100-300 ms).
+    response_latency_seconds: float = 0.0
     seed_contacts: int = 0
     seed: int = 0
     #: Append every HubSpot request and response to this JSONL file (contract tests read it).
@@ -129,6 +131,8 @@ class SandboxConfig:
             raise ValueError(f"tier must be one of {', '.join(TIERS)}, not {self.tier!r}")
         if not self.tokens:
             raise ValueError("at least one token is needed")
+        if self.response_latency_seconds < 0:
+            raise ValueError(f"the response latency cannot be negative, not {self.response_latency_seconds}")
 
     @property
     def limits(self) -> RateLimit:

@@ -318,7 +318,8 @@ def remove_members(portal: Portal, list_id: int, values: list[Any]) -> tuple[lis
 
 
 def _members_among(portal: Portal, list_id: int, ids: list[int]) -> set[int]:
-    rows = portal.db.all("SELECT m.record_id FROM json_each(?) j JOIN memberships m ON m.list_id = ? "
+    # CROSS JOIN keeps json_each outside: one primary-key probe per id, not a scan of the whole list.
+    rows = portal.db.all("SELECT m.record_id FROM json_each(?) j CROSS JOIN memberships m ON m.list_id = ? "
                          "AND m.record_id = j.value", (json.dumps(ids), list_id))
     return {r[0] for r in rows}
 

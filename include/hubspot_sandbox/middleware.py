@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from pathlib import Path
@@ -17,9 +18,10 @@ class ConnectionDropped(Exception):
 class _Exchange:
     """One request/response pair passing through the middleware."""
 
-    def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __init__(self, scope: Scope, receive: Receive, send: Send, latency_seconds: float = 0.0) -> None:
         self.state: dict[str, Any] = scope.setdefault("state", {})
         self._receive, self._send = receive, send
+        self.latency_seconds = latency_seconds
         self.request_chunks: list[bytes] = []
         self.body_chunks: list[bytes] = []
         self.status = 0
@@ -39,6 +41,8 @@ class _Exchange:
             headers.extend(extra.items())
             message = self.start = {**message, "headers": headers}
             self.status = message["status"]
+            if self.latency_seconds and "endpoint" in self.state:  # HubSpot's routes, not the admin API
+                await asyncio.sleep(self.latency_seconds)
         elif message["type"] == "http.response.body":
             self.body_chunks.append(message.get("body", b""))
         if not self.state.get("drop"):
@@ -85,8 +89,10 @@ class SandboxMiddleware:
     caller's User-Agent: small enough for a million-contact campaign, and enough to count each step's calls.
     """
 
-    def __init__(self, app: ASGIApp, record_path: str | None = None, call_log_path: str | None = None) -> None:
+    def __init__(self, app: ASGIApp, record_path: str | None = None, call_log_path: str | None = None,
+                 latency_seconds: float = 0.0) -> None:
         self.app = app
+        self.latency_seconds = latency_seconds
         self.record_path = Path(record_path) if record_path else None
         self.call_log_path = Path(call_log_path) if call_log_path else None
 
@@ -95,7 +101,7 @@ class SandboxMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.time()
-        exchange = _Exchange(scope, receive, send)
+        exchange = _Exchange(scope, receive, send, self.latency_seconds)
         await self.app(scope, exchange.receive, exchange.send)
         endpoint = exchange.state.get("endpoint")
         if endpoint is None:

@@ -197,3 +197,24 @@ def test_unknown_tier_is_refused():
         build_parser().parse_args(["serve", "--tier", "free"])
     with pytest.raises(ValueError, match="tier"):
         SandboxConfig(tier="free")
+
+
+def test_latency_holds_hubspot_answers_only_and_they_overlap(tmp_path):
+    """``--latency-ms`` stands in for a real portal's answer time; answers in flight together wait together."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with SandboxProcess(tmp_path / "p.db", args=["--seed-contacts", "5", "--latency-ms", "400"]) as sb:
+        def timed(url: str) -> float:
+            started = time.perf_counter()
+            sb.session.get(url, timeout=30).raise_for_status()
+            return time.perf_counter() - started
+
+        assert timed(f"{sb.url}/account-info/v3/details") >= 0.4
+        assert timed(f"{sb.url}/_sandbox/settings") < 0.4
+        with ThreadPoolExecutor(4) as pool:
+            started = time.perf_counter()
+            list(pool.map(timed, [f"{sb.url}/account-info/v3/details"] * 4))
+            together = time.perf_counter() - started
+        assert together < 4 * 0.4  # not one after another
+    with pytest.raises(ValueError, match="cannot be negative"):
+        SandboxConfig(response_latency_seconds=-1)
