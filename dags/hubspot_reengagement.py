@@ -82,6 +82,8 @@ with DAG(
         "retries": 3,
         "retry_exponential_backoff": True,
         "max_retry_delay": dt.timedelta(minutes=15),
+        # HubSpot tasks take the portal for their UI links from preflight's result instead of a call each.
+        "portal_from": "preflight",
     },
 ) as dag:
     preflight = PreflightOperator(
@@ -125,6 +127,7 @@ with DAG(
             confirmed = BuildConfirmedListOperator(
                 task_id="build_confirmed_list", doc_md=STEP[5] + " List 1.",
                 list_name="{{ name_of(ti, 'confirmed') }}", emails=[r["email"].output for r in rounds] + [email.output],
+                campaign=CAMPAIGN, export_base=EXPORT_BASE,
             )
             unconfirmed = EnsureListOperator(
                 task_id="build_unconfirmed_list", doc_md=STEP[5] + " List 2.",
@@ -149,9 +152,10 @@ with DAG(
             ends.append(group)
 
     refresh = BuildConfirmedListOperator(
-        task_id="refresh_confirmed_list", doc_md=STEP[6] + " First, list 1 takes in late clicks.",
+        task_id="refresh_confirmed_list",
+        doc_md=STEP[6] + " First, list 1 takes in late clicks, and every clicker is checked to be in it.",
         list_name="{{ name_of(ti, 'confirmed') }}", emails=[r["email"].output for r in rounds],
-        trigger_rule=AFTER_SKIPPED_ROUNDS,
+        campaign=CAMPAIGN, export_base=EXPORT_BASE, verify_members=True, trigger_rule=AFTER_SKIPPED_ROUNDS,
     )
     ends >> refresh
 

@@ -11,6 +11,7 @@ from urllib.parse import urlencode, urlsplit
 
 from airflow.sdk import BaseHook
 
+from .concurrency import DEFAULT_IN_FLIGHT, in_order
 from .errors import HubSpotAuthError, HubSpotError, HubSpotNotFound
 from .ratelimit import limiter_for
 from .transport import GuardedRest, Transport
@@ -54,6 +55,9 @@ class HubSpotHook(BaseHook):
         request is idempotent).
     :param caller: who makes the calls (``<dag id>/<task id>``), sent in the User-Agent of every request
         so HubSpot's call logs, and the sandbox's, attribute each call to its step.
+    :param in_flight: batch calls (look-ups, list adds, opt-outs) running at once, all under the one
+        rate limiter, so the limit stays busy while answers are on their way. Default: the connection's
+        extra ``{"in_flight": N}``, else 5.
 
     .. seealso:: https://developers.hubspot.com/docs/api/overview
     """
@@ -70,12 +74,16 @@ class HubSpotHook(BaseHook):
         timeout: tuple[float, float] = (10.0, 60.0),
         max_attempts: int = 6,
         caller: str | None = None,
+        in_flight: int | None = None,
     ) -> None:
         super().__init__()
+        if in_flight is not None and in_flight < 1:
+            raise ValueError(f"in_flight must be at least 1, not {in_flight}")
         self.hubspot_conn_id = hubspot_conn_id
         self.timeout = timeout
         self.max_attempts = max_attempts
         self.caller = caller
+        self._in_flight = in_flight
 
     @property
     def user_agent(self) -> str:
@@ -84,10 +92,10 @@ class HubSpotHook(BaseHook):
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         return {
-            "hidden_fields": ["login", "extra"],
+            "hidden_fields": ["login"],
             "relabeling": {"host": "API host", "schema": "Scheme", "password": "Private app token"},
             "placeholders": {"host": "api.hubapi.com", "schema": "https", "port": "443",
-                             "password": "pat-na1-..."},
+                             "password": "pat-na1-...", "extra": '{"in_flight": 5}'},
         }
 
     # -- connection --------------------------------------------------------------------------------
@@ -110,6 +118,17 @@ class HubSpotHook(BaseHook):
         if conn.port and ":" not in netloc:
             netloc = f"{netloc}:{conn.port}"
         return f"{scheme}://{netloc}"
+
+    @cached_property
+    def in_flight(self) -> int:
+        """Batch calls at once: the hook's argument, else the connection's extra ``in_flight``, else 5."""
+        if self._in_flight is not None:
+            return self._in_flight
+        value = self.connection.extra_dejson.get("in_flight", DEFAULT_IN_FLIGHT)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"Connection {self.hubspot_conn_id!r}: extra 'in_flight' must be a whole number of at "
+                             f"least 1, not {value!r}")
+        return value
 
     @cached_property
     def _token(self) -> str:
@@ -260,15 +279,27 @@ class HubSpotHook(BaseHook):
         from hubspot.crm.contacts import BatchReadInputSimplePublicObjectId, SimplePublicObjectId
 
         api = self.client.crm.contacts.batch_api
-        for chunk in chunked(dict.fromkeys(e.strip().lower() for e in emails if e and e.strip()), BATCH_SIZE):
+
+        def read(chunk: list[str]) -> list[tuple[str, str]]:
             request = BatchReadInputSimplePublicObjectId(
                 id_property="email", properties=["email"], properties_with_history=[],
                 inputs=[SimplePublicObjectId(id=e) for e in chunk])
             result = api.read(batch_read_input_simple_public_object_id=request)
-            for contact in result.results or []:
-                email = (contact.properties or {}).get("email")
-                if email:
-                    yield email.lower(), str(contact.id)
+            return [(email.lower(), str(contact.id)) for contact in result.results or []
+                    if (email := (contact.properties or {}).get("email"))]
+
+        unique = dict.fromkeys(e.strip().lower() for e in emails if e and e.strip())
+        for found in in_order(read, chunked(unique, BATCH_SIZE), in_flight=self.in_flight):
+            yield from found
+
+    def add_to_list(self, list_id: str, record_ids: Iterable[str]) -> int:
+        """Add records to a MANUAL list, 100 per call; how many were not members yet (adding is idempotent)."""
+        api = self.client.crm.lists.memberships_api
+
+        def add(chunk: list[str]) -> int:
+            return len(api.add(list_id, chunk).records_ids_added or [])
+
+        return sum(in_order(add, chunked(record_ids, BATCH_SIZE), in_flight=self.in_flight))
 
     @cached_property
     def portal(self) -> dict[str, Any]:

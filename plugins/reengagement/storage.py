@@ -42,6 +42,13 @@ def write_manifest(path: ObjectStoragePath, **facts: Any) -> None:
     restrict(manifest)
 
 
+def drop_manifest(path: ObjectStoragePath) -> None:
+    """Mark a file incomplete before rewriting it, so a crash mid-write never leaves it looking complete."""
+    manifest = path.parent / (path.name + ".json")
+    if manifest.exists():
+        manifest.unlink()
+
+
 def read_manifest(path: ObjectStoragePath) -> dict[str, Any] | None:
     manifest = path.parent / (path.name + ".json")
     if not manifest.exists() or not path.exists():

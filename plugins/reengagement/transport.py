@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -125,6 +126,7 @@ class Transport:
         self._backoff = tenacity.wait_exponential_jitter(multiplier=0.5, max=max_wait, jitter=0.5)
         self.retries = 0
         self.rate_limited = 0
+        self._counting = threading.Lock()  # requests of one task may be in flight on several threads
 
     def send(self, method: str, url: str, call: Callable[[], Any]) -> Any:
         retrying = tenacity.Retrying(
@@ -163,7 +165,8 @@ class Transport:
 
     def _retryable(self, err: BaseException, method: str, url: str) -> bool:
         if isinstance(err, HubSpotRateLimited):
-            self.rate_limited += 1
+            with self._counting:
+                self.rate_limited += 1
             # Never applied; hold the whole process so the window can roll.
             self.limiter.pause(self.limiter.interval / 2)
             return True
@@ -178,7 +181,8 @@ class Transport:
         return self._backoff(state)
 
     def _before_sleep(self, state: tenacity.RetryCallState) -> None:
-        self.retries += 1
+        with self._counting:
+            self.retries += 1
         err = state.outcome.exception() if state.outcome else None
         log.warning("Retrying HubSpot request (attempt %d of %d) after: %s", state.attempt_number + 1,
                     self.max_attempts, err)

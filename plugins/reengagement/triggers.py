@@ -15,7 +15,8 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 
 def _backoff(attempt: int, ceiling: float) -> float:
-    """0.5 s, 1 s, 2 s, ... up to ``poll_interval``: small lists are seen at once, big ones are not hammered."""
+    """0.5 s, 1 s, 2 s, ... up to ``poll_interval`` before each check: small lists are seen within a second (not
+    at once: the task has just seen them PROCESSING), big ones are not hammered."""
     return min(ceiling, 0.5 * 2**attempt)
 
 
@@ -41,6 +42,7 @@ class ListProcessedTrigger(BaseTrigger):
 
         hook = HubSpotHook(self.hubspot_conn_id, caller=self.caller)
         for attempt in range(self.max_polls):
+            await asyncio.sleep(_backoff(attempt, self.poll_interval))  # the task has just seen PROCESSING
             try:
                 status = await asyncio.to_thread(_list_status, hook, self.list_id)
             except Exception as err:  # noqa: BLE001 - reported to the task, which raises it
@@ -49,9 +51,8 @@ class ListProcessedTrigger(BaseTrigger):
             if status["processingStatus"] != "PROCESSING":
                 yield TriggerEvent({"status": "done", **status})
                 return
-            delay = _backoff(attempt, self.poll_interval)
-            self.log.info("List %s is still PROCESSING; checking again in %.1fs", self.list_id, delay)
-            await asyncio.sleep(delay)
+            self.log.info("List %s is still PROCESSING; checking again in %.1fs", self.list_id,
+                          _backoff(attempt + 1, self.poll_interval))
         yield TriggerEvent({"status": "error", "list_id": self.list_id,
                             "message": f"list still PROCESSING after {self.max_polls} checks"})
 
@@ -84,6 +85,7 @@ class ExportReadyTrigger(BaseTrigger):
 
         hook = HubSpotHook(self.hubspot_conn_id, caller=self.caller)
         for attempt in range(self.max_polls):
+            await asyncio.sleep(_backoff(attempt, self.poll_interval))  # the export has only just started
             try:
                 status = await asyncio.to_thread(_export_status, hook, self.export_task_id)
             except Exception as err:  # noqa: BLE001 - reported to the task, which raises it
@@ -95,7 +97,6 @@ class ExportReadyTrigger(BaseTrigger):
             if status["status"] in ("CANCELED", "FAILED"):
                 yield TriggerEvent({"status": "error", "message": f"export {self.export_task_id} {status['status']}"})
                 return
-            await asyncio.sleep(_backoff(attempt, self.poll_interval))
         yield TriggerEvent({"status": "error", "message": f"export {self.export_task_id} not ready in time"})
 
 

@@ -93,8 +93,8 @@ def test_a_task_failed_by_hubspot_is_cleared_through_the_api_and_the_run_finishe
 
 
 def test_a_worker_killed_during_the_opt_out_is_replaced_and_everyone_is_opted_out_once(deployment: Deployment):
-    deployment.fresh_portal(contacts=1200)
-    # Slow opt-out batches, so the worker dies with some applied and some not.
+    deployment.fresh_portal(contacts=3000)
+    # Slow opt-out batches (about ten, five in flight at once), so the worker dies with some applied and some not.
     deployment.admin("POST", "faults", {"endpoint": "subscriptions.v4.batch_unsubscribe_all", "kind": "latency",
                                         "seconds": 3, "count": 1000})
     deployment.trigger("ci-kill")

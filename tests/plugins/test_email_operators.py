@@ -3,39 +3,15 @@
 from __future__ import annotations
 
 import pytest
-from reengagement.campaign import confirm_url_for
 from reengagement.errors import HubSpotError
 from reengagement.operators.emails import (
-    CreatePermissionEmailOperator,
     EmailMetricsOperator,
     SendEmailOperator,
     render_body,
 )
 from reengagement.operators.lists import BuildConfirmedListOperator, EnsureListOperator
 
-from include.hubspot_sandbox.seeding import MARKETING_SUBSCRIPTION_ID
-from tests.plugins.conftest import contact_ids, run_operator
-
-SUB = str(MARKETING_SUBSCRIPTION_ID)
-CTA = confirm_url_for("https://www.example.com/still-subscribed", "c", 1)
-
-
-@pytest.fixture
-def recipients(seeded, hubspot_conn):
-    """The round-1 recipients: a SNAPSHOT of the unengaged list."""
-    unengaged = run_operator(EnsureListOperator(
-        task_id="build_unengaged_list", list_name="c · unengaged", processing_type="DYNAMIC", segment="unengaged",
-        segment_args={"subscription_id": SUB, "inactivity_weeks": 52}, poll_interval=0.1))
-    return run_operator(EnsureListOperator(
-        task_id="build_recipients_list", list_name="c · r1 · recipients", processing_type="SNAPSHOT",
-        segment="snapshot_of", segment_args={"list_id": unengaged["list_id"]}, poll_interval=0.1))
-
-
-def create_op(list_id: str, **kw) -> CreatePermissionEmailOperator:
-    args = {"task_id": "create_email", "email_name": "c · r1 · email", "subject": "Still with us?",
-            "from_name": "Team", "reply_to": "team@example.com", "confirm_url": CTA, "recipients_list_id": list_id,
-            "subscription_id": SUB, **kw}
-    return CreatePermissionEmailOperator(**args)
+from tests.plugins.conftest import CTA, SUB, contact_ids, create_op, run_operator
 
 
 def emails_named(sandbox, name):

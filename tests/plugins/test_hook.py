@@ -42,6 +42,30 @@ def test_connection_without_token_fails_clearly(monkeypatch):
         _ = HubSpotHook("hs_test").client
 
 
+@pytest.mark.parametrize(("extra", "argument", "expected"), [(None, None, 5), ({"in_flight": 2}, None, 2),
+                                                              ({"in_flight": 2}, 1, 1)])
+def test_calls_in_flight_come_from_the_hook_then_the_connection_then_the_default(extra, argument, expected,
+                                                                                 monkeypatch):
+    conn = {"conn_type": "http", "password": "t", **({"extra": extra} if extra else {})}
+    monkeypatch.setenv("AIRFLOW_CONN_HS_TEST", json.dumps(conn))
+    assert HubSpotHook("hs_test", in_flight=argument).in_flight == expected
+
+
+@pytest.mark.parametrize("bad", [0, -1, "4", 2.5, True])
+def test_a_bad_in_flight_in_the_connection_is_refused_by_name(bad, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_HS_TEST", json.dumps({"conn_type": "http", "password": "t",
+                                                          "extra": {"in_flight": bad}}))
+    with pytest.raises(ValueError, match="'hs_test': extra 'in_flight' must be a whole number"):
+        _ = HubSpotHook("hs_test").in_flight
+
+
+def test_many_lookups_in_flight_give_the_same_answer_as_one_at_a_time(seeded, hubspot_conn):
+    emails = [c["email"] for c in seeded.admin("GET", "contacts")["results"]] + ["nobody@example.com"]
+    one = list(HubSpotHook(in_flight=1).contact_ids_by_email(emails))
+    many = list(HubSpotHook(in_flight=4).contact_ids_by_email(emails))
+    assert many == one and len(one) > 250 and "nobody@example.com" not in dict(one)
+
+
 def test_ui_field_behaviour_names_the_token_field():
     behaviour = HubSpotHook.get_ui_field_behaviour()
     assert behaviour["relabeling"]["password"] == "Private app token"

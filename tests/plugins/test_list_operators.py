@@ -81,6 +81,44 @@ def test_list_link_points_at_the_portal(seeded, hubspot_conn):
     assert op.hubspot_url == f"https://app.hubspot.com/contacts/46801234/objectLists/{result['list_id']}/filters"
 
 
+class PreflightResult:
+    """A task instance whose ``xcom_pull`` gives preflight's result (as in a DAG run)."""
+
+    def __init__(self, result: dict | None) -> None:
+        self.result = result
+
+    def xcom_pull(self, task_ids: str):
+        return self.result if task_ids == "preflight" else None
+
+
+def calls(sandbox, endpoint: str) -> int:
+    return int(sandbox.admin("GET", "calls").get(endpoint, {}).get("calls", 0))
+
+
+@pytest.mark.parametrize(("preflight", "lookups"), [({"portal_id": "46801234", "ui_domain": "app.hubspot.com"}, 0),
+                                                    (None, 1)])
+def test_the_link_takes_the_portal_from_preflight_and_looks_it_up_only_without_it(seeded, hubspot_conn, preflight,
+                                                                                   lookups):
+    op = unengaged_op()
+    op.portal_from = "preflight"
+    seeded.admin("DELETE", "calls")
+    result = run_operator(op, {"ti": PreflightResult(preflight)})
+    assert op.hubspot_url == f"https://app.hubspot.com/contacts/46801234/objectLists/{result['list_id']}/filters"
+    assert calls(seeded, "account.details") == lookups
+
+
+def test_a_list_and_an_export_ready_within_half_a_second_are_each_checked_once(seeded, hook, tmp_path):
+    """The task has just seen PROCESSING, so the wait pauses before its first check instead of after."""
+    seeded.admin("DELETE", "calls")
+    op = unengaged_op()
+    op.poll_interval = 5.0  # the DAG's default: the first check comes after 0.5 s, the sandbox takes 0.3 s
+    result = run_operator(op)
+    assert calls(seeded, "lists.get") == 1
+    run_operator(ExportListOperator(task_id="export_unconfirmed", list_id=result["list_id"], campaign="c",
+                                    export_base=f"file://{tmp_path}"), {"run_id": "manual__once"})
+    assert calls(seeded, "exports.status") == 1
+
+
 def test_export_writes_the_list_as_a_private_csv_and_reuses_it(seeded, hook, tmp_path):
     ids = contact_ids(seeded, "never_confirm")[:40]
     list_id = make_list(hook, "to export", ids)

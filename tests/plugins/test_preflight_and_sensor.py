@@ -22,7 +22,8 @@ def preflight(**kw) -> PreflightOperator:
 def test_preflight_passes_on_an_enterprise_portal_and_counts_consent_warnings(seeded, hubspot_conn, caplog):
     result = run_operator(preflight())
     assert result == {"campaign": "hubspot_reengagement " + _quarter(), "portal_id": "46801234",
-                      "subscription_id": str(MARKETING_SUBSCRIPTION_ID), "contacts": 300, "consent_warnings": 2}
+                      "ui_domain": "app.hubspot.com", "subscription_id": str(MARKETING_SUBSCRIPTION_ID),
+                      "contacts": 300, "consent_warnings": 2}
 
 
 def _quarter() -> str:

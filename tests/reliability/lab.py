@@ -154,6 +154,7 @@ class CampaignLab:
         self.logical_date = dt.datetime.now(dt.timezone.utc)
         self.logs: list[Path] = []
         self.faulted_before_restarts = 0
+        self.connection = os.environ["AIRFLOW_CONN_HUBSPOT_DEFAULT"]
         warm_up()
 
     # -- scenes ------------------------------------------------------------------------------------
@@ -165,6 +166,7 @@ class CampaignLab:
         self.logical_date = timezone.utcnow()
         self.logs = []
         self.faulted_before_restarts = 0
+        os.environ["AIRFLOW_CONN_HUBSPOT_DEFAULT"] = self.connection
         self.sandbox.admin("POST", "reset")
         self.sandbox.admin("POST", "seed", {"contacts": self.contacts, "seed": self.seed})
         self.sandbox.admin("DELETE", "calls")
@@ -178,6 +180,12 @@ class CampaignLab:
         defaults = {name: spec["default"] for name, spec in PARAMS_SCHEMA.items()}
         return {**defaults, **FAST_CONF, "campaign": CAMPAIGN, "rounds": self.rounds,
                 "export_base": f"file://{self.exports}", **overrides}
+
+    def one_call_at_a_time(self) -> None:
+        """Until the next scenario, the campaign's batch calls go one at a time (the connection's ``in_flight``)."""
+        connection = json.loads(self.connection)
+        connection["extra"] = {**connection.get("extra", {}), "in_flight": 1}
+        os.environ["AIRFLOW_CONN_HUBSPOT_DEFAULT"] = json.dumps(connection)
 
     def fault(self, endpoint: str, kind: str, **rule: Any) -> None:
         self.sandbox.admin("POST", "faults", {"endpoint": endpoint, "kind": kind, **rule})

@@ -185,9 +185,12 @@ def spend_the_day_during_opt_out(lab: CampaignLab, played: Played) -> None:
     """Run the campaign and let the daily API budget run out between two opt-out batches.
 
     The first batch is held in flight for a moment; meanwhile the daily limit is set to what has been used,
-    so that batch still counts and the next one gets HubSpot's 429 DAILY.
+    so that batch still counts and the next one gets HubSpot's 429 DAILY. The lab's list 2 is two batches,
+    so the connection sends one at a time here (``in_flight`` 1): with both in flight, both would land
+    before the limit. The operator's own test covers the limit striking with batches in flight.
     """
     sandbox = lab.sandbox
+    lab.one_call_at_a_time()
     lab.fault(OPT_OUT, "latency", seconds=1.5, count=1)
 
     def spend(_: CampaignChild) -> None:

@@ -98,7 +98,7 @@ class CreatePermissionEmailOperator(HubSpotOperator):
         else:
             self.log.info("Adopting the draft email %r (%s) and bringing it up to date.", self.email_name, email["id"])
             email = self._patch(email["id"], email)
-        portal = self.hook.portal
+        portal = self.portal(context)
         self.hubspot_url = email_url(portal["uiDomain"], portal["portalId"], str(email["id"]))
         return {"email_id": str(email["id"]), "campaign_ids": _campaign_ids(email), "cta_url": self.confirm_url}
 
@@ -240,7 +240,7 @@ class SendEmailOperator(HubSpotOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         email = self._get()
-        portal = self.hook.portal
+        portal = self.portal(context)
         self.hubspot_url = email_url(portal["uiDomain"], portal["portalId"], str(self.email_id))
         if is_sent(email):
             self.log.info("Email %s was already sent at %s; not sending it again.", self.email_id,

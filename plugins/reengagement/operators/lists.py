@@ -13,7 +13,7 @@ import tenacity
 from .. import report, segments
 from ..campaign import is_cta_click, last_done
 from ..errors import HubSpotConflict, HubSpotPermanentError, HubSpotTransientError
-from ..hook import BATCH_SIZE, chunked
+from ..ledger import ClickerLedger, email_key
 from ..links import ExportFileLink, HubSpotObjectLink, list_url
 from ..storage import read_manifest, restrict, run_folder, write_manifest
 from ..triggers import ExportReadyTrigger, ListProcessedTrigger
@@ -71,7 +71,7 @@ class EnsureListOperator(HubSpotOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         definition = segments.build(self.segment, self.segment_args)
         found = ensure_list(self.hook, self.list_name, self.processing_type, definition, log=self.log)
-        self._link(found["listId"])
+        self._link(context, found["listId"])
         if found.get("processingStatus") == "PROCESSING":
             self.log.info("List %r (%s) is PROCESSING; waiting in the triggerer.", self.list_name, found["listId"])
             self.defer(trigger=ListProcessedTrigger(list_id=str(found["listId"]), hubspot_conn_id=self.hubspot_conn_id,
@@ -82,7 +82,7 @@ class EnsureListOperator(HubSpotOperator):
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         if event.get("status") != "done":
             raise HubSpotTransientError(f"List {self.list_name!r} did not finish processing: {event.get('message')}")
-        self._link(event["list_id"])
+        self._link(context, event["list_id"])
         return self._result(event["list_id"], event.get("size"))
 
     def _result(self, list_id: Any, size: Any) -> dict[str, Any]:
@@ -90,8 +90,8 @@ class EnsureListOperator(HubSpotOperator):
         self.log.info("List %r is ready: id %s, %d members.", self.list_name, list_id, size)
         return {"list_id": str(list_id), "size": size}
 
-    def _link(self, list_id: Any) -> None:
-        portal = self.hook.portal
+    def _link(self, context: Context, list_id: Any) -> None:
+        portal = self.portal(context)
         self.hubspot_url = list_url(portal["uiDomain"], portal["portalId"], str(list_id))
 
 
@@ -146,19 +146,28 @@ class BuildConfirmedListOperator(HubSpotOperator):
     """List 1: contacts who clicked the CTA of any permission-pass email of the campaign so far.
 
     Clicks come from HubSpot's email events (bot-filtered ones excluded) and must match a CTA URL
-    exactly: a click on the unsubscribe or preferences link is not a confirmation. The list is a
-    MANUAL list found (or created) by name; only contacts missing from it are added, so a rerun adds
-    nothing and members marketing added by hand stay.
+    exactly: a click on the unsubscribe or preferences link is not a confirmation. Every read takes
+    every click again, not only those since the last read: a click HubSpot shows late still counts.
+    The list is a MANUAL list found (or created) by name. Clickers are looked up and added once: the
+    run's :class:`~reengagement.ledger.ClickerLedger` remembers them, so later reads look up only new
+    clickers. Adding is idempotent, so a rerun changes nothing, and members marketing added by hand stay.
 
     :param list_name: the campaign's "confirmed" list name (templated); or give ``list_id``.
     :param emails: outputs of the rounds' ``create_email`` tasks, ``None`` for skipped rounds (templated).
+    :param campaign: the campaign id, for the run's folder that holds the ledger (templated). Without
+        it (or ``export_base``'s default), every clicker is looked up on every read.
+    :param export_base: ObjectStoragePath URI of the exports folder (templated; default in AIRFLOW_HOME).
+    :param verify_members: also page through list 1 and add back every clicker missing from it (one
+        call per 250 members). Set on the last read before the opt-out: a clicker removed from list 1
+        by hand would otherwise be opted out.
     """
 
-    template_fields: Sequence[str] = ("list_name", "list_id", "emails")
+    template_fields: Sequence[str] = ("list_name", "list_id", "emails", "campaign", "export_base")
     operator_extra_links = (HubSpotObjectLink(),)
     ui_color = "#c8e6c9"
 
     def __init__(self, *, emails: Any, list_name: str | None = None, list_id: str | None = None,
+                 campaign: str | None = None, export_base: str | None = None, verify_members: bool = False,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if not (list_name or list_id):
@@ -166,40 +175,74 @@ class BuildConfirmedListOperator(HubSpotOperator):
         self.list_name = list_name
         self.list_id = list_id
         self.emails = emails
+        self.campaign = campaign
+        self.export_base = export_base
+        self.verify_members = verify_members
         self.hubspot_url: str | None = None
 
-    def _list_id(self) -> str:
+    def _list(self) -> tuple[str, int]:
+        """List 1's id and size, once HubSpot has it ready."""
         if self.list_id:
-            return str(self.list_id)
-        found = ensure_list(self.hook, str(self.list_name), "MANUAL", None, log=self.log)
-        wait_processed(self.hook, str(found["listId"]))
-        return str(found["listId"])
+            found = self.hook.client.crm.lists.lists_api.get_by_id(str(self.list_id)).list.to_dict()
+            found = {"listId": found["list_id"], "processingStatus": found.get("processing_status"),
+                     "size": found.get("size")}
+        else:
+            found = ensure_list(self.hook, str(self.list_name), "MANUAL", None, log=self.log)
+        list_id = str(found["listId"])
+        if found.get("processingStatus") == "PROCESSING":
+            return list_id, wait_processed(self.hook, list_id)
+        return list_id, int(found.get("size") or 0)
+
+    def _ledger(self, context: Context, list_id: str) -> ClickerLedger | None:
+        if not self.campaign:
+            return None
+        run_id = str(context["run_id"])
+        return ClickerLedger(run_folder(self.export_base, str(self.campaign), run_id), list_id, run_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        list_id = self._list_id()
+        list_id, size = self._list()
         emails = [e for e in (self.emails or []) if e]
         clickers = confirmed_recipients(self.hook, emails)
-        self.log.info("%d contacts clicked a CTA of %d email(s).", len(clickers), len(emails))
-        contact_ids = {contact_id for _, contact_id in self.hook.contact_ids_by_email(clickers)}
-        members = set(self.hook.iter_list_memberships(list_id))
-        missing = sorted(contact_ids - members, key=int)
-        for chunk in chunked(missing, BATCH_SIZE):
-            self.hook.client.crm.lists.memberships_api.add(list_id, chunk)
-        portal = self.hook.portal
+        ledger = self._ledger(context, list_id)
+        known = ledger.load() if ledger else {}
+        handled = {email_key(e): known[email_key(e)] for e in clickers if email_key(e) in known}
+        new = [e for e in sorted(clickers) if email_key(e) not in handled]
+        self.log.info("%d contacts clicked a CTA of %d email(s): %d already in list 1, %d to look up.",
+                      len(clickers), len(emails), len(handled), len(new))
+        found = {email_key(email): contact_id for email, contact_id in self.hook.contact_ids_by_email(new)}
+        to_add = sorted(set(found.values()), key=int)
+        if self.verify_members:
+            members = set(self.hook.iter_list_memberships(list_id))
+            gone = {contact_id for contact_id in handled.values() if contact_id not in members}
+            if gone:
+                self.log.warning("%d clicker(s) were removed from list 1 since they were added; adding them back, "
+                                 "so that they are not opted out.", len(gone))
+            to_add = sorted((set(to_add) | gone) - members, key=int)
+        added = self.hook.add_to_list(list_id, to_add)
+        if ledger is not None:
+            ledger.save({**handled, **found})
+        portal = self.portal(context)
         self.hubspot_url = list_url(portal["uiDomain"], portal["portalId"], list_id)
-        size = len(members | contact_ids)
-        self.log.info("List 1 (%s): %d CTA clickers, %d added now, %d members in all.", list_id,
-                      len(contact_ids), len(missing), size)
-        return {"list_id": list_id, "confirmed": len(contact_ids), "added": len(missing), "size": size}
+        confirmed = len(set(handled.values()) | set(found.values()))
+        size += added
+        self.log.info("List 1 (%s): %d CTA clickers, %d added now, %d members in all.", list_id, confirmed, added,
+                      size)
+        return {"list_id": list_id, "confirmed": confirmed, "added": added, "size": size}
 
 
-def wait_processed(hook: Any, list_id: str, *, timeout: float = 300.0, interval: float = 1.0) -> None:
-    """Block briefly until a MANUAL list leaves PROCESSING (it only takes seconds), so reads are complete."""
+def wait_processed(hook: Any, list_id: str, *, timeout: float = 300.0, interval: float = 1.0) -> int:
+    """Block briefly until a MANUAL list leaves PROCESSING (it only takes seconds); its size then.
+
+    Called right after HubSpot said PROCESSING, so it waits before each read rather than after.
+    """
     deadline = time.monotonic() + timeout
-    while hook.client.crm.lists.lists_api.get_by_id(list_id).list.processing_status == "PROCESSING":
+    while True:
+        time.sleep(interval)
+        found = hook.client.crm.lists.lists_api.get_by_id(list_id).list
+        if found.processing_status != "PROCESSING":
+            return int(found.size or 0)
         if time.monotonic() > deadline:
             raise HubSpotTransientError(f"List {list_id} is still PROCESSING after {timeout:.0f}s")
-        time.sleep(interval)
 
 
 def confirmed_recipients(hook: Any, emails: Iterable[dict[str, Any]]) -> set[str]:

@@ -34,7 +34,8 @@ class PreflightOperator(HubSpotOperator):
     - the confirmation URL is https and not a subscription-preferences or unsubscribe page;
     - the day's remaining API budget covers the campaign's estimated calls.
 
-    Returns ``subscription_id``, ``portal_id`` and the counts the later tasks need.
+    Returns ``subscription_id``, ``portal_id``, ``ui_domain`` (for the other tasks' links) and the counts the
+    later tasks need.
 
     :param subscription_type: id or name of the subscription type (templated).
     :param confirm_url: the thank-you page of the CTA (templated).
@@ -70,7 +71,8 @@ class PreflightOperator(HubSpotOperator):
         self.log.info("Preflight passed: subscription type %r (%s), portal %s, %d contacts, budget %s calls left.",
                       subscription["name"], subscription["id"], portal["portalId"], contacts, budget)
         return {"campaign": campaign.campaign, "subscription_id": str(subscription["id"]),
-                "portal_id": str(portal["portalId"]), "contacts": contacts, "consent_warnings": len(warnings)}
+                "portal_id": str(portal["portalId"]), "ui_domain": portal["uiDomain"], "contacts": contacts,
+                "consent_warnings": len(warnings)}
 
     def _params(self, context: Context) -> CampaignParams:
         """The run's params, validated; the campaign id defaults to the DAG id and the run's quarter."""

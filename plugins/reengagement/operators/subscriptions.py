@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -10,6 +11,7 @@ import pandas as pd
 from airflow.sdk import ObjectStoragePath
 
 from .. import report
+from ..concurrency import in_order
 from ..errors import HubSpotDailyLimitError
 from ..hook import BATCH_SIZE, chunked
 from ..links import ExportFileLink
@@ -30,7 +32,8 @@ class OptOutOperator(HubSpotOperator):
     The CSV is read twice in chunks: first to check its whole shape (columns, emails, duplicates, run
     id) so a hand-edited file fails before anything changes; then to write batches of 100 through
     v4 ``batch/unsubscribe-all`` (``all_email``, what HubSpot's opt-out import does) or ``batch/write``
-    UNSUBSCRIBED for the mailed subscription type, with the legal basis. HubSpot answers
+    UNSUBSCRIBED for the mailed subscription type, with the legal basis, a few batches in flight at once
+    (``HubSpotHook.in_flight``) under the shared rate limiter. HubSpot answers
     NO_STATUS_CHANGE for a contact already opted out, so a rerun after a crash at any batch changes
     nothing twice. The per-contact result is written next to the export. ``dry_run`` writes the
     would-be result and calls nothing that changes HubSpot.
@@ -105,21 +108,44 @@ class OptOutOperator(HubSpotOperator):
 
     def _write_results(self, source: ObjectStoragePath, target: ObjectStoragePath, run_id: str, rows: int,
                        counts: dict[str, int]) -> None:
-        """Opt out batch by batch, writing each batch's per-contact result as soon as HubSpot answers."""
+        """Opt out batch by batch, a few in flight, writing each answered batch's per-contact result in file order.
+
+        After a failure no new batch starts, but batches already in flight are recorded when HubSpot
+        answers them, so the result file holds every change made; then the first failure is raised.
+        """
+        failed = threading.Event()
+
+        def apply(batch: list[Any]) -> tuple[list[Any], dict[str, tuple[str, str]] | Exception | None]:
+            if failed.is_set():
+                return batch, None
+            try:
+                return batch, self._apply([row.email for row in batch])
+            except Exception as err:  # noqa: BLE001 - raised below, once every answered batch is recorded
+                failed.set()
+                return batch, err
+
+        first_error: Exception | None = None
         with source.open("r") as handle, target.open("w") as out:
             restrict(target)  # before the first row: it holds email addresses
             out.write(",".join(report.RESULT_COLUMNS) + "\n")
-            for chunk in report.read_opt_out_file(handle, run_id):
-                for batch in chunked(chunk.itertuples(index=False), BATCH_SIZE):
-                    results = self._apply([row.email for row in batch])
-                    frame = pd.DataFrame([(row.contact_id, row.email, *results[row.email], run_id) for row in batch],
-                                         columns=report.RESULT_COLUMNS)
-                    _count(frame, counts)
-                    report.to_csv_rows(frame, out, header=False)
-                    out.flush()
-                    counts["done"] += len(batch)
-                self.log.info("Progress: %d of %d contacts (%d changed, %d already opted out, %d errors).",
-                              counts["done"], rows, counts["changed"], counts["already"], counts["errors"])
+            batches = (batch for chunk in report.read_opt_out_file(handle, run_id)
+                       for batch in chunked(chunk.itertuples(index=False), BATCH_SIZE))
+            for batch, outcome in in_order(apply, batches, in_flight=self.hook.in_flight):
+                if isinstance(outcome, Exception):
+                    first_error = first_error or outcome
+                if not isinstance(outcome, dict):
+                    continue
+                frame = pd.DataFrame([(row.contact_id, row.email, *outcome[row.email], run_id) for row in batch],
+                                     columns=report.RESULT_COLUMNS)
+                _count(frame, counts)
+                report.to_csv_rows(frame, out, header=False)
+                out.flush()
+                counts["done"] += len(batch)
+                if counts["done"] % report.CHUNK_ROWS < len(batch) or counts["done"] == rows:
+                    self.log.info("Progress: %d of %d contacts (%d changed, %d already opted out, %d errors).",
+                                  counts["done"], rows, counts["changed"], counts["already"], counts["errors"])
+        if first_error is not None:
+            raise first_error
 
     def _apply(self, emails: list[str]) -> dict[str, tuple[str, str]]:
         """``email -> (status, reason)`` for one batch of at most 100."""

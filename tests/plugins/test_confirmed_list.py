@@ -1,0 +1,108 @@
+"""List 1 across reads: every click read again, each clicker looked up once, the last read checks the list."""
+
+from __future__ import annotations
+
+import math
+import stat
+
+import pytest
+from airflow.sdk import ObjectStoragePath
+from reengagement.ledger import FILE_NAME
+from reengagement.operators.emails import SendEmailOperator
+from reengagement.operators.lists import BuildConfirmedListOperator
+from reengagement.storage import run_folder
+
+from tests.plugins.conftest import contact_ids, create_op, run_operator
+
+RUN = {"run_id": "scheduled__2026-10-01"}
+
+
+@pytest.fixture
+def clicked(seeded, recipients, tmp_path):
+    """Round 1 sent and answered: the email's result, its clickers' ids, and an exports folder."""
+    email = run_operator(create_op(recipients["list_id"]))
+    run_operator(SendEmailOperator(task_id="send_email", email_id=email["email_id"]))
+    seeded.admin("POST", "clock", {"advance_seconds": 60})
+    return {"email": email, "ids": set(contact_ids(seeded, "confirm_r1")), "base": f"file://{tmp_path}/exports"}
+
+
+def build(clicked, **kw) -> BuildConfirmedListOperator:
+    return BuildConfirmedListOperator(task_id="build_confirmed_list", list_name="c · confirmed",
+                                      emails=[clicked["email"]], campaign="c", export_base=clicked["base"], **kw)
+
+
+def calls(sandbox, endpoint: str) -> int:
+    return int(sandbox.admin("GET", "calls").get(endpoint, {}).get("calls", 0))
+
+
+def members(operator: BuildConfirmedListOperator, list_id: str) -> set[str]:
+    return set(operator.hook.iter_list_memberships(list_id))
+
+
+def ledger_path(clicked) -> ObjectStoragePath:
+    return run_folder(clicked["base"], "c", RUN["run_id"]) / FILE_NAME
+
+
+def test_a_later_read_looks_up_only_new_clickers(seeded, clicked):
+    first = build(clicked)
+    result = run_operator(first, RUN)
+    assert result["confirmed"] == result["added"] == result["size"] == len(clicked["ids"])
+    assert members(first, result["list_id"]) == clicked["ids"]
+
+    seeded.admin("DELETE", "calls")
+    again = run_operator(build(clicked), RUN)
+
+    assert calls(seeded, "events.list") == math.ceil(len(clicked["ids"]) / 1000)  # every click is read again
+    assert calls(seeded, "contacts.batch_read") == 0 and calls(seeded, "lists.memberships_add") == 0
+    assert again == {**result, "added": 0}
+
+
+def test_the_ledger_keeps_no_address_and_only_its_owner_can_read_it(seeded, clicked):
+    run_operator(build(clicked), RUN)
+    path = ledger_path(clicked)
+    text = path.read_text()
+    assert "@" not in text and len(text.splitlines()) == len(clicked["ids"]) + 1
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize("damage", ["cut short", "manifest missing", "another list"])
+def test_a_damaged_or_foreign_ledger_is_ignored_and_every_clicker_is_looked_up(seeded, clicked, damage):
+    result = run_operator(build(clicked), RUN)
+    path = ledger_path(clicked)
+    manifest = path.parent / (path.name + ".json")
+    if damage == "cut short":
+        path.write_text("\n".join(path.read_text().splitlines()[:-3]) + "\n")
+    elif damage == "manifest missing":
+        manifest.unlink()
+    else:
+        manifest.write_text(manifest.read_text().replace(f'"{result["list_id"]}"', '"999999"'))
+
+    seeded.admin("DELETE", "calls")
+    again = run_operator(build(clicked), RUN)
+
+    assert calls(seeded, "contacts.batch_read") == math.ceil(len(clicked["ids"]) / 100)
+    assert again == {**result, "added": 0}
+
+
+def test_without_a_campaign_folder_every_read_looks_everyone_up(seeded, clicked):
+    plain = {"task_id": "build_confirmed_list", "list_name": "c · confirmed", "emails": [clicked["email"]]}
+    result = run_operator(BuildConfirmedListOperator(**plain), RUN)
+    seeded.admin("DELETE", "calls")
+    again = run_operator(BuildConfirmedListOperator(**plain), RUN)
+    assert calls(seeded, "contacts.batch_read") == math.ceil(len(clicked["ids"]) / 100)
+    assert again == {**result, "added": 0}
+
+
+def test_the_check_before_the_opt_out_puts_back_a_clicker_removed_by_hand(seeded, clicked, capsys):
+    first = build(clicked)
+    list_id = run_operator(first, RUN)["list_id"]
+    removed = sorted(clicked["ids"], key=int)[0]
+    first.hook.client.crm.lists.memberships_api.remove(list_id, [removed])
+
+    assert run_operator(build(clicked), RUN)["added"] == 0  # a round's read trusts the ledger
+    assert removed not in members(first, list_id)
+    capsys.readouterr()
+    checked = run_operator(build(clicked, verify_members=True), RUN)
+
+    assert checked["added"] == 1 and members(first, list_id) == clicked["ids"]
+    assert "1 clicker(s) were removed from list 1" in capsys.readouterr().out
