@@ -68,8 +68,9 @@ MAX_CALL_RATIO = 1.10
 MAX_FLOOR_RATIO = 1.11
 MAX_RSS_GROWTH_MB = 100
 MAX_PARSE_RATIO = 1.5
-#: Proposed instead of a ratio for steps whose minimum is a handful of calls (one more call is +33 % of 3).
-MAX_FIXED_EXTRA = 3
+#: Proposed instead: Airflow deep-copies the DAG's params into every task once per class in its
+#: ``__init__`` chain, so any DAG of 34 parameterised custom operators is many times a one-task DAG.
+MAX_PARSE_MS = 100
 MIN_PLAIN_FACTOR = 50
 PLAIN_TARGET_SIZE = 100_000
 
@@ -121,9 +122,13 @@ class Run:
 
 
 class AirflowHome:
-    """A migrated SQLite metadata database with the pool, made once and copied for each run."""
+    """A migrated SQLite metadata database with the pool, made once and copied for each run.
 
-    def __init__(self, folder: Path) -> None:
+    :param in_flight: the connection's ``in_flight`` extra (batch calls at once); ``None`` keeps the hook's default.
+    """
+
+    def __init__(self, folder: Path, in_flight: int | None = None) -> None:
+        self.in_flight = in_flight
         self.template = folder / "template"
         self.template.mkdir(parents=True)
         self.airflow = str(Path(sys.executable).with_name("airflow"))
@@ -134,8 +139,11 @@ class AirflowHome:
     def env(self, home: Path, box: SandboxProcess | None) -> dict[str, str]:
         env = {**os.environ, **single_process_settings(home), "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "5"}
         if box is not None:
-            env["AIRFLOW_CONN_HUBSPOT_DEFAULT"] = json.dumps({
-                "conn_type": "http", "host": "127.0.0.1", "port": box.port, "schema": "http", "password": box.token})
+            connection = {"conn_type": "http", "host": "127.0.0.1", "port": box.port, "schema": "http",
+                          "password": box.token}
+            if self.in_flight is not None:
+                connection["extra"] = {"in_flight": self.in_flight}
+            env["AIRFLOW_CONN_HUBSPOT_DEFAULT"] = json.dumps(connection)
         return env
 
     def fresh(self, home: Path) -> Path:
@@ -205,8 +213,10 @@ def facts_of(box: SandboxProcess, xcom: dict[str, Any], rounds: int) -> steps.Fa
     confirmed = tuple(int(xcom[f"round_{k}.build_confirmed_list"]["confirmed"]) for k in range(1, rounds + 1))
     refreshed = int(xcom["refresh_confirmed_list"]["confirmed"])
     clicks = tuple(click_events(box, xcom[f"round_{k}.create_email"]["campaign_ids"]) for k in range(1, rounds + 1))
+    checked = int(xcom["refresh_confirmed_list"]["size"]) - int(xcom["refresh_confirmed_list"]["added"])
     return steps.Facts(rounds=rounds, confirmed=confirmed, late_confirmed=refreshed - confirmed[-1],
-                       click_events=clicks, opt_out_rows=int(xcom["export_unconfirmed"]["rows"]))
+                       click_events=clicks, opt_out_rows=int(xcom["export_unconfirmed"]["rows"]),
+                       confirmed_list_size=checked)
 
 
 def check_outcome(box: SandboxProcess, exports: Path, run: Run) -> None:
@@ -224,13 +234,14 @@ def check_outcome(box: SandboxProcess, exports: Path, run: Run) -> None:
                    f": {'match' if run.outcome_ok else 'MISMATCH'}")
 
 
-def run_campaign(size: int, rounds: int, workdir: Path, airflow: AirflowHome, wait: str) -> Run:
+def run_campaign(size: int, rounds: int, workdir: Path, airflow: AirflowHome, wait: str,
+                 latency_ms: float = 0.0) -> Run:
     run = Run(size, rounds)
     folder = workdir / f"campaign-{size}-{rounds}"
     call_log = folder / "calls.jsonl"
     folder.mkdir()
-    with SandboxProcess(folder / "portal.db", args=[*TIMINGS, "--call-log", str(call_log)],
-                        startup_timeout=120) as box:
+    args = [*TIMINGS, "--latency-ms", str(latency_ms), "--call-log", str(call_log)]
+    with SandboxProcess(folder / "portal.db", args=args, startup_timeout=120) as box:
         box.admin("POST", "seed", {"contacts": size, "seed": SEED})
         home = airflow.fresh(folder / "airflow")
         conf = {"rounds": rounds, "wait": wait, "export_base": f"file://{folder / 'exports'}"}
@@ -307,12 +318,12 @@ def step_table(run: Run) -> str:
     for r in rows:
         bound = r["call_bound"]
         lines.append(f"| {r['step']} | {r['calls']:,} | {r['minimum']:,} | {_ratio(r['calls'], r['minimum'])} | "
-                     f"{r['rate_limited']} | {r['wall']:.1f} | {r['floor']:.0f} | "
+                     f"{r['rate_limited']} | {r['wall']:.1f} | {r['floor']:.1f} | "
                      f"{_ratio(r['wall'], r['floor']) if bound else 'not call-bound'} | {r['formula']} |")
     calls, need = sum(r["calls"] for r in rows), sum(r["minimum"] for r in rows)
     lines.append(f"| **total** | **{calls:,}** | **{need:,}** | **{_ratio(calls, need)}** | "
                  f"**{sum(r['rate_limited'] for r in rows)}** | {run.run_s:.0f} (dags test) | "
-                 f"{steps.floor_seconds(calls):.0f} | | |")
+                 f"{steps.floor_seconds(calls):.1f} | | |")
     return "\n".join(lines)
 
 
@@ -361,7 +372,10 @@ def parse_section(parse: dict[str, Any]) -> list[str]:
             f"{parse['same_shape_ms']:.1f} | {parse['ratio_same_shape']:.1f} |",
             f"| the same EmptyOperators, and the campaign's {parse['params']} params | {parse['tasks']} | "
             f"{parse['with_params_ms']:.1f} | {parse['ratio_with_params']:.1f} |",
-            "", f"First parse in a fresh process (imports the plugins and the SDK): {parse['cold_ms']:.0f} ms.", ""]
+            "", f"First parse in a fresh process (imports the plugins and the SDK): {parse['cold_ms']:.0f} ms.",
+            "", f"Airflow deep-copies the DAG's params once per ``__init__`` in each operator's class chain: "
+            f"{parse['param_copies']['campaign']} copies for the campaign's {parse['tasks']} tasks (custom operators "
+            f"and sensors are 3-4 classes deep), {parse['param_copies']['with_params']} for the EmptyOperators.", ""]
 
 
 def _verdict(ok: bool, text: str) -> str:
@@ -379,15 +393,9 @@ def call_targets(runs: list[Run]) -> list[str]:
     def ratio(row: dict[str, Any]) -> float:
         return float(row["calls"] / row["minimum"])
 
-    fixed = [(run, r) for run, r in rows if not r["grows"]]
-    worst_fixed_run, worst_fixed = max(fixed, key=lambda item: item[1]["calls"] - item[1]["minimum"])
-    extra = worst_fixed["calls"] - worst_fixed["minimum"]
     return [
         _verdict(ratio(worst) <= MAX_CALL_RATIO, f"calls/minimum <= {MAX_CALL_RATIO} for every step at every size "
                  f"(worst {ratio(worst):.2f}: {worst['step']}, {worst_run.label})"),
-        "PROPOSED " + _verdict(extra <= MAX_FIXED_EXTRA, f"steps with an O(1) minimum make at most {MAX_FIXED_EXTRA} "
-                               f"calls more than it, whatever the size (worst +{extra}: {worst_fixed['step']}, "
-                               f"{worst_fixed_run.label})"),
         _verdict(ratio(worst_grown) <= MAX_CALL_RATIO, f"the same for the steps whose minimum grows with the cohort "
                  f"(worst {ratio(worst_grown):.2f}: {worst_grown['step']}, {worst_grown_run.label})"),
         f"(whole campaign: worst total calls/minimum {total_ratio:.2f}, {total.label})",
@@ -430,9 +438,10 @@ def other_targets(runs: list[Run], plains: list[PlainRun], parse: dict[str, Any]
                       f"{parse['same_shape_ms']:.1f} ms for the same {parse['tasks']} tasks as EmptyOperators: "
                       f"x{parse['ratio_same_shape']:.1f}; vs {parse['with_params_ms']:.1f} ms for those with the "
                       f"campaign's params: x{parse['ratio_with_params']:.1f})"),
-             "PROPOSED " + _verdict(parse["ratio_with_params"] <= MAX_PARSE_RATIO,
-                                    f"DAG parse time <= {MAX_PARSE_RATIO} x that of EmptyOperators with the same "
-                                    f"tasks, dependencies and params (x{parse['ratio_with_params']:.1f})")]
+             "PROPOSED " + _verdict(parse["campaign_ms"] <= MAX_PARSE_MS and not parse["network_attempts"],
+                                    f"warm DAG parse <= {MAX_PARSE_MS} ms with no network ({parse['campaign_ms']:.1f} "
+                                    f"ms; the dag-processor re-parses every 30 s by default, so "
+                                    f"{parse['campaign_ms'] / 300:.2f} % of one core)")]
     at_target = [p for p in plains if p.size == PLAIN_TARGET_SIZE]
     if at_target:
         plain = at_target[0]
@@ -452,14 +461,17 @@ def other_targets(runs: list[Run], plains: list[PlainRun], parse: dict[str, Any]
     return lines
 
 
-def report(runs: list[Run], plains: list[PlainRun], parse: dict[str, Any], total_s: float, wait: str,
+def report(runs: list[Run], plains: list[PlainRun], parse: dict[str, Any], total_s: float, args: argparse.Namespace,
            skipped: list[str]) -> str:
+    wait = args.wait
+    in_flight = args.in_flight if args.in_flight is not None else "5 (the hook's default)"
     stamp = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     parts = [f"## Campaign benchmark, {stamp}", "",
              f"Machine: {machine()}. Whole run: {total_s / 60:.0f} min. Sandbox: Enterprise, 190 calls per rolling "
              f"10 s (the client limiter allows 185), lists and exports ready after 0.3 s, clicks within 2 s of a "
-             f"send; `wait` {wait}; seed {SEED}. Floor of a step = 10 s x floor((calls - 1) / 190); steps with at "
-             "most 190 calls (one window's burst) are not call-bound.", ""]
+             f"send; each answer held {args.latency_ms:g} ms; batch calls in flight: {in_flight}; `wait` {wait}; "
+             f"seed {SEED}. Floor of a step = calls / (190 per 10 s); steps with at most 190 calls (one window's "
+             "burst) are not call-bound.", ""]
     if skipped:
         parts += [f"Not run: {', '.join(skipped)}.", ""]
     for run in runs:
@@ -496,8 +508,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--plain-max", type=int, default=PLAIN_TARGET_SIZE,
                         help="run the plain script at sizes up to this (default: %(default)s)")
     parser.add_argument("--wait", default="PT5S", help="the campaign's response window (default: %(default)s)")
+    parser.add_argument("--latency-ms", type=float, default=0.0,
+                        help="the sandbox holds every answer this long, as a real portal takes 100-300 ms "
+                             "(default: %(default)s)")
+    parser.add_argument("--in-flight", type=int, default=None,
+                        help="batch calls at once, through the connection's extra (default: the hook's, 5)")
     parser.add_argument("--parse-repetitions", type=int, default=40)
     parser.add_argument("--out", type=Path, default=RESULTS, help="Markdown file to append to (default: %(default)s)")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the sandboxes' databases, call logs and Airflow logs, and say where")
     return parser
 
 
@@ -521,10 +540,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     plains: list[PlainRun] = []
     workdir = Path(tempfile.mkdtemp(prefix="campaign-bench-"))
     try:
-        airflow = AirflowHome(workdir / "airflow")
+        airflow = AirflowHome(workdir / "airflow", args.in_flight)
         for size, rounds in pairs:
             print(f"campaign: {size:,} contacts, {rounds} round(s) ...", flush=True)
-            runs.append(run_campaign(size, rounds, workdir, airflow, args.wait))
+            runs.append(run_campaign(size, rounds, workdir, airflow, args.wait, args.latency_ms))
             print(f"  {runs[-1].run_s:.0f} s, {sum(runs[-1].calls.values()):,} calls; {runs[-1].outcome}", flush=True)
             if rounds == 1 and size <= args.plain_max:
                 print(f"plain script: {size:,} contacts ...", flush=True)
@@ -535,8 +554,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BaseException:
         print(f"stopped; the sandboxes' databases, call logs and Airflow logs are kept in {workdir}", flush=True)
         raise
-    shutil.rmtree(workdir, ignore_errors=True)
-    text = report(runs, plains, parse, time.perf_counter() - started, args.wait, skipped)
+    if args.keep:
+        print(f"kept: {workdir}", flush=True)
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+    text = report(runs, plains, parse, time.perf_counter() - started, args, skipped)
     publish(text, args.out)
     return 0
 

@@ -1,11 +1,18 @@
 """The fewest HubSpot calls each campaign step needs, and the rate-limit floor of its wall time.
 
-A step's minimum is what an idempotent implementation of its job needs when earlier steps have done
-theirs and pass on only ids, counts and timestamps (what XCom may carry): a look-up by name before each
-create, one status read of anything HubSpot processes asynchronously, full pages and full batches, and
-nothing read twice. Polls beyond the first status read are waiting for HubSpot, not work, and count
-against the step. The UI links' portal look-up (``account.details``) is not in any minimum: preflight
-has already read the portal.
+A step's minimum is what an idempotent, safe implementation of its job needs when earlier steps have
+done theirs and pass on only ids, counts and timestamps (what XCom may carry): a look-up by name before
+each create, one status read of anything HubSpot processes asynchronously, full pages and full batches,
+and no contact looked up twice. "Safe" costs two things beyond that, both stated in the formulas:
+
+- every read of list 1 reads every click of every email so far, not only those since the last read.
+  HubSpot does not document that a click is visible by the time its timestamp has passed; one missed
+  late click would opt out a contact who confirmed, which cannot be undone. One page holds 1,000 clicks.
+- the last read before the opt-out pages through list 1 (250 members a page) to check that every
+  clicker is still in it: one removed by hand would otherwise be opted out.
+
+Polls beyond the first status read are waiting for HubSpot, not work, and count against the step. The
+UI links need no call: preflight's result carries the portal.
 """
 
 from __future__ import annotations
@@ -34,13 +41,12 @@ def batches(items: int, size: int = BATCH) -> int:
 
 
 def floor_seconds(calls: int) -> float:
-    """The least wall time ``calls`` can take under the rolling limit, starting from an empty window.
+    """The least wall time of ``calls`` at the limit's rate: calls / (190 per 10 s), as the issue defines it.
 
-    The first 190 calls may go at once; each further 190 must wait for the window to roll, so the floor
-    is 10 s x floor((calls - 1) / 190). A step with at most 190 calls has a floor of 0: it is not
-    call-bound, and a ratio against its floor would mean nothing.
+    A client may send one window's worth at once, so a step of a few hundred calls can beat this; for
+    long steps it is the steady rate. Steps of at most 190 calls are not call-bound (see ``is_call_bound``).
     """
-    return INTERVAL_S * ((calls - 1) // RATE_LIMIT) if calls > 0 else 0.0
+    return calls * INTERVAL_S / RATE_LIMIT
 
 
 def is_call_bound(calls: int) -> bool:
@@ -60,6 +66,8 @@ class Facts:
     click_events: tuple[int, ...]
     #: Rows of the exported list 2: the contacts to opt out.
     opt_out_rows: int
+    #: Members of list 1 when the last read before the opt-out checked it.
+    confirmed_list_size: int = 0
 
 
 @dataclass(frozen=True)
@@ -82,22 +90,29 @@ FIXED: dict[str, Minimum] = {
 }
 
 
+def _click_pages(facts: Facts, emails: int) -> tuple[int, str]:
+    counts = facts.click_events[:emails]
+    return (sum(pages(n, EVENTS_PAGE) for n in counts),
+            " + ".join(f"ceil({n:,}/1000)" for n in counts) + " click pages")
+
+
 def _confirmed_list(round_no: int, facts: Facts) -> Minimum:
     before = facts.confirmed[round_no - 2] if round_no > 1 else 0
     new = facts.confirmed[round_no - 1] - before
-    events = pages(facts.click_events[round_no - 1], EVENTS_PAGE)
+    click_pages, clicks = _click_pages(facts, round_no)
     fixed = 3 if round_no == 1 else 1  # look-up (+ create and status read of list 1 in round 1)
-    earlier = round_no - 1  # one page per earlier email for its clicks since the last read
-    calls = fixed + events + earlier + 2 * batches(new)
-    formula = (f"{fixed} + ceil({facts.click_events[round_no - 1]:,} clicks/1000) + {earlier} earlier email(s) "
-               f"+ 2 x ceil({new:,} new clickers/100) (look-up, add)")
+    calls = fixed + click_pages + 2 * batches(new)
+    formula = f"{fixed} + {clicks} (every email so far) + 2 x ceil({new:,} new clickers/100) (look-up, add)"
     return Minimum(calls, formula, True)
 
 
 def _refresh(facts: Facts) -> Minimum:
     late = facts.late_confirmed
-    calls = 1 + facts.rounds + 2 * batches(late)
-    formula = f"1 look-up + {facts.rounds} page(s) of clicks since the last read + 2 x ceil({late:,} late/100)"
+    click_pages, clicks = _click_pages(facts, facts.rounds)
+    member_pages = pages(facts.confirmed_list_size, 250)
+    calls = 1 + click_pages + member_pages + 2 * batches(late)
+    formula = (f"1 look-up + {clicks} + ceil({facts.confirmed_list_size:,} members/250) (the check) "
+               f"+ 2 x ceil({late:,} late/100)")
     return Minimum(calls, formula, True)
 
 

@@ -97,6 +97,31 @@ def campaign_shape() -> tuple[list[str], list[tuple[str, str]], int]:
     return tasks, edges, len(dag.params)
 
 
+@contextmanager
+def counting_param_copies() -> Iterator[list[int]]:
+    """Count Airflow's deep copies of a DAG's params while operators are built (one per ``__init__`` level)."""
+    from airflow.sdk.bases import operator
+
+    counted = [0]
+    original = operator._get_parent_defaults
+
+    def counting(dag: Any, task_group: Any) -> Any:
+        counted[0] += dag is not None
+        return original(dag, task_group)
+
+    operator._get_parent_defaults = counting
+    try:
+        yield counted
+    finally:
+        operator._get_parent_defaults = original
+
+
+def param_copies(bag: Any, path: Path) -> int:
+    with counting_param_copies() as counted:
+        bag.process_file(str(path), only_if_updated=False, safe_mode=False)
+    return counted[0]
+
+
 def _time_once(bag: Any, path: Path) -> float:
     started = time.perf_counter()
     dags = bag.process_file(str(path), only_if_updated=False, safe_mode=False)
@@ -122,13 +147,14 @@ def measure(repetitions: int = 40) -> dict[str, Any]:
             times: dict[str, list[float]] = {name: [] for name in files}
             for path in files.values():
                 _time_once(bag, path)  # warm-up: the first import of each file's modules
+            copies = {name: param_copies(bag, files[name]) for name in ("campaign", "with_params")}
             for _ in range(repetitions):
                 for name, path in files.items():
                     times[name].append(_time_once(bag, path))
     medians = {name: statistics.median(values) for name, values in times.items()}
     return {"campaign_ms": medians["campaign"], "one_task_ms": medians["one_task"],
             "same_shape_ms": medians["same_shape"], "with_params_ms": medians["with_params"], "cold_ms": cold_ms,
-            "tasks": len(tasks), "params": params,
+            "tasks": len(tasks), "params": params, "param_copies": copies,
             "repetitions": repetitions, "network_attempts": len(attempts),
             "ratio_one_task": medians["campaign"] / medians["one_task"],
             "ratio_same_shape": medians["campaign"] / medians["same_shape"],
