@@ -217,6 +217,25 @@ def test_a_hand_edited_export_in_a_bad_shape_opts_out_nobody(exported, portal, c
     assert portal.admin("GET", "status-changes")["results"] == []
 
 
+def someone_else(portal, exported) -> dict[str, str]:
+    """A contact of the portal that HubSpot did not put in list 2."""
+    return next(c for c in portal.admin("GET", "contacts")["results"] if c["id"] not in exported["ids"] and c["email"])
+
+
+@pytest.mark.parametrize("how", ["email changed", "contact id changed", "row added"])
+def test_a_row_changed_or_added_by_hand_opts_out_nobody(exported, portal, how):
+    other = someone_else(portal, exported)
+    if how == "email changed":
+        edit(exported["uri"], lambda f: f.assign(email=f["email"].where(f.index != 4, other["email"])))
+    elif how == "contact id changed":
+        edit(exported["uri"], lambda f: f.assign(contact_id=f["contact_id"].where(f.index != 4, other["id"])))
+    else:
+        edit(exported["uri"], lambda f: pd.concat([f, f.head(1).assign(contact_id=other["id"], email=other["email"])]))
+    with pytest.raises(BadOptOutFile, match=r"not a row HubSpot exported: 1 row\(s\).*Only removing rows is allowed"):
+        run_operator(opt_out(exported["uri"]), RUN)
+    assert portal.admin("GET", "status-changes")["results"] == []
+
+
 def test_rows_removed_by_hand_spare_those_contacts(exported, portal):
     edit(exported["uri"], lambda f: f.iloc[10:])
     assert run_operator(opt_out(exported["uri"]), RUN)["opted_out"] == 90

@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 import tenacity
 
@@ -263,7 +264,8 @@ class ExportListOperator(HubSpotOperator):
     HubSpot's export runs asynchronously (the wait is deferred to the triggerer); its CSV is then
     streamed into ``<export_base>/<campaign>/<run id>/unconfirmed.csv`` with columns
     ``contact_id, email, run_id``, cells a spreadsheet would execute neutralised, owner-only on local
-    disks. A rerun reuses a complete file instead of exporting again, so the opt-out always works from
+    disks. A hash of each row is kept beside it, so the opt-out can refuse rows changed or added by hand.
+    A rerun reuses a complete file instead of exporting again, so the opt-out always works from
     the list as it was first exported.
 
     :param list_id: list 2 of the last round (templated); or the outputs of every round's
@@ -321,14 +323,20 @@ class ExportListOperator(HubSpotOperator):
                 f"HubSpot's export of list {self.source_list_id} failed: {event.get('message')}")
         target = self._target(context)
         self.file_uri = str(target)
-        rows = 0
+        rows, keys = 0, []
         with self.hook.open_download(event["url"]) as download, target.open("w") as out:
+            restrict(target)  # before the first row: it holds email addresses
             chunks = pd.read_csv(download, dtype="string", keep_default_na=False, chunksize=report.CHUNK_ROWS)
             out.write(",".join(report.OPT_OUT_COLUMNS) + "\n")
             for frame in report.from_hubspot_export(chunks, str(context["run_id"])):
                 report.to_csv_rows(frame, out, header=False)
+                keys.append(report.row_keys(frame))
                 rows += len(frame)
-        restrict(target)
-        write_manifest(target, rows=rows, list_id=self.source_list_id, run_id=str(context["run_id"]))
+        row_keys = target.parent / (target.name + ".rows.npy")
+        with row_keys.open("wb") as out:
+            restrict(row_keys)
+            np.save(out, np.sort(np.concatenate(keys)) if keys else np.empty(0, dtype=np.uint64))
+        write_manifest(target, rows=rows, list_id=self.source_list_id, run_id=str(context["run_id"]),
+                       row_keys=row_keys.name)
         self.log.info("Exported list %s: %d contacts to %s.", self.source_list_id, rows, target)
         return {"export_uri": str(target), "rows": rows}

@@ -15,7 +15,7 @@ from ..concurrency import in_order
 from ..errors import HubSpotDailyLimitError
 from ..hook import BATCH_SIZE, chunked
 from ..links import ExportFileLink
-from ..storage import restrict
+from ..storage import read_manifest, restrict
 from .base import HubSpotOperator
 
 if TYPE_CHECKING:
@@ -30,7 +30,8 @@ class OptOutOperator(HubSpotOperator):
     """Opt out every contact of the exported list 2 — the one step that cannot be undone.
 
     The CSV is read twice in chunks: first to check its whole shape (columns, emails, duplicates, run
-    id) so a hand-edited file fails before anything changes; then to write batches of 100 through
+    id, and that every row is one HubSpot exported: rows may be removed by hand, not changed or added)
+    so a hand-edited file fails before anything changes; then to write batches of 100 through
     v4 ``batch/unsubscribe-all`` (``all_email``, what HubSpot's opt-out import does) or ``batch/write``
     UNSUBSCRIBED for the mailed subscription type, with the legal basis, a few batches in flight at once
     (``HubSpotHook.in_flight``) under the shared rate limiter. HubSpot answers
@@ -94,10 +95,26 @@ class OptOutOperator(HubSpotOperator):
         return summary
 
     def _check(self, source: ObjectStoragePath, run_id: str) -> int:
-        """Read the whole file once and refuse it before any change if its shape is wrong."""
+        """Read the whole file once and refuse it before any change if its shape is wrong.
+
+        Rows must be rows HubSpot exported (the export keeps their hashes): a row changed or added by
+        hand would opt out someone HubSpot never put in list 2. Removing rows is allowed.
+        """
+        exported = _exported_rows(source)
+        if exported is None:
+            self.log.warning("%s has no row hashes beside it (not written by export_unconfirmed): its rows cannot be "
+                             "checked against HubSpot's export.", source)
         rows, hashes = 0, []
         with source.open("r") as handle:
             for chunk in report.read_opt_out_file(handle, run_id):
+                if exported is not None:
+                    foreign = ~np.isin(report.row_keys(chunk), exported)
+                    if foreign.any():
+                        at = int(np.flatnonzero(foreign)[0])
+                        raise report.BadOptOutFile(
+                            f"Row {rows + at + 2} of {source} (contact {chunk['contact_id'].iloc[at]}) is not a row "
+                            f"HubSpot exported: {int(foreign.sum())} row(s) in this part of the file were changed or "
+                            "added by hand. Only removing rows is allowed. Nothing was opted out.")
                 rows += len(chunk)
                 hashes.append(report.email_hashes(chunk["email"]))
         duplicates = report.duplicate_emails(np.concatenate(hashes)) if hashes else 0
@@ -164,6 +181,16 @@ class OptOutOperator(HubSpotOperator):
                        for r in answer.get("results", [])}
         failures = _failures(answer)
         return {e: results.get(e) or ("ERROR", failures.get(e, "HubSpot returned no result")) for e in emails}
+
+
+def _exported_rows(source: ObjectStoragePath) -> np.ndarray | None:
+    """The hashes of the rows HubSpot exported, kept beside the export; ``None`` for a file without them."""
+    manifest = read_manifest(source)
+    name = (manifest or {}).get("row_keys")
+    if not name:
+        return None
+    with (source.parent / name).open("rb") as handle:
+        return np.load(handle, allow_pickle=False)
 
 
 def _wide_reason(result: dict[str, Any]) -> tuple[str, str]:
