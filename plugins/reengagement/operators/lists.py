@@ -14,7 +14,7 @@ import tenacity
 from .. import report, segments
 from ..campaign import is_cta_click, last_done
 from ..errors import HubSpotConflict, HubSpotPermanentError, HubSpotTransientError
-from ..ledger import ClickerLedger, email_key
+from ..ledger import ClickerLedger, Clickers, email_key
 from ..links import ExportFileLink, HubSpotObjectLink, list_url
 from ..storage import read_manifest, restrict, run_folder, write_manifest
 from ..triggers import ExportReadyTrigger, ListProcessedTrigger
@@ -203,28 +203,32 @@ class BuildConfirmedListOperator(HubSpotOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         list_id, size = self._list()
         emails = [e for e in (self.emails or []) if e]
-        clickers = confirmed_recipients(self.hook, emails)
         ledger = self._ledger(context, list_id)
-        known = ledger.load() if ledger else {}
-        handled = {email_key(e): known[email_key(e)] for e in clickers if email_key(e) in known}
-        new = [e for e in sorted(clickers) if email_key(e) not in handled]
+        known = ledger.load() if ledger else Clickers.empty()
+        clicked, new = read_clickers(self.hook, emails, known)
+        handled = known.among(clicked)
         self.log.info("%d contacts clicked a CTA of %d email(s): %d already in list 1, %d to look up.",
-                      len(clickers), len(emails), len(handled), len(new))
-        found = {email_key(email): contact_id for email, contact_id in self.hook.contact_ids_by_email(new)}
-        to_add = sorted(set(found.values()), key=int)
+                      len(clicked), len(emails), len(handled), len(new))
+        found_keys, found_ids = bytearray(), []
+        for email, contact_id in self.hook.contact_ids_by_email(new.values()):
+            found_keys += email_key(email)
+            found_ids.append(int(contact_id))
+        found = Clickers.of(np.frombuffer(bytes(found_keys), dtype="S16"), np.array(found_ids, dtype=np.int64))
+        to_add = np.unique(found.contact_ids)
         if self.verify_members:
-            members = set(self.hook.iter_list_memberships(list_id))
-            gone = {contact_id for contact_id in handled.values() if contact_id not in members}
-            if gone:
+            members = np.fromiter(self.hook.iter_list_memberships(list_id), dtype=np.int64)
+            gone = np.setdiff1d(handled.contact_ids, members)
+            if len(gone):
                 self.log.warning("%d clicker(s) were removed from list 1 since they were added; adding them back, "
                                  "so that they are not opted out.", len(gone))
-            to_add = sorted((set(to_add) | gone) - members, key=int)
-        added = self.hook.add_to_list(list_id, to_add)
+            to_add = np.setdiff1d(np.union1d(to_add, gone), members)
+        added = self.hook.add_to_list(list_id, (str(contact_id) for contact_id in to_add))
+        confirmed_now = handled.plus(found)
         if ledger is not None:
-            ledger.save({**handled, **found})
+            ledger.save(confirmed_now)
         portal = self.portal(context)
         self.hubspot_url = list_url(portal["uiDomain"], portal["portalId"], list_id)
-        confirmed = len(set(handled.values()) | set(found.values()))
+        confirmed = len(np.unique(confirmed_now.contact_ids))
         size += added
         self.log.info("List 1 (%s): %d CTA clickers, %d added now, %d members in all.", list_id, confirmed, added,
                       size)
@@ -246,16 +250,22 @@ def wait_processed(hook: Any, list_id: str, *, timeout: float = 300.0, interval:
             raise HubSpotTransientError(f"List {list_id} is still PROCESSING after {timeout:.0f}s")
 
 
-def confirmed_recipients(hook: Any, emails: Iterable[dict[str, Any]]) -> set[str]:
-    """Addresses with a non-filtered CLICK on one of the emails' CTA URLs."""
-    recipients: set[str] = set()
+def read_clickers(hook: Any, emails: Iterable[dict[str, Any]], known: Clickers) -> tuple[np.ndarray, dict[bytes, str]]:
+    """Every non-filtered CLICK on one of the emails' CTA URLs: the clickers' address hashes (unique), and the
+    addresses of those not ``known`` yet (by hash). Memory: 16 bytes a click, plus the new clickers' addresses."""
+    keys, new = bytearray(), {}
     for email in emails:
         cta = {email["cta_url"]}
         for campaign_id in email.get("campaign_ids") or []:
             for event in hook.iter_email_events(campaign_id, "CLICK", exclude_filtered=True):
-                if not event.get("filteredEvent") and is_cta_click(event.get("url"), cta):
-                    recipients.add(str(event["recipient"]).strip().lower())
-    return recipients
+                if event.get("filteredEvent") or not is_cta_click(event.get("url"), cta):
+                    continue
+                address = str(event["recipient"]).strip().lower()
+                key = email_key(address)
+                keys += key
+                if key not in new and key not in known:
+                    new[key] = address
+    return np.unique(np.frombuffer(bytes(keys), dtype="S16")), new
 
 
 class ExportListOperator(HubSpotOperator):
