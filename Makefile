@@ -33,7 +33,7 @@ down: venv
 
 bench: venv
 	$(BIN)/python -m tests.benchmarks.sandbox_bench
-	$(BIN)/python -m tests.benchmarks.campaign_bench --max-size-for-3-rounds 100000
+	$(BIN)/python -m tests.benchmarks.campaign_bench
 
 reliability: venv
 	$(BIN)/python -m tests.reliability.fault_suite

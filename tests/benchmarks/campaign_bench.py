@@ -40,6 +40,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -92,6 +93,7 @@ class Run:
     states: dict[str, str] = field(default_factory=dict)
     facts: steps.Facts | None = None
     peak_rss_mb: float = 0.0
+    rss: list[tuple[float, float]] = field(default_factory=list)
     run_s: float = 0.0
     log_matches_sandbox: bool = False
     outcome: str = ""
@@ -113,7 +115,10 @@ class Run:
         for task_id in sorted(self.calls, key=lambda t: self.started.get(t, 0.0)):
             need = steps.minimum(task_id, self.facts)
             calls = self.calls[task_id]
-            out.append({"step": task_id, "calls": calls, "minimum": need.calls if need else 0,
+            began = self.started.get(task_id, 0.0)
+            during = [mb for at, mb in self.rss if began <= at <= began + self.wall.get(task_id, 0.0) + 0.2]
+            out.append({"step": task_id, "rss_mb": max(during, default=0.0), "calls": calls,
+                        "minimum": need.calls if need else 0,
                         "formula": need.formula if need else "no HubSpot call expected",
                         "grows": bool(need and need.grows), "rate_limited": self.rate_limited.get(task_id, 0),
                         "wall": self.wall.get(task_id, 0.0), "floor": steps.floor_seconds(calls),
@@ -152,14 +157,33 @@ class AirflowHome:
         return home
 
 
-def run_dags_test(command: list[str], env: dict[str, str], log: Path) -> tuple[int, float, float]:
-    """Run ``airflow dags test``; its exit status, wall seconds and peak RSS in MB (``wait4`` of that process)."""
+def run_dags_test(command: list[str], env: dict[str, str], log: Path) -> tuple[int, float, float, list[tuple[float,
+                                                                                                       float]]]:
+    """Run ``airflow dags test``; its exit status, wall seconds, peak RSS in MB (``wait4`` of that process), and
+    its RSS sampled every 0.2 s as (epoch seconds, MB), so each step's peak can be told apart."""
+    samples: list[tuple[float, float]] = []
     started = time.perf_counter()
     with log.open("w") as out:
         proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+        done = threading.Event()
+        sampler = threading.Thread(target=_sample_rss, args=(proc.pid, samples, done), daemon=True)
+        sampler.start()
         _, status, usage = os.wait4(proc.pid, 0)
+        done.set()
+        sampler.join()
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, time.perf_counter() - started, usage.ru_maxrss / 1024
+    return proc.returncode, time.perf_counter() - started, usage.ru_maxrss / 1024, samples
+
+
+def _sample_rss(pid: int, samples: list[tuple[float, float]], done: threading.Event) -> None:
+    while not done.wait(0.2):
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            return
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                samples.append((time.time(), int(line.split()[1]) / 1024))
 
 
 def attribute(call_log: Path, run: Run) -> collections.Counter[str]:
@@ -246,7 +270,8 @@ def run_campaign(size: int, rounds: int, workdir: Path, airflow: AirflowHome, wa
         home = airflow.fresh(folder / "airflow")
         conf = {"rounds": rounds, "wait": wait, "export_base": f"file://{folder / 'exports'}"}
         command = [airflow.airflow, "dags", "test", DAG_ID, "-c", json.dumps(conf)]
-        status, run.run_s, run.peak_rss_mb = run_dags_test(command, airflow.env(home, box), folder / "dags_test.log")
+        status, run.run_s, run.peak_rss_mb, run.rss = run_dags_test(command, airflow.env(home, box),
+                                                                     folder / "dags_test.log")
         if status:
             raise RuntimeError(f"airflow dags test failed ({status}) for {run.label}; see {folder / 'dags_test.log'}")
         totals = {name: counts["calls"] for name, counts in box.admin("GET", "calls").items()}
@@ -312,18 +337,20 @@ def _ratio(value: float, base: float) -> str:
 
 
 def step_table(run: Run) -> str:
-    header = "| step | calls | minimum | calls/min | 429s | wall s | floor s | wall/floor | minimum's formula |"
-    lines = [header, "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    header = ("| step | calls | minimum | calls/min | 429s | wall s | floor s | wall/floor | RSS MB | "
+              "minimum's formula |")
+    lines = [header, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     rows = run.rows()
     for r in rows:
         bound = r["call_bound"]
         lines.append(f"| {r['step']} | {r['calls']:,} | {r['minimum']:,} | {_ratio(r['calls'], r['minimum'])} | "
                      f"{r['rate_limited']} | {r['wall']:.1f} | {r['floor']:.1f} | "
-                     f"{_ratio(r['wall'], r['floor']) if bound else 'not call-bound'} | {r['formula']} |")
+                     f"{_ratio(r['wall'], r['floor']) if bound else 'not call-bound'} | {r['rss_mb']:,.0f} | "
+                     f"{r['formula']} |")
     calls, need = sum(r["calls"] for r in rows), sum(r["minimum"] for r in rows)
     lines.append(f"| **total** | **{calls:,}** | **{need:,}** | **{_ratio(calls, need)}** | "
                  f"**{sum(r['rate_limited'] for r in rows)}** | {run.run_s:.0f} (dags test) | "
-                 f"{steps.floor_seconds(calls):.1f} | | |")
+                 f"{steps.floor_seconds(calls):.1f} | | {run.peak_rss_mb:,.0f} | |")
     return "\n".join(lines)
 
 
