@@ -14,7 +14,12 @@ and the status. The per-step counts are checked against the sandbox's own per-en
 (``GET /_sandbox/calls``). 429s are the log's lines with status 429. A step's wall time is its task
 instance's duration in the run's metadata database; its floor is ``campaign_steps.floor_seconds``. Peak
 RSS is the ``airflow dags test`` process's ``ru_maxrss`` (``wait4``): ``dags test`` runs every task in
-that process.
+that process; its RSS is also sampled every 0.05 s (kept in ``rss.csv``), and each step's peak is the
+highest sample while it ran.
+
+``--latency-ms`` has the sandbox hold every answer that long (a real portal answers in 100-300 ms), and
+``--in-flight`` sets the connection's ``in_flight`` extra: together they show whether the call-bound steps
+keep the limit busy when answers are slow.
 
 The plain script (``plain_script.py``) runs on a separate sandbox seeded the same way, on a MANUAL list
 holding exactly the 1-round campaign's list 2 (the seeded ground truth, which the campaign's opt-out is
@@ -116,7 +121,7 @@ class Run:
             need = steps.minimum(task_id, self.facts)
             calls = self.calls[task_id]
             began = self.started.get(task_id, 0.0)
-            during = [mb for at, mb in self.rss if began <= at <= began + self.wall.get(task_id, 0.0) + 0.2]
+            during = [mb for at, mb in self.rss if began <= at <= began + self.wall.get(task_id, 0.0) + 0.05]
             out.append({"step": task_id, "rss_mb": max(during, default=0.0), "calls": calls,
                         "minimum": need.calls if need else 0,
                         "formula": need.formula if need else "no HubSpot call expected",
@@ -160,7 +165,7 @@ class AirflowHome:
 def run_dags_test(command: list[str], env: dict[str, str], log: Path) -> tuple[int, float, float, list[tuple[float,
                                                                                                        float]]]:
     """Run ``airflow dags test``; its exit status, wall seconds, peak RSS in MB (``wait4`` of that process), and
-    its RSS sampled every 0.2 s as (epoch seconds, MB), so each step's peak can be told apart."""
+    its RSS sampled every 0.05 s as (epoch seconds, MB), so each step's peak can be told apart."""
     samples: list[tuple[float, float]] = []
     started = time.perf_counter()
     with log.open("w") as out:
@@ -176,7 +181,7 @@ def run_dags_test(command: list[str], env: dict[str, str], log: Path) -> tuple[i
 
 
 def _sample_rss(pid: int, samples: list[tuple[float, float]], done: threading.Event) -> None:
-    while not done.wait(0.2):
+    while not done.wait(0.05):
         try:
             status = Path(f"/proc/{pid}/status").read_text()
         except OSError:
@@ -272,6 +277,7 @@ def run_campaign(size: int, rounds: int, workdir: Path, airflow: AirflowHome, wa
         command = [airflow.airflow, "dags", "test", DAG_ID, "-c", json.dumps(conf)]
         status, run.run_s, run.peak_rss_mb, run.rss = run_dags_test(command, airflow.env(home, box),
                                                                      folder / "dags_test.log")
+        (folder / "rss.csv").write_text("".join(f"{at:.2f},{mb:.1f}\n" for at, mb in run.rss))
         if status:
             raise RuntimeError(f"airflow dags test failed ({status}) for {run.label}; see {folder / 'dags_test.log'}")
         totals = {name: counts["calls"] for name, counts in box.admin("GET", "calls").items()}
