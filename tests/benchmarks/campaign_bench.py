@@ -13,7 +13,7 @@ sandbox's call log (``--call-log``) keeps one line per HubSpot request with that
 and the status. The per-step counts are checked against the sandbox's own per-endpoint totals
 (``GET /_sandbox/calls``). 429s are the log's lines with status 429. A step's wall time is its task
 instance's duration in the run's metadata database; its floor is ``campaign_steps.floor_seconds``. Peak
-RSS is the ``airflow dags test`` process's ``ru_maxrss`` (``wait4``): ``dags test`` runs every task in
+RSS is the ``airflow dags test`` process's high-water mark (``VmHWM``): ``dags test`` runs every task in
 that process; its RSS is also sampled every 0.05 s (kept in ``rss.csv``), and each step's peak is the
 highest sample while it ran.
 
@@ -164,31 +164,40 @@ class AirflowHome:
 
 def run_dags_test(command: list[str], env: dict[str, str], log: Path) -> tuple[int, float, float, list[tuple[float,
                                                                                                        float]]]:
-    """Run ``airflow dags test``; its exit status, wall seconds, peak RSS in MB (``wait4`` of that process), and
-    its RSS sampled every 0.05 s as (epoch seconds, MB), so each step's peak can be told apart."""
+    """Run ``airflow dags test``; its exit status, wall seconds, peak RSS in MB, and its RSS sampled every 0.05 s
+    as (epoch seconds, MB), so each step's peak can be told apart.
+
+    The peak is the process's own high-water mark (``VmHWM``, read until it exits), not ``wait4``'s
+    ``ru_maxrss``: Linux carries ``ru_maxrss`` across ``exec``, so the child would report this benchmark's own
+    size at the fork (hundreds of MB after a 1M-contact run) instead of the campaign's.
+    """
     samples: list[tuple[float, float]] = []
+    high_water = [0.0]
     started = time.perf_counter()
     with log.open("w") as out:
         proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
         done = threading.Event()
-        sampler = threading.Thread(target=_sample_rss, args=(proc.pid, samples, done), daemon=True)
+        sampler = threading.Thread(target=_sample_rss, args=(proc.pid, samples, high_water, done), daemon=True)
         sampler.start()
-        _, status, usage = os.wait4(proc.pid, 0)
+        _, status, _ = os.wait4(proc.pid, 0)
         done.set()
         sampler.join()
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, time.perf_counter() - started, usage.ru_maxrss / 1024, samples
+    return proc.returncode, time.perf_counter() - started, high_water[0], samples
 
 
-def _sample_rss(pid: int, samples: list[tuple[float, float]], done: threading.Event) -> None:
+def _sample_rss(pid: int, samples: list[tuple[float, float]], high_water: list[float], done: threading.Event) -> None:
+    """VmRSS every 0.05 s, and the last VmHWM read (it only grows, and ``exec`` reset it)."""
     while not done.wait(0.05):
         try:
             status = Path(f"/proc/{pid}/status").read_text()
         except OSError:
             return
-        for line in status.splitlines():
-            if line.startswith("VmRSS:"):
-                samples.append((time.time(), int(line.split()[1]) / 1024))
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        if "VmRSS" not in fields:  # a zombie: the process has exited
+            return
+        samples.append((time.time(), int(fields["VmRSS"].split()[0]) / 1024))
+        high_water[0] = max(high_water[0], int(fields["VmHWM"].split()[0]) / 1024)
 
 
 def attribute(call_log: Path, run: Run) -> collections.Counter[str]:
