@@ -66,10 +66,12 @@ def test_rerun_after_a_failure_mid_way_finishes_the_rest_and_repeats_no_change(e
     failing.hook.transport._backoff = lambda state: 0.01
     with pytest.raises(HubSpotTransientError):
         run_operator(failing, RUN)
-    assert len(changes(sandbox)) == 100  # the first batch went through, the second never did
+    # The two batches are in flight together: the one HubSpot answers first goes through, the other never does.
+    went_through = len(changes(sandbox))
+    assert went_through in (100, 50)
     sandbox.admin("DELETE", "faults")
     rerun = run_operator(opt_out(exported["uri"]), RUN)
-    assert (rerun["opted_out"], rerun["already_opted_out"]) == (50, 100)
+    assert (rerun["opted_out"], rerun["already_opted_out"]) == (150 - went_through, went_through)
     assert sorted(c["contactId"] for c in changes(sandbox)) == sorted(exported["ids"])
 
 
