@@ -55,6 +55,11 @@ def wait_processed(hook: HubSpotHook, list_id: str, timeout: float = 10.0) -> No
         time.sleep(0.1)
 
 
+def calls(sandbox, endpoint: str) -> int:
+    """How many calls the sandbox has answered on one endpoint since its counts were last cleared."""
+    return int(sandbox.admin("GET", "calls").get(endpoint, {}).get("calls", 0))
+
+
 def contact_ids(sandbox, profile: str | None = None) -> list[str]:
     params = {"profile": profile} if profile else {}
     return [c["id"] for c in sandbox.admin("GET", "contacts", **params)["results"]]

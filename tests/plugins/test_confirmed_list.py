@@ -13,7 +13,7 @@ from reengagement.operators.emails import SendEmailOperator
 from reengagement.operators.lists import BuildConfirmedListOperator
 from reengagement.storage import run_folder
 
-from tests.plugins.conftest import contact_ids, create_op, run_operator
+from tests.plugins.conftest import calls, contact_ids, create_op, run_operator
 
 RUN = {"run_id": "scheduled__2026-10-01"}
 
@@ -30,10 +30,6 @@ def clicked(seeded, recipients, tmp_path):
 def build(clicked, **kw) -> BuildConfirmedListOperator:
     return BuildConfirmedListOperator(task_id="build_confirmed_list", list_name="c · confirmed",
                                       emails=[clicked["email"]], campaign="c", export_base=clicked["base"], **kw)
-
-
-def calls(sandbox, endpoint: str) -> int:
-    return int(sandbox.admin("GET", "calls").get(endpoint, {}).get("calls", 0))
 
 
 def members(operator: BuildConfirmedListOperator, list_id: str) -> set[str]:

@@ -11,7 +11,7 @@ from airflow.sdk import ObjectStoragePath
 from reengagement.operators.lists import EnsureListOperator, ExportListOperator, ListDefinitionConflict
 
 from include.hubspot_sandbox.seeding import MARKETING_SUBSCRIPTION_ID
-from tests.plugins.conftest import contact_ids, make_list, run_operator
+from tests.plugins.conftest import calls, contact_ids, make_list, run_operator
 
 
 def unengaged_op(name: str = "c · unengaged", weeks: int = 52) -> EnsureListOperator:
@@ -89,10 +89,6 @@ class PreflightResult:
 
     def xcom_pull(self, task_ids: str):
         return self.result if task_ids == "preflight" else None
-
-
-def calls(sandbox, endpoint: str) -> int:
-    return int(sandbox.admin("GET", "calls").get(endpoint, {}).get("calls", 0))
 
 
 @pytest.mark.parametrize(("preflight", "lookups"), [({"portal_id": "46801234", "ui_domain": "app.hubspot.com"}, 0),
