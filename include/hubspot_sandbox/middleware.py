@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +20,13 @@ class ConnectionDropped(Exception):
 class _Exchange:
     """One request/response pair passing through the middleware."""
 
-    def __init__(self, scope: Scope, receive: Receive, send: Send, latency_seconds: float = 0.0) -> None:
+    def __init__(self, scope: Scope, receive: Receive, send: Send, latency_seconds: float = 0.0,
+                 on_complete: Callable[[_Exchange], None] | None = None) -> None:
+        self.scope = scope
         self.state: dict[str, Any] = scope.setdefault("state", {})
         self._receive, self._send = receive, send
+        self.on_complete = on_complete
+        self.started = time.time()
         self.latency_seconds = latency_seconds
         self.request_chunks: list[bytes] = []
         self.body_chunks: list[bytes] = []
@@ -45,6 +51,10 @@ class _Exchange:
                 await asyncio.sleep(self.latency_seconds)
         elif message["type"] == "http.response.body":
             self.body_chunks.append(message.get("body", b""))
+            if not message.get("more_body") and self.on_complete is not None:
+                # Recorded before the client has the whole answer: whoever reads the recording after a
+                # response never finds that exchange missing or half-written.
+                self.on_complete(self)
         if not self.state.get("drop"):
             await self._send(message)
         elif message["type"] == "http.response.body" and not message.get("more_body"):
@@ -59,7 +69,8 @@ class _Exchange:
         await self._send({"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True})
         raise ConnectionDropped("fault injection: connection dropped mid-response")
 
-    def record(self, scope: Scope) -> dict[str, Any]:
+    def record(self) -> dict[str, Any]:
+        scope = self.scope
         headers = dict(scope.get("headers") or [])
         return {
             "endpoint": self.state["endpoint"],
@@ -74,10 +85,11 @@ class _Exchange:
             "dropped": bool(self.state.get("drop")),
         }
 
-    def call(self, scope: Scope, started: float) -> dict[str, Any]:
+    def call(self) -> dict[str, Any]:
         """The call log's line: enough to attribute a call to the step that made it, without the bodies."""
+        scope = self.scope
         headers = dict(scope.get("headers") or [])
-        return {"at": round(started, 4), "endpoint": self.state["endpoint"], "method": scope["method"],
+        return {"at": round(self.started, 4), "endpoint": self.state["endpoint"], "method": scope["method"],
                 "status": self.status, "agent": headers.get(b"user-agent", b"").decode("utf-8", "replace")}
 
 
@@ -100,17 +112,25 @@ class SandboxMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = time.time()
-        exchange = _Exchange(scope, receive, send, self.latency_seconds)
+        exchange = _Exchange(scope, receive, send, self.latency_seconds, on_complete=self._complete)
         await self.app(scope, exchange.receive, exchange.send)
+
+    def _complete(self, exchange: _Exchange) -> None:
         endpoint = exchange.state.get("endpoint")
         if endpoint is None:
             return
         if exchange.status >= 400:
-            scope["app"].state.portal.count_error(endpoint)
+            exchange.scope["app"].state.portal.count_error(endpoint)
         if self.record_path is not None:
-            with self.record_path.open("a", encoding="utf-8") as fh:
-                fh.write(json.dumps(exchange.record(scope)) + "\n")
+            _append_line(self.record_path, exchange.record())
         if self.call_log_path is not None:
-            with self.call_log_path.open("a", encoding="utf-8") as fh:
-                fh.write(json.dumps(exchange.call(scope, started)) + "\n")
+            _append_line(self.call_log_path, exchange.call())
+
+
+def _append_line(path: Path, entry: dict[str, Any]) -> None:
+    """One ``write`` of one whole line on an O_APPEND descriptor: a reader never sees half a line."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, (json.dumps(entry) + "\n").encode("utf-8"))
+    finally:
+        os.close(fd)

@@ -10,6 +10,7 @@ import requests
 from include.hubspot_sandbox.__main__ import build_parser, config_from_args, main
 from include.hubspot_sandbox.config import RateLimit, SandboxConfig, TokenGrant
 from include.hubspot_sandbox.process import SandboxProcess
+from tests.support.contract import read_exchanges
 
 DETAILS = "/account-info/v3/details"
 
@@ -25,6 +26,18 @@ def test_unknown_token_gets_hubspot_401(sandbox):
 def test_request_without_token_is_refused_everywhere(sandbox):
     for path in (DETAILS, "/crm/v3/lists/1", "/_sandbox/calls"):
         assert requests.get(f"{sandbox.url}{path}", timeout=5).status_code == 401, path
+
+
+def test_an_exchange_is_recorded_whole_before_its_answer_arrives(sandbox):
+    """Whoever reads the recording right after an answer finds that exchange, complete."""
+    from pathlib import Path
+
+    record = Path(sandbox.command()[sandbox.command().index("--record") + 1])
+    offset = record.stat().st_size if record.exists() else 0
+    for list_id in range(900_001, 900_041):
+        assert sandbox.session.get(f"{sandbox.url}/crm/v3/lists/{list_id}").status_code == 404
+        exchanges, offset = read_exchanges(record, offset)
+        assert [e.path for e in exchanges] == [f"/crm/v3/lists/{list_id}"]
 
 
 def test_every_response_carries_rate_limit_headers(sandbox):

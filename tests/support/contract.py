@@ -166,11 +166,15 @@ def _explain(err: Exception) -> str:
 
 
 def read_exchanges(path: Path, start: int = 0) -> tuple[list[Exchange], int]:
-    """Exchanges recorded after byte ``start`` of the recording, and the new end offset."""
+    """Exchanges recorded whole after byte ``start`` of the recording, and the offset after the last of them.
+
+    A line still being written is left for the next read: the offset stops before it.
+    """
     if not path.exists():
         return [], start
     with path.open("rb") as fh:
         fh.seek(start)
         data = fh.read()
-    lines = data.decode("utf-8").splitlines()
-    return [Exchange(**json.loads(line)) for line in lines if line.strip()], start + len(data)
+    whole = data[: data.rfind(b"\n") + 1]
+    lines = whole.decode("utf-8").splitlines()
+    return [Exchange(**json.loads(line)) for line in lines if line.strip()], start + len(whole)
