@@ -54,8 +54,11 @@ def show_report(exports: Path) -> Path:
 
 def check_outcome(sandbox: SandboxProcess, folder: Path, rounds: int) -> bool:
     truth = set(sandbox.admin("GET", "ground-truth", rounds=rounds)["opt_out"])
+    # Rows spared (never sent, confirmed late) are SKIPPED; a contact who unsubscribed through the email's own
+    # link answers NO_STATUS_CHANGE: neither was opted out by the campaign.
     with (folder / "opt_out_result.csv").open() as handle:
-        opted = {row["contact_id"] for row in csv.DictReader(handle)}
+        opted = {row["contact_id"] for row in csv.DictReader(handle)
+                 if row["status"] != "SKIPPED" and row["reason"] != "NO_STATUS_CHANGE"}
     changed = {c["contactId"] for c in sandbox.admin("GET", "status-changes")["results"]}
     print(f"\nopted out: {len(opted)}; the seeded ground truth says {len(truth)}; "
           f"HubSpot recorded {len(changed)} status changes")

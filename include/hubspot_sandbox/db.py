@@ -24,7 +24,12 @@ CREATE TABLE IF NOT EXISTS contacts (
     optout INTEGER NOT NULL DEFAULT 0,
     bounced INTEGER NOT NULL DEFAULT 0,
     profile TEXT,
-    sends INTEGER NOT NULL DEFAULT 0
+    sends INTEGER NOT NULL DEFAULT 0,
+    marketable INTEGER NOT NULL DEFAULT 1,
+    confirmation TEXT,
+    hard_bounce_reason TEXT,
+    quarantined INTEGER NOT NULL DEFAULT 0,
+    quarantined_reason TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS contacts_email ON contacts (email COLLATE NOCASE);
 
@@ -108,6 +113,13 @@ CREATE TABLE IF NOT EXISTS sends (
     PRIMARY KEY (email_id, contact_id)
 ) WITHOUT ROWID;
 
+CREATE TABLE IF NOT EXISTS not_sent (
+    email_id INTEGER NOT NULL,
+    contact_id INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    PRIMARY KEY (email_id, contact_id)
+) WITHOUT ROWID;
+
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY,
     campaign_id INTEGER NOT NULL,
@@ -148,6 +160,15 @@ CREATE TABLE IF NOT EXISTS call_counts (
 CREATE TABLE IF NOT EXISTS api_usage (day TEXT PRIMARY KEY, calls INTEGER NOT NULL);
 """
 
+#: Columns added to ``contacts`` after the first release: a store written by an older sandbox gains them on open.
+_ADDED_CONTACT_COLUMNS = {
+    "marketable": "INTEGER NOT NULL DEFAULT 1",
+    "confirmation": "TEXT",
+    "hard_bounce_reason": "TEXT",
+    "quarantined": "INTEGER NOT NULL DEFAULT 0",
+    "quarantined_reason": "TEXT",
+}
+
 
 class Database:
     """A single SQLite connection used from the server's event-loop thread only.
@@ -165,7 +186,14 @@ class Database:
         self.conn.execute("PRAGMA temp_store=MEMORY")
         self.conn.execute("PRAGMA cache_size=-200000")
         self.conn.executescript(SCHEMA)
+        self._add_missing_columns()
         self._depth = 0
+
+    def _add_missing_columns(self) -> None:
+        have = {row[1] for row in self.conn.execute("PRAGMA table_info(contacts)")}
+        for name, spec in _ADDED_CONTACT_COLUMNS.items():
+            if name not in have:
+                self.conn.execute(f"ALTER TABLE contacts ADD COLUMN {name} {spec}")
 
     def close(self) -> None:
         self.conn.close()

@@ -248,7 +248,8 @@ def _check_values(op: dict[str, Any], what: str, prop: Property, zone: str) -> N
     if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
         raise _bad(f"{what}: {op['operationType']} needs a non-empty list of string values.")
     if op["operationType"] == "ENUMERATION" and prop.options:
-        unknown = [v for v in values if v.lower() not in prop.options]
+        options = {o.lower() for o in prop.options}  # option values may be mixed case ("Confirmation Pending")
+        unknown = [v for v in values if v.lower() not in options]
         if unknown:
             raise _bad(f"{what}: {unknown} are not options of property {prop.name!r} (options: "
                        f"{', '.join(prop.options)}).")

@@ -18,6 +18,16 @@ if TYPE_CHECKING:
 
 STRING, NUMBER, DATETIME, BOOL, ENUMERATION = "string", "number", "datetime", "bool", "enumeration"
 
+#: ``hs_emailconfirmationstatus`` options (value = label). Double opt-in is pending for the first two;
+#: every other value counts as confirmed.
+CONFIRMATION_PENDING = ("Confirmation Pending", "Confirmation Email Sent")
+CONFIRMATION_STATUSES = ("Confirmed", *CONFIRMATION_PENDING, "User clicked confirmation",
+                         "HubSpot Rep. marked confirmed", "Customer marked confirmed",
+                         "Confirmed from previous behavior", "Confirmed due to form")
+QUARANTINE_REASONS = ("ON_LIST_IMPORT", "HIGH_HARD_BOUNCE_RATE", "MULTIPLE_CANCELLED_CAMPAIGNS", "FORM_ABUSE",
+                      "RECIPIENT_COMPLAINT", "SUSPENSION_REMEDIATION", "BLOCKLIST_REMEDIATION",
+                      "TRUST_SAFETY_REMEDIATION", "OTHER", "UNDELIVERABLE_ADDRESS")
+
 
 @dataclass(frozen=True)
 class Property:
@@ -26,6 +36,8 @@ class Property:
     type: str
     sql: str
     options: tuple[str, ...] = ()
+    #: HubSpot's ``fieldType`` (how its UI edits the value); empty means the usual one for ``type``.
+    field_type: str = ""
 
     def to_hubspot(self, value: Any) -> str | None:
         """A stored value as HubSpot sends it: every property value is a string or null."""
@@ -59,10 +71,27 @@ _FIXED = {
         Property("hs_email_optout", "Unsubscribed from all email", BOOL, "c.optout"),
         Property("hs_email_bounce", "Marketing emails bounced", NUMBER, "c.bounced"),
         Property("hs_email_delivered", "Marketing emails delivered", NUMBER, "(c.sends - c.bounced)"),
+        # What decides whether HubSpot sends a marketing email to a contact at all.
+        Property("hs_marketable_status", "Marketing contact status", ENUMERATION,
+                 "(CASE WHEN c.marketable THEN 'true' ELSE 'false' END)", ("true", "false"), "booleancheckbox"),
+        Property("hs_emailconfirmationstatus", "Marketing email confirmation status", ENUMERATION,
+                 "c.confirmation", CONFIRMATION_STATUSES, "select"),
+        Property("hs_email_hard_bounce_reason_enum", "Email hard bounce reason", ENUMERATION,
+                 "c.hard_bounce_reason", ("CONTENT", "MAILBOX_FULL", "OTHER", "POLICY", "SPAM", "UNKNOWN_USER"),
+                 "select"),
+        Property("hs_email_quarantined", "Email Address Quarantined", BOOL, "c.quarantined", (), "booleancheckbox"),
+        Property("hs_email_quarantined_reason", "Email address automated quarantine reason", ENUMERATION,
+                 "c.quarantined_reason", QUARANTINE_REASONS, "select"),
     )
 }
 
 _PER_SUBSCRIPTION = re.compile(r"^hs_email_optout_(\d+)$")
+
+
+def subscription_of(name: str) -> int | None:
+    """The subscription type id of a per-subscription opt-out property (``hs_email_optout_<id>``), else ``None``."""
+    match = _PER_SUBSCRIPTION.match(name)
+    return int(match[1]) if match else None
 
 
 def resolve(name: str) -> Property | None:
@@ -72,13 +101,17 @@ def resolve(name: str) -> Property | None:
     match = _PER_SUBSCRIPTION.match(name)
     if match:
         sub_id = int(match[1])
+        # HubSpot types these as an enumeration of "true"/"false" shown as a checkbox, unlike the
+        # boolean hs_email_optout: a BOOL list filter on them is refused.
         return Property(
             name,
             f"Opted out of email: {sub_id}",
-            BOOL,
+            ENUMERATION,
             # sub_id is an int parsed by the regex above, so the SQL stays trusted.
-            "(SELECT s.status = 'UNSUBSCRIBED' FROM subscription_status s "  # noqa: S608
-            f"WHERE s.contact_id = c.id AND s.subscription_id = {sub_id})",
+            "(SELECT CASE WHEN s.status = 'UNSUBSCRIBED' THEN 'true' ELSE 'false' END "  # noqa: S608
+            f"FROM subscription_status s WHERE s.contact_id = c.id AND s.subscription_id = {sub_id})",
+            ("true", "false"),
+            "booleancheckbox",
         )
     return None
 

@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .properties import CONFIRMATION_PENDING
+
 if TYPE_CHECKING:
     from .portal import Portal
 
@@ -49,7 +51,7 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     p.name: p
     for p in (
-        Profile("engaged", "opened a marketing email in the last months", 0.45, False, ("open",)),
+        Profile("engaged", "opened a marketing email in the last months", 0.37, False, ("open",)),
         Profile("confirm_r1", "unengaged; clicks the CTA of the 1st email", 0.10, True, ("confirm",)),
         Profile("confirm_r2", "unengaged; opens the 1st email, clicks the CTA of the 2nd", 0.05, True,
                 ("open", "confirm")),
@@ -66,8 +68,20 @@ PROFILES: dict[str, Profile] = {
         Profile("subscription_optout", "opted out of the marketing subscription type only", 0.02, False),
         Profile("recently_created", "created weeks ago, never opened: too new to judge", 0.04, False),
         Profile("no_email", "a contact without an email address", 0.02, False),
+        # Dormant-looking contacts HubSpot never sends marketing email to (see SEND_BLOCKERS).
+        Profile("non_marketing", "dormant, but not a marketing contact", 0.02, False),
+        Profile("doi_pending", "dormant, double opt-in still pending", 0.02, False),
+        Profile("hard_bounced", "dormant, the address hard-bounced before the campaign", 0.01, False),
+        Profile("quarantined", "dormant, the address is quarantined", 0.01, False),
+        # Mailable, but confirmed through double opt-in: the permission pass does not ask them again.
+        Profile("doi_confirmed", "dormant, confirmed through double opt-in", 0.02, False),
     )
 }
+
+#: Profiles HubSpot skips at send time, whatever lists they are in.
+SEND_BLOCKERS = ("non_marketing", "doi_pending", "hard_bounced", "quarantined")
+#: Profiles that unsubscribe themselves through the email's unsubscribe link.
+SELF_UNSUBSCRIBERS = ("unsubscribe_click",)
 
 FIRST_NAMES = ("Ada", "Bo", "Cy", "Di", "Eli", "Fay", "Gus", "Hal", "Ivy", "Jo", "Kai", "Lu", "Mo", "Ned")
 LAST_NAMES = ("Smith", "Jones", "Khan", "Lee", "Garcia", "Novak", "Okafor", "Rossi", "Tanaka", "Weber")
@@ -101,7 +115,23 @@ def _contact_row(
     optout = 1 if profile.name == "already_unsubscribed" else 0
     stage = rng.choice(STAGES)
     return (contact_id, email, first, last, stage, created, created, last_open, last_click, optout,
-            profile.name)
+            profile.name, *_sendability(profile.name, contact_id))
+
+
+def _sendability(profile: str, contact_id: int) -> tuple[Any, ...]:
+    """(bounced, marketable, confirmation, hard_bounce_reason, quarantined, quarantined_reason) of a profile."""
+    if profile == "non_marketing":
+        return (0, 0, None, None, 0, None)
+    if profile == "doi_pending":
+        return (0, 1, CONFIRMATION_PENDING[contact_id % 2], None, 0, None)
+    if profile == "doi_confirmed":
+        return (0, 1, ("Confirmed", "User clicked confirmation")[contact_id % 2], None, 0, None)
+    if profile == "hard_bounced":
+        # Bounced on a send before the sandbox's history starts, so hs_email_bounce stays 0.
+        return (0, 1, None, ("UNKNOWN_USER", "MAILBOX_FULL")[contact_id % 2], 0, None)
+    if profile == "quarantined":
+        return (0, 1, None, None, 1, "UNDELIVERABLE_ADDRESS")
+    return (0, 1, None, None, 0, None)
 
 
 def _draw_profiles(rng: random.Random, n: int, weights: Mapping[str, float]) -> list[str]:
@@ -168,7 +198,8 @@ def seed_portal(
 def _insert_contacts(portal: Portal, rows: list[tuple[Any, ...]]) -> None:
     portal.db.conn.executemany(
         "INSERT INTO contacts (id, email, firstname, lastname, lifecyclestage, createdate, lastmodifieddate, "
-        "last_open, last_click, optout, profile) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "last_open, last_click, optout, profile, bounced, marketable, confirmation, hard_bounce_reason, quarantined, "
+        "quarantined_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         rows,
     )
 
@@ -235,17 +266,31 @@ def _forms() -> dict[str, dict[str, Any]]:
 
 
 def expected_outcome(portal: Portal, rounds: int) -> dict[str, list[int]]:
-    """The ground truth of a campaign of ``rounds`` emails run on this seeded portal."""
+    """The ground truth of a campaign of ``rounds`` emails run on this seeded portal.
+
+    ``opt_out`` holds only the contacts the campaign itself must opt out: it never holds a contact HubSpot
+    skips at send (``not_sendable``), one confirmed through double opt-in (``double_opt_in_confirmed``), or
+    one who unsubscribed through the email's own link (``unsubscribed_themselves``).
+    """
     rows = portal.db.all("SELECT id, profile FROM contacts WHERE profile IS NOT NULL ORDER BY id")
-    outcome: dict[str, list[int]] = {"unengaged": [], "confirmed": [], "opt_out": [], "never_mailed": []}
+    outcome: dict[str, list[int]] = {"unengaged": [], "confirmed": [], "opt_out": [], "never_mailed": [],
+                                     "unsubscribed_themselves": [], "not_sendable": [],
+                                     "double_opt_in_confirmed": []}
     for contact_id, name in rows:
         profile = PROFILES.get(name)
         if profile is None:
             continue
+        if name in SEND_BLOCKERS:
+            outcome["not_sendable"].append(contact_id)
+        elif name == "doi_confirmed":
+            outcome["double_opt_in_confirmed"].append(contact_id)
         if not profile.unengaged:
             outcome["never_mailed"].append(contact_id)
             continue
         outcome["unengaged"].append(contact_id)
-        key = "confirmed" if profile.confirms_by(rounds) else "opt_out"
+        if name in SELF_UNSUBSCRIBERS:
+            key = "unsubscribed_themselves"
+        else:
+            key = "confirmed" if profile.confirms_by(rounds) else "opt_out"
         outcome[key].append(contact_id)
     return outcome

@@ -5,7 +5,10 @@ exclude lists, minus everyone HubSpot would suppress), records one ``sends`` row
 writes the whole future of the send into ``events`` at once: SENT, then DELIVERED or BOUNCE, then the
 OPEN/CLICK that the contact's seeded profile dictates, each at a deterministic time inside the portal's
 response window. Events stay invisible until the portal clock reaches them; :func:`land_due_events`
-then applies them to the contacts (last open/click, hard bounce), like HubSpot's event pipeline does.
+then applies them to the contacts (last open/click, hard bounce, an unsubscribe-link click), like HubSpot's
+event pipeline does. Contacts HubSpot never mails (unsubscribed, bounced, quarantined, not marketing contacts,
+double opt-in pending, graymail) get a ``not_sent`` row instead of a send; CTA clicks carry HubSpot's tracking
+parameters.
 Everything is set-based so a send to 400k contacts takes seconds.
 """
 
@@ -19,9 +22,11 @@ import re
 import uuid
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from . import errors, lists_store
 from .portal import iso
+from .properties import CONFIRMATION_PENDING
 from .seeding import PROFILES, WEEK_MS
 
 if TYPE_CHECKING:
@@ -98,6 +103,13 @@ def event_id(portal_id: int, row_id: int) -> str:
     return str(uuid.UUID(bytes=hashlib.md5(f"{portal_id}:event:{row_id}".encode()).digest()))  # noqa: S324
 
 
+#: Where the email's own unsubscribe link points; a CLICK there unsubscribes the contact from all email.
+UNSUBSCRIBE_PATH = "/hs/manage-preferences/unsubscribe"
+#: ``source`` of the STATUSCHANGE event a recipient's own unsubscribe leaves in the legacy events API.
+RECIPIENT_SOURCE = "SOURCE_RECIPIENT"
+SELF_UNSUBSCRIBE_EVENT_TYPES = ("STATUSCHANGE", "UNSUBSCRIBED")
+
+
 # -- email content ------------------------------------------------------------------------------------
 
 
@@ -152,6 +164,32 @@ def cta_url(data: dict[str, Any]) -> str | None:
             if href and not href.startswith(("#", "mailto:", "tel:")) and not is_unsubscribe_link(href):
                 return href
     return None
+
+
+def tracking_message_id(email_id: int) -> int:
+    """The ``_hsmi`` (and ``utm_content``) number HubSpot gives an email's tracked links."""
+    return 80_000_000 + email_id % 900_000_000
+
+
+def tracked_link(url: str | None, email_id: int, key: int, campaign: str | None = None) -> str | None:
+    """``url`` as it reaches a CLICK event after HubSpot's click tracking: the same scheme, host, path and own
+    query, with ``utm_source``, ``utm_medium``, ``utm_content``, ``utm_campaign`` (if any), ``_hsenc`` (per
+    recipient) and ``_hsmi`` (per email) mixed in before, after or around it, in an order fixed by the key."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    own = [p for p in parts.query.split("&") if p]
+    message = str(tracking_message_id(email_id))
+    token = f"p2ANqtz-{_draw(key, 6):08x}{_draw(key, 7):08x}{_draw(key, 8):04x}"
+    added = [("utm_source", "hs_email"), ("utm_medium", "email"), ("utm_content", message), ("_hsenc", token),
+             ("_hsmi", message)]
+    if campaign:
+        added.append(("utm_campaign", campaign))
+    order = sorted(range(len(added)), key=lambda i: _draw(key, 10 + i))
+    tracking = [urlencode([added[i]]) for i in order]
+    split = _draw(key, 9) % (len(tracking) + 1)
+    query = "&".join(tracking[:split] + own + tracking[split:])
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
 
 
 # -- validation before a send -------------------------------------------------------------------------
@@ -270,33 +308,58 @@ def background(portal: Portal) -> None:
     land_due_events(portal)
 
 
+#: Why HubSpot does not send to a selected contact, first match wins (the legacy DROPPED event's
+#: ``dropReason`` names). The first ``?`` is the email's subscription type id.
+_UNSUBSCRIBED_OR_BOUNCED = (
+    "WHEN c.optout THEN 'PREVIOUSLY_UNSUBSCRIBED_PORTAL' "
+    "WHEN EXISTS (SELECT 1 FROM subscription_status s WHERE s.contact_id = c.id AND s.subscription_id = ? "
+    "            AND s.status = 'UNSUBSCRIBED') THEN 'PREVIOUSLY_UNSUBSCRIBED_MESSAGE' "
+)
+_NOT_MAILABLE = (
+    "WHEN c.bounced > 0 OR c.hard_bounce_reason IS NOT NULL THEN 'PREVIOUSLY_BOUNCED' "
+    "WHEN c.quarantined THEN 'QUARANTINED_ADDRESS' "
+    "WHEN NOT c.marketable THEN 'NON_MARKETABLE_CONTACT' "
+    f"WHEN c.confirmation IN {tuple(CONFIRMATION_PENDING)!r} THEN 'EMAIL_UNCONFIRMED' "
+)
+#: The lenient variant (admin switch ``PUT /_sandbox/sending {"skipUnmailable": false}``) skips only the
+#: unsubscribed and bounced, as the sandbox did before it modelled marketing status, double opt-in and quarantine.
+_LENIENT = "WHEN c.bounced > 0 THEN 'PREVIOUSLY_BOUNCED' "
+_GRAYMAIL = "WHEN ? AND (c.last_open IS NULL OR c.last_open < ?) THEN 'GRAYMAIL_SUPPRESSED' "
+
+
+def not_sent_reason_sql(strict: bool) -> str:
+    return "CASE " + _UNSUBSCRIBED_OR_BOUNCED + (_NOT_MAILABLE if strict else _LENIENT) + _GRAYMAIL + "END"
+
+
 def _insert_recipients(portal: Portal, email_id: int, data: dict[str, Any], at: int) -> int:
-    """One INSERT ... SELECT: include lists (+ contactIds.include) minus everyone HubSpot would not mail."""
+    """Include lists (+ contactIds.include) minus the excluded: each selected contact either gets a ``sends``
+    row or, when HubSpot would not mail it (unsubscribed, bounced, quarantined, not a marketing contact,
+    double opt-in pending, graymail), a ``not_sent`` row with the reason; returns the number sent."""
     to = data.get("to") if isinstance(data.get("to"), dict) else {}
     sub_id = int(data["subscriptionDetails"]["subscriptionId"])
     graymail = to.get("suppressGraymail", True) is not False
-    sql = (
-        "INSERT INTO sends (email_id, contact_id, round) SELECT ?, c.id, c.sends + 1 FROM contacts c "
+    db = portal.db
+    db.execute("CREATE TEMP TABLE IF NOT EXISTS selected_contacts (contact_id INTEGER PRIMARY KEY, reason TEXT)")
+    db.execute("DELETE FROM temp.selected_contacts")
+    reason = not_sent_reason_sql(bool(db.get_meta("skip_unmailable", portal.config.skip_unmailable)))
+    db.execute(
+        f"INSERT INTO temp.selected_contacts SELECT c.id, {reason} FROM contacts c "  # noqa: S608 - constant SQL
         "WHERE c.id IN (SELECT record_id FROM memberships WHERE list_id IN (SELECT value FROM json_each(?)) "
         "               UNION SELECT value FROM json_each(?)) "
         "AND c.id NOT IN (SELECT record_id FROM memberships WHERE list_id IN (SELECT value FROM json_each(?))) "
         "AND c.id NOT IN (SELECT value FROM json_each(?)) "
-        "AND c.email IS NOT NULL AND c.email <> '' AND c.optout = 0 AND c.bounced = 0 "
-        "AND NOT EXISTS (SELECT 1 FROM subscription_status s WHERE s.contact_id = c.id "
-        "                AND s.subscription_id = ? AND s.status = 'UNSUBSCRIBED') "
+        "AND c.email IS NOT NULL AND c.email <> ''",
+        [sub_id, int(graymail), at - GRAYMAIL_MS,
+         json.dumps(id_list(to, "contactIlsLists", "include")), json.dumps(id_list(to, "contactIds", "include")),
+         json.dumps(id_list(to, "contactIlsLists", "exclude")), json.dumps(id_list(to, "contactIds", "exclude"))],
     )
-    params: list[Any] = [
-        email_id,
-        json.dumps(id_list(to, "contactIlsLists", "include")),
-        json.dumps(id_list(to, "contactIds", "include")),
-        json.dumps(id_list(to, "contactIlsLists", "exclude")),
-        json.dumps(id_list(to, "contactIds", "exclude")),
-        sub_id,
-    ]
-    if graymail:
-        sql += "AND c.last_open IS NOT NULL AND c.last_open >= ?"
-        params.append(at - GRAYMAIL_MS)
-    return int(portal.db.execute(sql, params).rowcount)
+    db.execute("INSERT OR IGNORE INTO not_sent (email_id, contact_id, reason) "
+               "SELECT ?, contact_id, reason FROM temp.selected_contacts WHERE reason IS NOT NULL", (email_id,))
+    count = db.execute(
+        "INSERT INTO sends (email_id, contact_id, round) SELECT ?, c.id, c.sends + 1 FROM contacts c "
+        "WHERE c.id IN (SELECT contact_id FROM temp.selected_contacts WHERE reason IS NULL)", (email_id,)).rowcount
+    db.execute("DELETE FROM temp.selected_contacts")
+    return int(count)
 
 
 #: One row per recipient with its answer and event times, computed in SQL (mirrors :func:`timeline`).
@@ -328,7 +391,8 @@ SELECT * FROM (
     FROM temp.sim_recipients WHERE answer IN ('open', 'confirm', 'unsubscribe_link', 'bot_click')
     UNION ALL
     SELECT :campaign_id, :email_id, contact_id, email, 'CLICK', clicked,
-           CASE answer WHEN 'unsubscribe_link' THEN printf(:unsubscribe, {_draw_sql(5)}) ELSE :cta END,
+           CASE WHEN answer = 'unsubscribe_link' THEN printf(:unsubscribe, {_draw_sql(5)})
+                WHEN :tracked THEN hs_tracked_link(:cta, key) ELSE :cta END,
            answer = 'bot_click'
     FROM temp.sim_recipients
     WHERE :clicks AND (answer = 'unsubscribe_link' OR (answer IN ('confirm', 'bot_click') AND :cta IS NOT NULL))
@@ -361,11 +425,15 @@ def _write_events(portal: Portal, email_id: int, campaign_id: int, data: dict[st
         "seed": abs(params["seed"]) % _P, "email_key": email_id % _P, "max_round": max_round, "email_id": email_id,
         "start": params["start"], "window": params["window"], "end": params["start"] + max(params["window"], 10),
     })
-    unsubscribe = (f"https://{portal_domain(portal)}/hs/manage-preferences/unsubscribe"
+    unsubscribe = (f"https://{portal_domain(portal)}{UNSUBSCRIBE_PATH}"
                    f"?languagePreference=en&d=%08x&v=3&_hsenc=p2A{email_id:x}")
+    campaign = data.get("campaign") if isinstance(data.get("campaign"), str) else None
+    portal.db.conn.create_function(
+        "hs_tracked_link", 2, lambda url, key: tracked_link(url, email_id, int(key), campaign), deterministic=True)
     portal.db.execute(_EVENTS_SQL, {
         "campaign_id": campaign_id, "email_id": email_id, "cta": cta_url(data), "unsubscribe": unsubscribe,
         "clicks": int(bool(portal.db.get_meta("click_tracking", True))),
+        "tracked": int(bool(portal.db.get_meta("tracking_parameters", portal.config.click_tracking_parameters))),
     })
     portal.db.execute("DELETE FROM temp.sim_recipients")
 
@@ -397,16 +465,63 @@ def land_due_events(portal: Portal) -> int:
             "last_click = CASE WHEN d.last_click IS NOT NULL AND (contacts.last_click IS NULL "
             "  OR d.last_click > contacts.last_click) THEN d.last_click ELSE contacts.last_click END, "
             "bounced = MAX(contacts.bounced, d.bounced), "
+            "hard_bounce_reason = CASE WHEN d.bounced = 1 THEN COALESCE(contacts.hard_bounce_reason, 'UNKNOWN_USER') "
+            "  ELSE contacts.hard_bounce_reason END, "
             "lastmodifieddate = MAX(contacts.lastmodifieddate, ?) "
             "FROM due_contacts d WHERE contacts.id = d.contact_id "
             "AND (d.last_open IS NOT NULL OR d.last_click IS NOT NULL OR d.bounced = 1)",
             (now,),
         )
+        _apply_unsubscribe_clicks(portal, now)
         landed = int(db.execute("UPDATE events SET applied = 1 WHERE applied = 0 AND created <= ?", (now,)).rowcount)
     if landed:
         # Visible events change contact properties and EMAIL_EVENT list filters alike.
         portal.touch()
     return landed
+
+
+def _apply_unsubscribe_clicks(portal: Portal, now: int) -> None:
+    """A recipient who clicks the email's unsubscribe link is unsubscribed from all email, as HubSpot's
+    unsubscribe link does: ``hs_email_optout`` turns true and a STATUSCHANGE event (``source``
+    SOURCE_RECIPIENT) is filed under the email's campaign. Done by the contact, so not in the API audit log."""
+    db = portal.db
+    if not bool(db.get_meta("unsubscribe_links", portal.config.unsubscribe_links)):
+        return
+    db.execute("CREATE TEMP TABLE IF NOT EXISTS unsubscribe_clicks (contact_id INTEGER PRIMARY KEY, "
+               "campaign_id INTEGER, email_id INTEGER, recipient TEXT, at INTEGER)")
+    db.execute("DELETE FROM temp.unsubscribe_clicks")
+    db.execute(
+        "INSERT INTO temp.unsubscribe_clicks SELECT e.contact_id, e.campaign_id, e.email_id, e.recipient, "
+        "MIN(e.created) FROM events e JOIN contacts c ON c.id = e.contact_id "
+        "WHERE e.applied = 0 AND e.created <= ? AND e.type = 'CLICK' AND e.filtered = 0 AND c.optout = 0 "
+        "AND instr(lower(e.url), ?) > 0 GROUP BY e.contact_id",
+        (now, UNSUBSCRIBE_PATH),
+    )
+    db.execute("UPDATE contacts SET optout = 1, lastmodifieddate = MAX(contacts.lastmodifieddate, u.at) "
+               "FROM temp.unsubscribe_clicks u WHERE contacts.id = u.contact_id")
+    db.execute(
+        "INSERT INTO events (campaign_id, email_id, contact_id, recipient, type, created, url, filtered, applied) "
+        "SELECT campaign_id, email_id, contact_id, recipient, ?, at, NULL, 0, 1 FROM temp.unsubscribe_clicks "
+        "ORDER BY at", (unsubscribe_event_type(portal),))
+    db.execute("DELETE FROM temp.unsubscribe_clicks")
+
+
+def unsubscribe_event_type(portal: Portal) -> str:
+    """The event type a self-unsubscribe is filed as: STATUSCHANGE, as HubSpot documents it, unless a test
+    asks for UNSUBSCRIBED (also in the API's enum, undocumented) to prove a consumer reads both."""
+    kind = portal.db.get_meta("unsubscribe_event_type", "STATUSCHANGE")
+    return kind if kind in SELF_UNSUBSCRIBE_EVENT_TYPES else "STATUSCHANGE"
+
+
+def tracked_cta(portal: Portal, email: Any, contact_id: int) -> str | None:
+    """The CTA link of ``email`` as a CLICK by ``contact_id`` reports it (tracking parameters unless turned off)."""
+    data = json.loads(email["data"])
+    url = cta_url(data)
+    if not bool(portal.db.get_meta("tracking_parameters", portal.config.click_tracking_parameters)):
+        return url
+    campaign = data.get("campaign") if isinstance(data.get("campaign"), str) else None
+    email_id = int(email["id"])
+    return tracked_link(url, email_id, _key(portal_seed(portal), email_id, contact_id), campaign)
 
 
 def inject_event(portal: Portal, email: Any, contact: Any, kind: str, at: int, url: str | None,
@@ -432,7 +547,7 @@ def _visible_counts(portal: Portal, campaign_ids: list[int], start: int | None, 
     upper = min(portal.now_ms(), end) if end is not None else portal.now_ms()
     lower = start if start is not None else -(1 << 62)
     counts: dict[str, Any] = {}
-    for kind in ("SENT", "DELIVERED", "BOUNCE"):
+    for kind in ("SENT", "DELIVERED", "BOUNCE", *SELF_UNSUBSCRIBE_EVENT_TYPES):
         counts[kind] = int(portal.db.scalar(
             "SELECT COUNT(*) FROM events WHERE campaign_id IN (SELECT value FROM json_each(?)) AND type = ? "
             "AND created BETWEEN ? AND ?", (json.dumps(campaign_ids), kind, lower, upper)) or 0)
@@ -450,19 +565,27 @@ def statistics(portal: Portal, emails: Iterable[Any], start: int | None = None,
     """HubSpot's ``EmailStatisticsData`` for these email rows, counted from visible, unfiltered events."""
     rows = list(emails)
     counts = _visible_counts(portal, [int(r["campaign_id"]) for r in rows], start, end)
-    selected = int(portal.db.scalar(
-        "SELECT COUNT(*) FROM sends WHERE email_id IN (SELECT value FROM json_each(?))",
-        (json.dumps([int(r["id"]) for r in rows]),)) or 0)
-    return _statistics_data(counts, selected)
+    ids = json.dumps([int(r["id"]) for r in rows])
+    sent = int(portal.db.scalar("SELECT COUNT(*) FROM sends WHERE email_id IN (SELECT value FROM json_each(?))",
+                                (ids,)) or 0)
+    skipped = portal.db.one(
+        "SELECT COUNT(*), COALESCE(SUM(reason = 'GRAYMAIL_SUPPRESSED'), 0) FROM not_sent "
+        "WHERE email_id IN (SELECT value FROM json_each(?))", (ids,))
+    not_sent, suppressed = (int(skipped[0]), int(skipped[1])) if skipped else (0, 0)
+    return _statistics_data(counts, sent + not_sent, not_sent, suppressed)
 
 
-def _statistics_data(counts: dict[str, Any], selected: int) -> dict[str, Any]:
+def _statistics_data(counts: dict[str, Any], selected: int, not_sent: int = 0, suppressed: int = 0) -> dict[str, Any]:
+    """Counters as HubSpot reports them: ``selected`` = ``sent`` + ``notsent`` (every contact HubSpot skipped,
+    unsubscribed, bounced, quarantined, not a marketing contact, unconfirmed or graymail-suppressed)."""
     opened, mobile_opens = counts.get("OPEN", (0, 0))
     clicked, mobile_clicks = counts.get("CLICK", (0, 0))
     bounced = counts.get("BOUNCE", 0)
     counters = dict.fromkeys(COUNTER_KEYS, 0)
     counters.update(sent=counts.get("SENT", 0), delivered=counts.get("DELIVERED", 0), bounce=bounced,
-                    hardbounced=bounced, open=opened, click=clicked, selected=selected)
+                    hardbounced=bounced, open=opened, click=clicked, selected=selected, notsent=not_sent,
+                    suppressed=suppressed,
+                    unsubscribed=sum(counts.get(kind, 0) for kind in SELF_UNSUBSCRIBE_EVENT_TYPES))
     return {
         "counters": counters,
         "deviceBreakdown": {

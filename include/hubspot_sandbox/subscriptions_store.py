@@ -2,9 +2,10 @@
 
 The portal-wide opt-out lives in ``contacts.optout`` (the ``hs_email_optout`` property) and the
 per-subscription status in ``subscription_status`` (the ``hs_email_optout_<id>`` properties). Every
-real change appends one row to ``status_changes`` (the opt-out audit log) and calls
+real change made through the API appends one row to ``status_changes`` (the opt-out audit log) and calls
 :meth:`Portal.touch`, because DYNAMIC lists filter on these properties. A repeat of a status that is
-already in place changes nothing and logs nothing, so callers can retry safely.
+already in place changes nothing and logs nothing, so callers can retry safely. A contact who unsubscribes
+through an email's own link is opted out by :mod:`.sending` (a STATUSCHANGE event of that email), not here.
 
 Batches are handled set-based: one query resolves all emails, one reads the current statuses, and
 the writes go out with ``executemany`` in one transaction.

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
 
 LEGAL_BASES = (
     "LEGITIMATE_INTEREST_OTHER",
@@ -228,16 +228,50 @@ def confirm_url_for(base: str, campaign: str, round_no: int) -> str:
 
 
 def is_cta_click(url: str | None, cta_urls: set[str]) -> bool:
-    """Whether a click event's URL is one of the campaign's CTA links (query order and case of host aside)."""
+    """Whether a click event's URL is one of the campaign's CTA links.
+
+    HubSpot's click tracking adds its own parameters (``utm_*``, ``_hsenc``, ``_hsmi``, ``__hs*``) to the link's
+    query, in any order, so a click matches a CTA by scheme, host and path and by every query parameter of the
+    CTA itself (the campaign and round among them); tracking and other added parameters are ignored.
+    Unsubscribe and preference-page links never count.
+    """
     if not url:
         return False
-    return _normalise(url) in {_normalise(u) for u in cta_urls}
-
-
-def _normalise(url: str) -> tuple[str, str, str, tuple[tuple[str, str], ...]]:
     parts = urlsplit(url.strip())
-    return (parts.scheme.lower(), parts.netloc.lower(), parts.path.rstrip("/"),
-            tuple(sorted(parse_qsl(parts.query, keep_blank_values=True))))
+    clicked_query = _own_query(parts.query)
+    own = "&".join(f"{name}={value}" for name, values in clicked_query.items() for value in values)
+    if _HUBSPOT_PREFERENCE_PAGE.search(parts.path + "?" + own):
+        return False
+    clicked = _link_key(parts)
+    for cta in cta_urls:
+        cta_parts = urlsplit(cta.strip())
+        if _link_key(cta_parts) != clicked:
+            continue
+        wanted = _own_query(cta_parts.query)
+        if all(clicked_query.get(name) == values for name, values in wanted.items()):
+            return True
+    return False
+
+
+def is_tracking_parameter(name: str) -> bool:
+    """A query parameter HubSpot's click tracking or analytics adds to a link (never the link's own)."""
+    lowered = name.lower()
+    return lowered.startswith(("utm_", "_hs", "__hs"))
+
+
+def _link_key(parts: SplitResult) -> tuple[str, str, str]:
+    host = (parts.hostname or "").lower()
+    default_port = {"https": 443, "http": 80}.get(parts.scheme.lower())
+    netloc = host if parts.port in (None, default_port) else f"{host}:{parts.port}"
+    return parts.scheme.lower(), netloc, parts.path.rstrip("/")
+
+
+def _own_query(query: str) -> dict[str, list[str]]:
+    own: dict[str, list[str]] = {}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if not is_tracking_parameter(name):
+            own.setdefault(name, []).append(value)
+    return {name: sorted(values) for name, values in own.items()}
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,59 @@ is. Filter branches follow HubSpot's enforced shape: an OR root holding AND bran
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from typing import Any
 
 DAYS_PER_WEEK = 7
+
+BOOL, ENUMERATION, STRING, DATETIME, DATE = "bool", "enumeration", "string", "datetime", "date"
+#: Contacts HubSpot skips at send, or that already confirmed through double opt-in, are not asked.
+MARKETABLE = "hs_marketable_status"
+CONFIRMATION = "hs_emailconfirmationstatus"
+HARD_BOUNCE = "hs_email_hard_bounce_reason_enum"
+QUARANTINED = "hs_email_quarantined"
+DATES = ("createdate", "hs_email_last_open_date", "hs_email_last_click_date")
+
+
+def optout_property(subscription_id: str | int) -> str:
+    """The contact property HubSpot keeps per subscription type: "Opted out of email: <type>"."""
+    return f"hs_email_optout_{subscription_id}"
+
+
+def property_names(subscription_id: str | int) -> list[str]:
+    """Every contact property the unengaged filter reads (preflight reads their types)."""
+    return ["email", "hs_email_optout", optout_property(subscription_id), *DATES, MARKETABLE, CONFIRMATION,
+            HARD_BOUNCE, QUARANTINED]
+
+
+def hubspot_types(subscription_id: str | int) -> dict[str, str]:
+    """The types HubSpot gives these properties (contact property definitions of real portals)."""
+    return {"email": STRING, "hs_email_optout": BOOL, optout_property(subscription_id): ENUMERATION,
+            **dict.fromkeys(DATES, DATETIME), MARKETABLE: ENUMERATION, CONFIRMATION: ENUMERATION,
+            HARD_BOUNCE: ENUMERATION, QUARANTINED: BOOL}
+
+
+def _fitting_types(subscription_id: str | int) -> dict[str, tuple[str, ...]]:
+    """Types a filter can be built for, per property; the others are only tested for a value (any type)."""
+    yes_no = (BOOL, ENUMERATION)
+    return {"hs_email_optout": yes_no, optout_property(subscription_id): yes_no, MARKETABLE: yes_no,
+            QUARANTINED: yes_no, **dict.fromkeys(DATES, (DATETIME, DATE))}
+
+
+def type_problems(subscription_id: str | int, types: Mapping[str, str | None]) -> list[str]:
+    """What keeps the unengaged filter from being built on a portal with these property types."""
+    fitting = _fitting_types(subscription_id)
+    problems = []
+    for name in property_names(subscription_id):
+        kind = types.get(name)
+        if kind is None:
+            problems.append(f"Contact property {name!r} does not exist in the portal; the unengaged list filters "
+                            "on it.")
+        elif name in fitting and kind not in fitting[name]:
+            problems.append(f"Contact property {name!r} has type {kind!r}; the unengaged list needs one of "
+                            f"{', '.join(fitting[name])}.")
+    return problems
 
 
 def _branch(filters: list[dict[str, Any]]) -> dict[str, Any]:
@@ -23,14 +73,27 @@ def _branch(filters: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _not_true(prop: str) -> dict[str, Any]:
-    # "is not true" must let contacts with no value through: most contacts never set these properties.
-    return {
-        "filterType": "PROPERTY",
-        "property": prop,
-        "operation": {"operationType": "BOOL", "operator": "IS_NOT_EQUAL_TO", "value": True,
-                      "includeObjectsWithNoValueSet": True},
-    }
+def _is_not(prop: str, value: bool, kind: str) -> dict[str, Any]:
+    """``prop`` is not ``value``; a contact with no value passes (most contacts never set these properties).
+
+    HubSpot refuses an operation that does not fit the property's type: a ``bool`` property takes BOOL,
+    an ``enumeration`` of "true"/"false" (such as the per-subscription opt-out) takes ENUMERATION.
+    """
+    if kind == BOOL:
+        operation = {"operationType": "BOOL", "operator": "IS_NOT_EQUAL_TO", "value": value}
+    elif kind == ENUMERATION:
+        operation = {"operationType": "ENUMERATION", "operator": "IS_NONE_OF", "values": [str(value).lower()]}
+    else:
+        raise ValueError(f"contact property {prop!r} has type {kind!r}; a yes/no filter needs bool or enumeration")
+    return {"filterType": "PROPERTY", "property": prop,
+            "operation": {**operation, "includeObjectsWithNoValueSet": True}}
+
+
+def _unknown(prop: str) -> dict[str, Any]:
+    """``prop`` has no value, whatever its type."""
+    return {"filterType": "PROPERTY", "property": prop,
+            "operation": {"operationType": "ALL_PROPERTY", "operator": "IS_UNKNOWN",
+                          "includeObjectsWithNoValueSet": True}}
 
 
 def _older_than(prop: str, days: int, *, or_never: bool) -> dict[str, Any]:
@@ -47,23 +110,47 @@ def in_list(list_id: str, *, negate: bool = False) -> dict[str, Any]:
     return {"filterType": "IN_LIST", "listId": str(list_id), "operator": "NOT_IN_LIST" if negate else "IN_LIST"}
 
 
-def unengaged(subscription_id: str, inactivity_weeks: int | str) -> dict[str, Any]:
+def unengaged(subscription_id: str, inactivity_weeks: int | str,
+              property_types: Mapping[str, str] | str | None = None) -> dict[str, Any]:
     """Step 2: mailable contacts with no marketing-email open or click for ``inactivity_weeks`` (or never).
 
     Contacts younger than the window are left out: they have not had the chance to open anything.
     Contacts already unsubscribed, from all email or from the subscription type, are left out too:
-    mailing them would itself be a violation.
+    mailing them would itself be a violation. So are those HubSpot would not send to (non-marketing,
+    double opt-in pending, hard-bounced, quarantined) and those who already confirmed through double
+    opt-in: HubSpot's procedure asks only contacts who have not. A contact with no confirmation status
+    never entered double opt-in; one with no marketing status is kept (HubSpot decides at send, and a
+    contact it does not send to is never opted out).
+
+    ``property_types`` (name -> HubSpot type, as preflight read them; a JSON object when templated)
+    decides each filter's operation; without it, HubSpot's usual types are assumed.
     """
     days = int(inactivity_weeks) * DAYS_PER_WEEK  # templated values arrive as strings
+    types = {**hubspot_types(subscription_id), **_types(property_types)}
+    optout = optout_property(subscription_id)
     return _branch([
         {"filterType": "PROPERTY", "property": "email",
          "operation": {"operationType": "ALL_PROPERTY", "operator": "IS_KNOWN", "includeObjectsWithNoValueSet": False}},
-        _not_true("hs_email_optout"),
-        _not_true(f"hs_email_optout_{subscription_id}"),
+        _is_not("hs_email_optout", True, types["hs_email_optout"]),
+        _is_not(optout, True, types[optout]),
+        _is_not(MARKETABLE, False, types[MARKETABLE]),
+        _unknown(CONFIRMATION),
+        _unknown(HARD_BOUNCE),
+        _is_not(QUARANTINED, True, types[QUARANTINED]),
         _older_than("createdate", days, or_never=False),
         _older_than("hs_email_last_open_date", days, or_never=True),
         _older_than("hs_email_last_click_date", days, or_never=True),
     ])
+
+
+def _types(property_types: Mapping[str, str] | str | None) -> dict[str, str]:
+    if not property_types:
+        return {}
+    if isinstance(property_types, str):
+        property_types = json.loads(property_types) or {}
+    if not isinstance(property_types, Mapping):
+        raise ValueError(f"property_types must map property names to types, not {property_types!r}")
+    return {str(name): str(kind) for name, kind in property_types.items() if kind}
 
 
 def snapshot_of(list_id: str) -> dict[str, Any]:

@@ -128,3 +128,45 @@ def test_search_with_filters_is_refused_clearly(sandbox):
         "properties": [], "limit": 1, "after": "0"})
     assert response.status_code == 400
     assert "filterGroups" in response.json()["message"]
+
+
+# -- property definitions ------------------------------------------------------------------------------------
+
+MARKETING = 33583163
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "field_type"),
+    [
+        ("email", "string", "text"),
+        ("createdate", "datetime", "date"),
+        ("hs_email_last_open_date", "datetime", "date"),
+        ("hs_email_last_click_date", "datetime", "date"),
+        ("hs_email_optout", "bool", "booleancheckbox"),
+        (f"hs_email_optout_{MARKETING}", "enumeration", "booleancheckbox"),
+        ("hs_marketable_status", "enumeration", "booleancheckbox"),
+        ("hs_emailconfirmationstatus", "enumeration", "select"),
+        ("hs_email_hard_bounce_reason_enum", "enumeration", "select"),
+        ("hs_email_quarantined", "bool", "booleancheckbox"),
+    ],
+)
+def test_each_filtered_property_has_hubspots_type(seeded, client, name, kind, field_type):
+    found = client.crm.properties.core_api.get_by_name("contacts", name)
+    assert (found.name, found.type, found.field_type) == (name, kind, field_type)
+
+
+def test_yes_no_properties_list_true_and_false_as_options(seeded, client):
+    for name in (f"hs_email_optout_{MARKETING}", "hs_email_optout", "hs_marketable_status"):
+        options = client.crm.properties.core_api.get_by_name("contacts", name).options
+        assert [o.value for o in options] == ["true", "false"]
+    options = client.crm.properties.core_api.get_by_name("contacts", "hs_emailconfirmationstatus").options
+    assert "Confirmation Pending" in {o.value for o in options}
+
+
+def test_a_property_the_portal_does_not_have_is_404(seeded, sandbox):
+    # hs_email_optout_<id> exists only for the portal's subscription types.
+    for name in ("no_such_property", "hs_email_optout_999999"):
+        response = sandbox.session.get(f"{sandbox.url}/crm/v3/properties/contacts/{name}")
+        assert response.status_code == 404
+        assert response.json()["category"] == "OBJECT_NOT_FOUND"
+    assert sandbox.session.get(f"{sandbox.url}/crm/v3/properties/0-1/email").json()["type"] == "string"

@@ -13,6 +13,8 @@ import pytest
 from hubspot.crm.lists import ListCreateRequest
 from hubspot.marketing.emails import ApiException, ContentCloneRequestVNext, EmailCreateRequest, EmailUpdateRequest
 
+from include.hubspot_sandbox.seeding import SEND_BLOCKERS
+
 EMAILS = "/marketing/v3/emails"
 MARKETING = "33583163"
 CTA = "https://acme.example/thank-you?pp=1"
@@ -59,8 +61,10 @@ def seeded_contacts(sandbox) -> list[dict]:
 
 
 def mailable(contact) -> bool:
-    """What HubSpot never mails: no address, unsubscribed from all, opted out of the marketing type."""
-    return bool(contact["email"]) and not contact["optout"] and contact["profile"] != "subscription_optout"
+    """What HubSpot never mails: no address, unsubscribed from all, opted out of the marketing type, not a
+    marketing contact, double opt-in pending, hard-bounced or quarantined (judged by the seeded profile)."""
+    return bool(contact["email"]) and contact["profile"] not in (
+        "already_unsubscribed", "subscription_optout", *SEND_BLOCKERS)
 
 
 def opened_within_a_year(contact) -> bool:
@@ -84,7 +88,7 @@ def emails(client):
 # -- drafts -------------------------------------------------------------------------------------------
 
 
-def test_create_returns_a_draft_batch_email_with_numeric_campaign_ids(sandbox, client, emails):
+def test_create_returns_a_draft_batch_email_without_campaign_ids_yet(sandbox, client, emails):
     list_id = make_list(client, [])
     email = make_email(client, list_id)
     assert email.state == "DRAFT" and email.type == "BATCH_EMAIL" and email.is_published is False
@@ -92,7 +96,8 @@ def test_create_returns_a_draft_batch_email_with_numeric_campaign_ids(sandbox, c
     assert email.to.contact_ils_lists.include == [list_id]
     assert email.subscription_details.subscription_id == MARKETING
     raw = raw_email(sandbox, email.id)
-    assert raw["primaryEmailCampaignId"].isdigit() and raw["allEmailCampaignIds"] == [raw["primaryEmailCampaignId"]]
+    # A draft has no email campaign ids yet: they appear at publish (test_email_campaign_ids.py).
+    assert "primaryEmailCampaignId" not in raw and raw["allEmailCampaignIds"] == []
     assert raw["to"]["suppressGraymail"] is True and raw["isAb"] is False
     assert emails.get_by_id(email.id).name == "PP #1"
 
@@ -154,8 +159,8 @@ def test_clone_is_a_new_draft_with_new_ids_and_the_same_content(sandbox, client,
     assert clone.id != source.id and clone.name == "PP #2" and clone.state == "DRAFT"
     assert clone.content.widgets == source.content.widgets and clone.subject == source.subject
     raw_source, raw_clone = raw_email(sandbox, source.id), raw_email(sandbox, clone.id)
-    assert raw_clone["primaryEmailCampaignId"] != raw_source["primaryEmailCampaignId"]
-    assert raw_clone["clonedFrom"] == source.id
+    assert "primaryEmailCampaignId" not in raw_clone and raw_clone["allEmailCampaignIds"] == []
+    assert raw_clone["clonedFrom"] == source.id and raw_source["id"] != raw_clone["id"]
     with pytest.raises(ApiException) as err:
         emails.clone(ContentCloneRequestVNext(id="424242"))
     assert err.value.status == 404
@@ -261,7 +266,8 @@ def test_hard_bounced_contacts_are_not_mailed_again(seeded, client, emails):
     assert bounced <= recipients(seeded, first.id)
     second = emails.clone(ContentCloneRequestVNext(id=first.id, clone_name="PP #2"))
     emails.publish_or_send(second.id)
-    assert recipients(seeded, second.id) == recipients(seeded, first.id) - bounced
+    unsubscribed = {c["id"] for c in contacts if c["profile"] == "unsubscribe_click"}  # by the first's link
+    assert recipients(seeded, second.id) == recipients(seeded, first.id) - bounced - unsubscribed
     rounds = {r["round"] for r in seeded.admin("GET", f"emails/{second.id}/recipients")["recipients"]}
     assert rounds == {2}
 
@@ -304,7 +310,10 @@ def test_statistics_count_only_what_has_happened(seeded, client, emails):
     stats = emails.get_by_id(email.id, include_stats=True).stats
     mailed = [c for c in contacts if mailable(c)]
     by_profile = {name: sum(1 for c in mailed if c["profile"] == name) for name in {c["profile"] for c in mailed}}
-    assert stats.counters["selected"] == stats.counters["sent"] == len(mailed)
+    assert stats.counters["sent"] == len(mailed)
+    skipped = [c for c in contacts if c["email"] and not mailable(c)]
+    assert stats.counters["notsent"] == len(skipped) > 0
+    assert stats.counters["selected"] == len(mailed) + len(skipped)
     assert stats.counters["bounce"] == stats.counters["hardbounced"] == by_profile["bounce"]
     assert stats.counters["delivered"] == len(mailed) - by_profile["bounce"]
     # Bot-filtered opens and clicks never count; confirmers click the CTA, unsubscribe clickers their link.
@@ -336,3 +345,81 @@ def test_statistics_list_and_histogram_aggregate_sent_emails(seeded, client, ema
     assert later.aggregate.counters["sent"] == 0
     bad = seeded.session.get(f"{seeded.url}{EMAILS}/statistics/histogram", params={"interval": "FORTNIGHT"})
     assert bad.status_code == 400
+
+
+# -- who HubSpot actually sends to ---------------------------------------------------------------------
+
+
+SKIPPED_AT_SEND = {  # seeded profile -> the contact property that makes HubSpot skip it, and its value
+    "non_marketing": ("hs_marketable_status", {"false"}),
+    "doi_pending": ("hs_emailconfirmationstatus", {"Confirmation Pending", "Confirmation Email Sent"}),
+    "hard_bounced": ("hs_email_hard_bounce_reason_enum", {"UNKNOWN_USER", "MAILBOX_FULL"}),
+    "quarantined": ("hs_email_quarantined", {"true"}),
+}
+
+
+def contact_property(sandbox, contact_id, name):
+    response = sandbox.session.get(f"{sandbox.url}/crm/v3/objects/contacts/{contact_id}", params={"properties": name})
+    assert response.status_code == 200, response.text
+    return response.json()["properties"].get(name)
+
+
+@pytest.mark.parametrize("profile", sorted(SKIPPED_AT_SEND))
+def test_hubspot_skips_each_unmailable_kind_at_send(seeded, client, emails, profile):
+    contacts = seeded_contacts(seeded)
+    kind = [c for c in contacts if c["profile"] == profile]
+    assert kind, f"the seeded portal has no {profile} contact"
+    name, values = SKIPPED_AT_SEND[profile]
+    assert {contact_property(seeded, c["id"], name) for c in kind} <= values
+    email = make_email(client, make_list(client, [c["id"] for c in contacts]), graymail=False)
+    emails.publish_or_send(email.id)
+    land(seeded)
+    sent = recipients(seeded, email.id)
+    assert not sent & {c["id"] for c in kind}
+    assert all(c["emailsReceived"] == 0 for c in seeded_contacts(seeded) if c["profile"] == profile)
+    stats = emails.get_by_id(email.id, include_stats=True).stats
+    assert stats.counters["notsent"] >= len(kind)
+    assert stats.counters["selected"] == stats.counters["sent"] + stats.counters["notsent"]
+
+
+def test_contacts_confirmed_through_double_opt_in_are_mailable(seeded, client, emails):
+    contacts = seeded_contacts(seeded)
+    confirmed = {c["id"] for c in contacts if c["profile"] == "doi_confirmed"}
+    assert confirmed
+    assert {contact_property(seeded, i, "hs_emailconfirmationstatus") for i in confirmed} <= {
+        "Confirmed", "User clicked confirmation"}
+    assert {contact_property(seeded, i, "hs_marketable_status") for i in confirmed} == {"true"}
+    email = make_email(client, make_list(client, sorted(confirmed)), graymail=False)
+    emails.publish_or_send(email.id)
+    assert recipients(seeded, email.id) == confirmed
+
+
+def test_a_hard_bounce_sets_the_bounce_reason(seeded, client, emails):
+    contacts = seeded_contacts(seeded)
+    bouncers = [c["id"] for c in contacts if c["profile"] == "bounce"]
+    assert {contact_property(seeded, i, "hs_email_hard_bounce_reason_enum") for i in bouncers} == {None}
+    email = make_email(client, make_list(client, bouncers), graymail=False)
+    emails.publish_or_send(email.id)
+    land(seeded)
+    assert {contact_property(seeded, i, "hs_email_hard_bounce_reason_enum") for i in bouncers} == {"UNKNOWN_USER"}
+
+
+def test_the_old_lenient_sending_can_be_switched_on(seeded, client, emails):
+    assert seeded.admin("GET", "sending")["skipUnmailable"] is True
+    seeded.admin("PUT", "sending", {"skipUnmailable": False})
+    contacts = seeded_contacts(seeded)
+    unmailable = {c["id"] for c in contacts if c["profile"] in ("non_marketing", "doi_pending", "quarantined")}
+    email = make_email(client, make_list(client, [c["id"] for c in contacts]), graymail=False)
+    emails.publish_or_send(email.id)
+    assert unmailable <= recipients(seeded, email.id)
+
+
+def test_the_ground_truth_never_opts_out_a_contact_hubspot_does_not_send_to(seeded):
+    contacts = {c["id"]: c["profile"] for c in seeded_contacts(seeded)}
+    truth = {key: set(ids) for key, ids in seeded.admin("GET", "ground-truth", rounds=3).items()}
+    for key in ("not_sendable", "double_opt_in_confirmed", "unsubscribed_themselves"):
+        assert truth[key], key
+        assert not truth[key] & truth["opt_out"], key
+    assert {contacts[i] for i in truth["not_sendable"]} == set(SEND_BLOCKERS)
+    assert {contacts[i] for i in truth["unsubscribed_themselves"]} == {"unsubscribe_click"}
+    assert not (truth["not_sendable"] | truth["double_opt_in_confirmed"]) & truth["unengaged"]

@@ -7,10 +7,13 @@ for raw status checks; the SDK's typed APIs cover the emails and lists that set 
 from __future__ import annotations
 
 import datetime as dt
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from hubspot.crm.lists import ListCreateRequest
 from hubspot.marketing.emails import EmailCreateRequest
+
+from include.hubspot_sandbox.seeding import SEND_BLOCKERS
 
 EVENTS = "/email/public/v1/events"
 MARKETING = "33583163"
@@ -81,6 +84,20 @@ def recipients_of(events, kind, **match) -> set[str]:
     return {e["recipient"] for e in events if e["type"] == kind and all(e.get(k) == v for k, v in match.items())}
 
 
+def mailable(contact) -> bool:
+    """Whom HubSpot sends to, judged by the seeded profile (a contact's optout may change after the send)."""
+    return bool(contact["email"]) and contact["profile"] not in (
+        "already_unsubscribed", "subscription_optout", *SEND_BLOCKERS)
+
+
+def without_tracking(url: str) -> str:
+    """A CLICK url with HubSpot's tracking parameters taken out again."""
+    parts = urlsplit(url)
+    own = "&".join(f"{k}={v}" for k, v in parse_qsl(parts.query, keep_blank_values=True)
+                   if not k.startswith(("utm_", "_hs")))
+    return parts._replace(query=own).geturl()
+
+
 # -- tests --------------------------------------------------------------------------------------------
 
 
@@ -100,12 +117,13 @@ def test_each_profile_answers_as_seeded(seeded, client):
     later(seeded)
     events = read_all(client, campaignId=campaign, limit=1000)
     profiles = by_profile(seeded)
-    mailed = {c["email"] for c in contacts(seeded) if c["email"] and not c["optout"]
-              and c["profile"] != "subscription_optout"}
+    mailed = {c["email"] for c in contacts(seeded) if mailable(c)}
     assert recipients_of(events, "SENT") == mailed
     assert recipients_of(events, "BOUNCE") == profiles["bounce"]
     assert recipients_of(events, "DELIVERED") == mailed - profiles["bounce"]
-    assert recipients_of(events, "CLICK", url=CTA, filteredEvent=False) == profiles["confirm_r1"]
+    cta_clickers = {e["recipient"] for e in events if e["type"] == "CLICK" and not e["filteredEvent"]
+                    and without_tracking(e["url"]) == CTA}
+    assert cta_clickers == profiles["confirm_r1"]
     assert recipients_of(events, "CLICK", filteredEvent=True) == profiles["bot_click"]
     unsubscribes = [e for e in events if e["type"] == "CLICK" and e["recipient"] in profiles["unsubscribe_click"]]
     assert {e["recipient"] for e in unsubscribes} == profiles["unsubscribe_click"]
@@ -186,7 +204,9 @@ def test_statistics_agree_with_the_events_api(seeded, client):
         return len({e["recipient"] for e in read_all(client, campaignId=campaign, eventType=kind,
                                                       excludeFilteredEvents="true", limit=1000)})
 
-    assert counters["sent"] == counters["selected"] == unique("SENT")
+    assert counters["sent"] == unique("SENT")
+    assert counters["selected"] == counters["sent"] + counters["notsent"] and counters["notsent"] > 0
+    assert counters["unsubscribed"] == unique("STATUSCHANGE") > 0
     assert counters["delivered"] == unique("DELIVERED") and counters["bounce"] == unique("BOUNCE")
     assert counters["open"] == unique("OPEN") and counters["click"] == unique("CLICK")
 
@@ -225,10 +245,123 @@ def test_an_injected_late_click_shows_up_and_lands(seeded, client):
     ignorer = next(c for c in contacts(seeded) if c["profile"] == "confirm_r3")
     injected = seeded.admin("POST", "events", {"emailId": email_id, "contactId": ignorer["id"], "type": "CLICK"})
     clicks = read_all(client, campaignId=campaign, eventType="CLICK", recipient=ignorer["email"], limit=1000)
-    assert [(e["id"], e["url"], e["filteredEvent"]) for e in clicks] == [(injected["id"], CTA, False)]
+    assert [(e["id"], without_tracking(e["url"]), e["filteredEvent"]) for e in clicks] == [
+        (injected["id"], CTA, False)]
     landed = next(c for c in contacts(seeded) if c["id"] == ignorer["id"])
     assert landed["lastClick"] == injected["at"]
     future = seeded.admin("POST", "events", {
         "emailId": email_id, "contactId": ignorer["id"], "type": "OPEN",
         "at": (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2)).isoformat()})
     assert future["id"] not in {e["id"] for e in read_all(client, campaignId=campaign, eventType="OPEN", limit=1000)}
+
+
+# -- click tracking parameters ----------------------------------------------------------------------------
+
+
+def test_cta_clicks_carry_hubspot_tracking_parameters_around_the_links_own(seeded, client):
+    _, campaign = send_to_everyone(seeded, client)
+    later(seeded)
+    clicks = [e for e in read_all(client, campaignId=campaign, eventType="CLICK", limit=1000)
+              if "/hs/manage-preferences/" not in e["url"]]
+    assert len(clicks) >= 5
+    own_at = set()
+    for click in clicks:
+        parts = urlsplit(click["url"])
+        assert (parts.scheme, parts.netloc, parts.path) == ("https", "acme.example", "/thank-you")
+        params = parse_qsl(parts.query)
+        names = [name for name, _ in params]
+        values = dict(params)
+        assert values["pp"] == "7" and values["round"] == "1"
+        assert values["utm_source"] == "hs_email" and values["utm_medium"] == "email"
+        assert values["_hsenc"].startswith("p2ANqtz-") and values["_hsmi"].isdigit()
+        assert values["utm_content"] == values["_hsmi"]
+        assert names.index("round") == names.index("pp") + 1  # the link's own query stays as written
+        own_at.add(names.index("pp"))
+    # Recipients differ in where HubSpot's parameters go: before, after and around the link's own.
+    assert 0 in own_at and len(own_at) >= 3
+    assert len({e["url"] for e in clicks}) == len(clicks)  # _hsenc is per recipient
+    # The same send reads the same way twice (deterministic per recipient).
+    again = [e["url"] for e in read_all(client, campaignId=campaign, eventType="CLICK", limit=1000)]
+    assert {e["url"] for e in clicks} <= set(again)
+
+
+def test_a_late_cta_click_injected_without_url_is_tracked_too(seeded, client):
+    email_id, _ = send_to_everyone(seeded, client)
+    contact = next(c for c in contacts(seeded) if c["profile"] == "never_confirm")
+    injected = seeded.admin("POST", "events", {"type": "CLICK", "emailId": email_id, "contactId": contact["id"]})
+    assert without_tracking(injected["url"]) == CTA and "_hsenc=p2ANqtz-" in injected["url"]
+
+
+def test_tracking_parameters_can_be_switched_off(seeded, client):
+    assert seeded.admin("GET", "sending")["trackingParameters"] is True
+    seeded.admin("PUT", "sending", {"trackingParameters": False})
+    _, campaign = send_to_everyone(seeded, client)
+    later(seeded)
+    clicks = read_all(client, campaignId=campaign, eventType="CLICK", limit=1000)
+    cta = {e["url"] for e in clicks if "/hs/manage-preferences/" not in e["url"]}
+    assert cta == {CTA}
+
+
+# -- the unsubscribe link ----------------------------------------------------------------------------------
+
+
+def test_the_unsubscribe_link_unsubscribes_the_contact_from_all_email(seeded, client):
+    email_id, campaign = send_to_everyone(seeded, client)
+    clickers = by_profile(seeded)["unsubscribe_click"]
+    assert not any(c["optout"] for c in contacts(seeded) if c["email"] in clickers)
+    later(seeded)
+    changes = read_all(client, campaignId=campaign, eventType="STATUSCHANGE", limit=1000)  # lands the clicks
+    assert all(c["optout"] for c in contacts(seeded) if c["email"] in clickers)
+    assert {e["recipient"] for e in changes} == clickers
+    assert all(e["source"] == "SOURCE_RECIPIENT" and e["portalSubscriptionStatus"] == "UNSUBSCRIBED"
+               for e in changes)
+    # hs_email_optout reads true; the v4 API reports them unsubscribed and a campaign opt-out changes nothing.
+    someone = sorted(clickers)[0]
+    contact_id = next(c["id"] for c in contacts(seeded) if c["email"] == someone)
+    found = seeded.session.get(f"{seeded.url}/crm/v3/objects/contacts/{contact_id}",
+                               params={"properties": "hs_email_optout"})
+    assert found.json()["properties"]["hs_email_optout"] == "true", found.text
+    answer = seeded.session.post(f"{seeded.url}/communication-preferences/v4/statuses/batch/unsubscribe-all",
+                                 params={"channel": "EMAIL", "verbose": "true"}, json={"inputs": [someone]})
+    assert answer.status_code == 200, answer.text
+    reasons = {s.get("setStatusSuccessReason") for r in answer.json()["results"] for s in r.get("statuses", [])}
+    assert reasons <= {"NO_STATUS_CHANGE"}
+    # A contact's own unsubscribe is not an API change: the opt-out audit log stays empty.
+    assert seeded.admin("GET", "status-changes")["results"] == []
+    stats = client.marketing.emails.marketing_emails_api.get_by_id(email_id, include_stats=True).stats
+    assert stats.counters["unsubscribed"] == len(clickers)
+    # The next email skips them.
+    _, second = send_to_everyone(seeded, client, name="PP #2")
+    assert not recipients_of(read_all(client, campaignId=second, eventType="SENT", limit=1000), "SENT") & clickers
+
+
+def test_the_unsubscribe_link_can_be_switched_off(seeded, client):
+    seeded.admin("PUT", "sending", {"unsubscribeLinks": False})
+    _, campaign = send_to_everyone(seeded, client)
+    later(seeded)
+    assert read_all(client, campaignId=campaign, eventType="STATUSCHANGE", limit=1000) == []
+    clickers = by_profile(seeded)["unsubscribe_click"]
+    assert not any(c["optout"] for c in contacts(seeded) if c["email"] in clickers)
+
+
+def test_the_sending_switches_have_command_line_flags():
+    from include.hubspot_sandbox.__main__ import build_parser, config_from_args
+
+    default = config_from_args(build_parser().parse_args(["serve"]))
+    assert (default.click_tracking_parameters, default.skip_unmailable, default.unsubscribe_links) == (True,) * 3
+    lenient = config_from_args(build_parser().parse_args(
+        ["serve", "--no-tracking-parameters", "--send-to-unmailable", "--inert-unsubscribe-links"]))
+    assert (lenient.click_tracking_parameters, lenient.skip_unmailable, lenient.unsubscribe_links) == (False,) * 3
+
+
+def test_a_self_unsubscribe_can_be_filed_as_an_unsubscribed_event(seeded, client):
+    switches = seeded.admin("PUT", "sending", {"unsubscribeEventType": "UNSUBSCRIBED"})
+    assert switches["unsubscribeEventType"] == "UNSUBSCRIBED"
+    email_id, campaign = send_to_everyone(seeded, client)
+    later(seeded)
+    clickers = by_profile(seeded)["unsubscribe_click"]
+    events = read_all(client, campaignId=campaign, eventType="UNSUBSCRIBED", limit=1000)
+    assert {e["recipient"] for e in events} == clickers
+    assert read_all(client, campaignId=campaign, eventType="STATUSCHANGE", limit=1000) == []
+    stats = client.marketing.emails.marketing_emails_api.get_by_id(email_id, include_stats=True).stats
+    assert stats.counters["unsubscribed"] == len(clickers)

@@ -103,6 +103,44 @@ def test_cta_match_ignores_query_order_and_host_case_but_not_the_round():
     assert not is_cta_click(None, cta)
 
 
+CTA = "https://example.com/thanks?pp=c&pp_round=1"
+
+
+@pytest.mark.parametrize("clicked", [
+    # HubSpot's tracking parameters after, before and around the link's own, in any order.
+    "https://example.com/thanks?pp=c&pp_round=1&utm_campaign=Q3&utm_medium=email&_hsenc=p2ANqtz-8Xq"
+    "&_hsmi=80000123&utm_content=80000123&utm_source=hs_email",
+    "https://example.com/thanks?_hsmi=80000123&utm_source=hs_email&pp_round=1&pp=c&_hsenc=p2ANqtz-8Xq",
+    "https://example.com/thanks?utm_medium=email&pp=c&__hstc=1.2.3&__hssc=4.5&__hsfp=99&pp_round=1",
+    "https://example.com/thanks/?pp_round=1&utm_content=80000123&pp=c#top",
+    "https://EXAMPLE.com:443/thanks?pp=c&pp_round=1&_hsenc=p2ANqtz-unsubscribeish",
+])
+def test_a_cta_click_counts_whatever_tracking_parameters_hubspot_added(clicked):
+    assert is_cta_click(clicked, {CTA})
+
+
+@pytest.mark.parametrize("clicked", [
+    "https://example.com/thanks?pp=c&pp_round=2&utm_source=hs_email",  # another round
+    "https://example.com/thanks?pp=other&pp_round=1&utm_source=hs_email",  # another campaign
+    "https://example.com/thanks?pp_round=1&utm_source=hs_email&_hsmi=1",  # no campaign at all
+    "https://example.org/thanks?pp=c&pp_round=1",  # another host
+    "https://example.com:8443/thanks?pp=c&pp_round=1",  # another port
+    "https://example.com/thanks-again?pp=c&pp_round=1",  # another path
+    "http://example.com/thanks?pp=c&pp_round=1",  # another scheme
+    "https://example.com/hs/manage-preferences/unsubscribe?pp=c&pp_round=1&utm_source=hs_email",
+    "https://example.com/thanks?pp=c&pp_round=1&unsubscribe=1",
+    "https://example.com/hs/preferences-center/en/page?pp=c&pp_round=1",
+    "",
+])
+def test_other_links_and_unsubscribe_links_never_count(clicked):
+    assert not is_cta_click(clicked, {CTA})
+
+
+def test_tracking_parameters_in_the_cta_itself_are_not_required_of_the_click():
+    assert is_cta_click("https://example.com/thanks?pp=c&pp_round=1&_hsmi=5",
+                        {"https://example.com/thanks?utm_source=newsletter&pp=c&pp_round=1"})
+
+
 def test_plain_thank_you_page_is_fine():
     assert confirm_url_problems("https://example.com/still-subscribed") == []
 

@@ -1,4 +1,5 @@
-"""CRM contacts v3, read side: one contact, a batch of contacts, and paging through all of them.
+"""CRM contacts v3, read side: one contact, a batch of contacts, paging through all of them, and the
+definitions (type, field type, options) of contact properties.
 
 Properties go through :mod:`..properties`, so a contact reads the same here as in list filters and
 exports. Unknown property names are ignored like HubSpot does; without ``properties`` HubSpot's default
@@ -12,7 +13,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
-from .. import errors, properties
+from .. import errors, properties, subscriptions_store
 from ..portal import Portal, iso, portal_of
 from ..routing import MAX_BATCH, Endpoints, batch_inputs, json_body, json_object, query_bool, query_int
 
@@ -190,3 +191,59 @@ async def search_contacts(request: Request) -> dict[str, Any]:
     if len(records) > limit:
         page["paging"] = {"next": {"after": str(records[limit - 1][0])}}
     return page
+
+
+# -- property definitions -------------------------------------------------------------------------------
+
+#: Reading a property's definition needs the contacts read scope or the contact schema scope.
+SCHEMA_READ = [["crm.objects.contacts.read"], ["crm.schemas.contacts.read"]]
+CONTACT_OBJECT_TYPES = ("contacts", "contact", "0-1")
+#: HubSpot's usual ``fieldType`` for each ``type`` (a property may differ, e.g. an enumeration as a checkbox).
+FIELD_TYPES = {properties.STRING: "text", properties.NUMBER: "number", properties.DATETIME: "date",
+               properties.BOOL: "booleancheckbox", properties.ENUMERATION: "select"}
+#: Options HubSpot lists for every boolean property.
+BOOL_OPTIONS = ("true", "false")
+
+
+def property_definition(prop: properties.Property) -> dict[str, Any]:
+    """HubSpot's ``Property`` for a contact property: name, label, ``type``, ``fieldType`` and options."""
+    options = prop.options or (BOOL_OPTIONS if prop.type == properties.BOOL else ())
+    return {
+        "name": prop.name,
+        "label": prop.label,
+        "type": prop.type,
+        "fieldType": prop.field_type or FIELD_TYPES[prop.type],
+        "description": "",
+        "groupName": "emailinformation" if prop.name.startswith("hs_email") else "contactinformation",
+        "options": [{"label": o.title() if o in BOOL_OPTIONS else o, "value": o, "displayOrder": i, "hidden": False}
+                    for i, o in enumerate(options)],
+        "displayOrder": -1,
+        "calculated": False,
+        "externalOptions": False,
+        "hasUniqueValue": prop.name in UNIQUE,
+        "hidden": False,
+        "hubspotDefined": True,
+        "formField": False,
+        "modificationMetadata": {"archivable": False, "readOnlyDefinition": True, "readOnlyValue": True},
+        "archived": False,
+    }
+
+
+def _portal_property(portal: Portal, name: str) -> properties.Property | None:
+    """The property if this portal has it: per-subscription opt-out properties exist only for its subscription types."""
+    prop = properties.resolve(name)
+    sub_id = properties.subscription_of(name)
+    if prop is not None and sub_id is not None and sub_id not in subscriptions_store.subscription_types(portal):
+        return None
+    return prop
+
+
+@endpoints.get("/crm/v3/properties/{objectType}/{propertyName}", name="properties.get", scopes=SCHEMA_READ)
+async def get_property(request: Request, objectType: str, propertyName: str) -> dict[str, Any]:  # noqa: N803
+    portal = portal_of(request)
+    if objectType.lower() not in CONTACT_OBJECT_TYPES:
+        raise errors.not_found(f"Unable to infer object type from: {objectType}")
+    prop = _portal_property(portal, propertyName)
+    if prop is None or query_bool(request, "archived"):
+        raise errors.not_found(f"Property {propertyName} does not exist")
+    return property_definition(prop)

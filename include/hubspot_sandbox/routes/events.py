@@ -222,6 +222,9 @@ class _Renderer:
                     "response": "550 5.1.1 The email account that you tried to reach does not exist."}
         if kind in ("OPEN", "CLICK"):
             return self._engagement(row)
+        if kind in sending.SELF_UNSUBSCRIBE_EVENT_TYPES:
+            return {"source": sending.RECIPIENT_SOURCE, "requestedBy": row["recipient"],
+                    "portalSubscriptionStatus": "UNSUBSCRIBED", "subscriptions": [], "bounced": False}
         return {}
 
     @staticmethod
@@ -259,6 +262,49 @@ async def set_tracking(request: Request) -> dict[str, Any]:
     return {"clicks": body["clicks"]}
 
 
+@admin_router.get("/sending")
+async def get_sending(request: Request) -> dict[str, Any]:
+    return _sending_switches(portal_of(request))
+
+
+@admin_router.put("/sending")
+async def set_sending(request: Request) -> dict[str, Any]:
+    """Switch parts of HubSpot's sending behaviour off for a test (all are on by default, as in HubSpot).
+
+    ``trackingParameters``: CTA clicks carry utm_*/_hsenc/_hsmi; ``skipUnmailable``: publishing skips contacts
+    that are not marketing contacts, double opt-in pending, hard-bounced or quarantined; ``unsubscribeLinks``:
+    a click on the email's unsubscribe link unsubscribes the contact from all email. ``unsubscribeEventType``
+    (``STATUSCHANGE``, the default, or ``UNSUBSCRIBED``): the event type such an unsubscribe is filed as.
+    """
+    body = json_object(await json_body(request))
+    portal = portal_of(request)
+    for field, meta in _SENDING_SWITCHES.items():
+        if field in body:
+            if not isinstance(body[field], bool):
+                raise errors.validation_error(f"{field} must be true or false.", field=field)
+            portal.db.set_meta(meta, body[field])
+    if "unsubscribeEventType" in body:
+        if body["unsubscribeEventType"] not in sending.SELF_UNSUBSCRIBE_EVENT_TYPES:
+            kinds = " or ".join(sending.SELF_UNSUBSCRIBE_EVENT_TYPES)
+            raise errors.validation_error(f"unsubscribeEventType must be {kinds}.", field="unsubscribeEventType")
+        portal.db.set_meta("unsubscribe_event_type", body["unsubscribeEventType"])
+    return _sending_switches(portal)
+
+
+#: Admin field -> portal meta key; the server's SandboxConfig field (``_CONFIG_FIELDS``) gives its default.
+_SENDING_SWITCHES = {"trackingParameters": "tracking_parameters", "skipUnmailable": "skip_unmailable",
+                     "unsubscribeLinks": "unsubscribe_links"}
+_CONFIG_FIELDS = {"tracking_parameters": "click_tracking_parameters", "skip_unmailable": "skip_unmailable",
+                  "unsubscribe_links": "unsubscribe_links"}
+
+
+def _sending_switches(portal: Portal) -> dict[str, Any]:
+    switches: dict[str, Any] = {field: bool(portal.db.get_meta(meta, getattr(portal.config, _CONFIG_FIELDS[meta])))
+                                for field, meta in _SENDING_SWITCHES.items()}
+    switches["unsubscribeEventType"] = sending.unsubscribe_event_type(portal)
+    return switches
+
+
 @admin_router.post("/events")
 async def inject_event(request: Request) -> dict[str, Any]:
     """Add an OPEN or CLICK by hand, e.g. a click that arrives after the response window."""
@@ -273,7 +319,7 @@ async def inject_event(request: Request) -> dict[str, Any]:
         raise errors.validation_error(f"Contact {contact['id']} has no email address.", field="contactId")
     url = body.get("url")
     if kind == "CLICK" and not url:
-        url = sending.cta_url(json.loads(email["data"]))
+        url = sending.tracked_cta(portal, email, int(contact["id"]))
         if not url:
             raise errors.validation_error("The email has no call-to-action link; give url.", field="url")
     try:
