@@ -10,6 +10,9 @@ Other areas (email sends, exports) read a list through :func:`refresh`: after it
   (``evaluated_version < portal.data_version``), or when their filters are relative to the clock and the
   last evaluation is older than :data:`CLOCK_STALE_MS`. Evaluation is one ``DELETE`` plus one
   ``INSERT ... SELECT`` that keeps ``added_at`` of members that stay: seconds at a million contacts.
+- Like HubSpot, which recomputes DYNAMIC lists in the background, a list found behind is re-evaluated only
+  ``config.list_lag_seconds`` after that first read: until then memberships, size, sends and exports all
+  see the old members. A change therefore shows at least that long after it was made.
 - A new (or re-filtered) list is PROCESSING for ``config.list_processing_seconds``; while it is, its
   memberships read as empty, as a client that does not wait for COMPLETE would see on HubSpot.
 """
@@ -55,6 +58,19 @@ def refresh(portal: Portal, list_id: int) -> sqlite3.Row:
     return get(portal, list_id)
 
 
+def settle(portal: Portal) -> int:
+    """Bring every DYNAMIC list up to date now, lag or not: what HubSpot shows once its background work is done.
+
+    For the sandbox's own admin API (a test's view of a portal's final state); no HubSpot endpoint does this.
+    """
+    rows = portal.db.all("SELECT * FROM lists WHERE processing_type = 'DYNAMIC' AND deleted_at IS NULL ORDER BY id")
+    for row in rows:
+        normalised = filters.normalise(json.loads(row["filter_branch"]), portal.config.time_zone)
+        if _is_stale(portal, row, normalised):
+            evaluate(portal, row["id"], normalised.branch)
+    return len(rows)
+
+
 def _refresh_row(portal: Portal, row: sqlite3.Row, seen: set[int]) -> None:
     if row["processing_type"] != "DYNAMIC" or row["id"] in seen:
         return
@@ -64,8 +80,21 @@ def _refresh_row(portal: Portal, row: sqlite3.Row, seen: set[int]) -> None:
         ref_row = portal.db.one("SELECT * FROM lists WHERE id = ?", (ref,))
         if ref_row is not None:
             _refresh_row(portal, ref_row, seen)
-    if _is_stale(portal, row, normalised):
+    if _is_stale(portal, row, normalised) and _lag_passed(portal, row["id"]):
         evaluate(portal, row["id"], normalised.branch)
+
+
+def _lag_passed(portal: Portal, list_id: int) -> bool:
+    """True once the list has been behind for the portal's list lag (the first call starts the wait)."""
+    lag_ms = portal.config.list_lag_seconds * 1000
+    if lag_ms <= 0:
+        return True
+    key = f"list_behind_since:{list_id}"
+    since = portal.db.get_meta(key)
+    if since is None:
+        portal.db.set_meta(key, portal.now_ms())
+        return False
+    return bool(portal.now_ms() - int(since) >= lag_ms)
 
 
 def _is_stale(portal: Portal, row: sqlite3.Row, normalised: filters.Normalised) -> bool:
@@ -96,7 +125,7 @@ def evaluate(portal: Portal, list_id: int, branch: dict[str, Any]) -> None:
         db.execute("UPDATE lists SET evaluated_version = ? WHERE id = ?", (portal.data_version, list_id))
         db.set_meta(f"list_evaluated_at:{list_id}", now)
         # Evaluation does not touch() the portal, so the cached size must go explicitly.
-        db.execute("DELETE FROM meta WHERE key = ?", (f"list_size:{list_id}",))
+        db.execute("DELETE FROM meta WHERE key IN (?, ?)", (f"list_size:{list_id}", f"list_behind_since:{list_id}"))
 
 
 def is_processing(portal: Portal, row: sqlite3.Row) -> bool:

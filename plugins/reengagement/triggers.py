@@ -64,7 +64,10 @@ def _list_status(hook: Any, list_id: str) -> dict[str, Any]:
 
 
 class ExportReadyTrigger(BaseTrigger):
-    """Fires once a CRM export task is COMPLETE (with its download URL) or failed."""
+    """Fires once a CRM export task is COMPLETE (with its download URL) or failed.
+
+    A queued export (PENDING: HubSpot runs one export at a time per portal) is waited for like a running one.
+    """
 
     def __init__(self, *, task_id: str, hubspot_conn_id: str, poll_interval: float = 5.0,
                  max_polls: int = 720, caller: str | None = None) -> None:
@@ -92,12 +95,16 @@ class ExportReadyTrigger(BaseTrigger):
                 yield TriggerEvent({"status": "error", "message": str(err)})
                 return
             if status["status"] == "COMPLETE":
-                yield TriggerEvent({"status": "done", "url": status["result"]})
+                # The task reads the task's status again for a new URL right before it downloads: this one may
+                # expire (after five minutes) before the task resumes.
+                yield TriggerEvent({"status": "done", "task_id": self.export_task_id, "url": status["result"]})
                 return
             if status["status"] in ("CANCELED", "FAILED"):
-                yield TriggerEvent({"status": "error", "message": f"export {self.export_task_id} {status['status']}"})
+                yield TriggerEvent({"status": "error", "task_id": self.export_task_id,
+                                    "message": f"export {self.export_task_id} {status['status']}"})
                 return
-        yield TriggerEvent({"status": "error", "message": f"export {self.export_task_id} not ready in time"})
+        yield TriggerEvent({"status": "error", "task_id": self.export_task_id,
+                            "message": f"export {self.export_task_id} not ready in time"})
 
 
 def _export_status(hook: Any, task_id: str) -> dict[str, Any]:

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
+import time
 
 import pandas as pd
 import pytest
 from airflow.sdk import ObjectStoragePath
+from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
+from reengagement.errors import HubSpotExportLimitError
 from reengagement.operators.lists import EnsureListOperator, ExportListOperator, ListDefinitionConflict
 
+from include.hubspot_sandbox.process import SandboxProcess
 from include.hubspot_sandbox.seeding import MARKETING_SUBSCRIPTION_ID
-from tests.plugins.conftest import calls, contact_ids, make_list, run_operator
+from tests.conftest import FAST
+from tests.plugins.conftest import calls, connection_json, contact_ids, make_list, run_operator
 
 
 def unengaged_op(name: str = "c · unengaged", weeks: int = 52) -> EnsureListOperator:
@@ -112,7 +118,8 @@ def test_a_list_and_an_export_ready_within_half_a_second_are_each_checked_once(s
     assert calls(seeded, "lists.get") == 1
     run_operator(ExportListOperator(task_id="export_unconfirmed", list_id=result["list_id"], campaign="c",
                                     export_base=f"file://{tmp_path}"), {"run_id": "manual__once"})
-    assert calls(seeded, "exports.status") == 1
+    # Once by the trigger, once more by the task for a download URL that has not had time to expire.
+    assert calls(seeded, "exports.status") == 2
 
 
 def test_export_writes_the_list_as_a_private_csv_and_reuses_it(seeded, hook, tmp_path):
@@ -133,3 +140,120 @@ def test_export_writes_the_list_as_a_private_csv_and_reuses_it(seeded, hook, tmp
                                             export_base=str(base)), {"run_id": "manual__1"})
     assert again == result
     assert seeded.admin("GET", "calls")["exports.start"]["calls"] == 1
+
+
+# -- exports as HubSpot hands them out ------------------------------------------------------------------------
+
+
+def export_op(list_id: str, base) -> ExportListOperator:
+    return ExportListOperator(task_id="export_unconfirmed", list_id=list_id, campaign="c 2026-Q4",
+                              export_base=str(base), poll_interval=0.1)
+
+
+def exported_ids(result: dict) -> list[str]:
+    frame = pd.read_csv(ObjectStoragePath(result["export_uri"]).path, dtype="string")
+    return sorted(frame["contact_id"], key=int)
+
+
+def first_event(trigger) -> dict:
+    async def run():
+        async for event in trigger.run():
+            return event.payload
+        raise AssertionError("trigger ended without an event")
+
+    return asyncio.run(run())
+
+
+def test_a_task_resuming_after_its_url_expired_downloads_through_a_new_one(seeded, hook, tmp_path):
+    ids = contact_ids(seeded, "never_confirm")[:12]
+    list_id = make_list(hook, "expiring export", ids)
+    op = export_op(list_id, ObjectStoragePath(f"file://{tmp_path}/exports"))
+    context = {"run_id": "manual__1"}
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(context)
+    event = first_event(deferred.value.trigger)
+    seeded.admin("POST", "clock", {"advance_seconds": 301})  # the task resumes after the five minutes
+
+    result = op.execute_complete(context, event)
+    assert result["rows"] == len(ids) and exported_ids(result) == sorted(ids, key=int)
+
+
+def test_an_expiry_answer_to_the_download_is_met_with_a_new_url(seeded, hook, tmp_path):
+    ids = contact_ids(seeded, "never_confirm")[:12]
+    list_id = make_list(hook, "expiring twice", ids)
+    op = export_op(list_id, ObjectStoragePath(f"file://{tmp_path}/exports"))
+    context = {"run_id": "manual__1"}
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(context)
+    event = first_event(deferred.value.trigger)
+    real_status, urls = op.hook.export_status, []
+
+    def status_then_expire(task_id):
+        answer = real_status(task_id)
+        urls.append(answer["result"])
+        if len(urls) == 1:  # the first URL expires between the status answer and the download
+            seeded.admin("POST", "clock", {"advance_seconds": 301})
+        return answer
+
+    op.hook.export_status = status_then_expire
+    result = op.execute_complete(context, event)
+    assert len(urls) == 2 and urls[0] != urls[1]
+    assert exported_ids(result) == sorted(ids, key=int)
+
+
+def test_a_rerun_reuses_the_export_already_started_instead_of_starting_another(seeded, hook, tmp_path):
+    ids = contact_ids(seeded, "never_confirm")[:12]
+    list_id = make_list(hook, "started once", ids)
+    base = ObjectStoragePath(f"file://{tmp_path}/exports")
+    context = {"run_id": "manual__1"}
+    with pytest.raises(TaskDeferred) as first:
+        export_op(list_id, base).execute(context)  # the worker is lost while the export is PROCESSING
+    with pytest.raises(TaskDeferred) as second:
+        export_op(list_id, base).execute(context)
+    assert second.value.trigger.export_task_id == first.value.trigger.export_task_id
+
+    task_id = first.value.trigger.export_task_id
+    deadline = time.monotonic() + 10
+    while hook.export_status(task_id)["status"] != "COMPLETE":
+        assert time.monotonic() < deadline, "the export did not complete"
+        time.sleep(0.05)
+    result = export_op(list_id, base).execute(context)  # a rerun once it is COMPLETE downloads it at once
+    assert exported_ids(result) == sorted(ids, key=int)
+    assert calls(seeded, "exports.start") == 1
+
+
+def test_running_out_of_daily_exports_is_a_permanent_error_that_says_nobody_was_changed(seeded, hook, tmp_path):
+    list_id = make_list(hook, "one too many", contact_ids(seeded, "never_confirm")[:3])
+    for _ in range(30):
+        hook.start_export({"exportType": "LIST", "listId": list_id, "objectType": "CONTACT",
+                           "objectProperties": ["email"], "format": "CSV", "language": "EN", "exportName": "x",
+                           "exportInternalValuesOptions": ["NAMES"], "associatedObjectType": [],
+                           "includeLabeledAssociations": False,
+                           "includePrimaryDisplayPropertyForAssociatedObjects": False,
+                           "overrideAssociatedObjectsPerDefinitionPerRowLimit": False})
+    with pytest.raises(HubSpotExportLimitError) as err:
+        export_op(list_id, ObjectStoragePath(f"file://{tmp_path}/exports")).execute({"run_id": "manual__1"})
+    assert isinstance(err.value, AirflowFailException)  # Airflow does not retry it
+    assert "Nobody was opted out" in str(err.value) and "Rerun this task" in str(err.value)
+    assert calls(seeded, "exports.start") == 31  # asked once, not retried
+
+
+@pytest.fixture(scope="module")
+def zipping_sandbox(tmp_path_factory):
+    """A portal that zips every export over 100 bytes and puts 7 rows in each CSV, as HubSpot does at 2 MB."""
+    folder = tmp_path_factory.mktemp("zipping")
+    args = [*FAST, "--export-zip-bytes", "100", "--export-rows-per-file", "7"]
+    with SandboxProcess(folder / "portal.db", args=args) as server:
+        yield server
+
+
+def test_a_zipped_export_of_several_csvs_is_unzipped_as_a_stream(zipping_sandbox, monkeypatch, tmp_path):
+    from reengagement.hook import HubSpotHook
+
+    zipping_sandbox.admin("POST", "reset")
+    zipping_sandbox.admin("POST", "seed", {"contacts": 120, "seed": 5})
+    monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", connection_json(zipping_sandbox.url, zipping_sandbox.token))
+    ids = contact_ids(zipping_sandbox)[:20]
+    list_id = make_list(HubSpotHook(), "zipped", ids)
+    result = run_operator(export_op(list_id, ObjectStoragePath(f"file://{tmp_path}/exports")), {"run_id": "manual__1"})
+    assert result["rows"] == 20 and exported_ids(result) == sorted(ids, key=int)

@@ -78,6 +78,9 @@ def snapshot(sandbox: SandboxProcess, campaign: str) -> Outcome:
     """Read the campaign's lists, emails, sends and status changes back from the sandbox."""
     problems: list[str] = []
     lists: dict[str, tuple[str, ...]] = {}
+    # DYNAMIC lists lag behind the campaign's last changes, by a time that depends on when they were read:
+    # compare what HubSpot shows once it has caught up.
+    sandbox.admin("POST", "lists/settle")
     for item in _campaign_lists(sandbox, campaign):
         role = str(_role(item["name"], campaign))
         if role in lists:

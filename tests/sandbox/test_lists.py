@@ -54,6 +54,18 @@ def members(client, list_id: str) -> list[str]:
         after = page.paging.next.after
 
 
+def wait_members(client, list_id: str, condition, timeout: float = 5.0) -> list[str]:
+    """Read the list's members until ``condition(members)`` holds: a DYNAMIC list catches up after the lag."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = members(client, list_id)
+        if condition(found):
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"list {list_id} did not reach the expected members in {timeout}s: {found}")
+        time.sleep(0.05)
+
+
 def contacts(sandbox, profile: str | None = None) -> list[str]:
     params = {"profile": profile} if profile else {}
     return [c["id"] for c in sandbox.admin("GET", "contacts", **params)["results"]]
@@ -301,7 +313,7 @@ def test_snapshot_is_frozen_while_dynamic_follows_new_contacts(client, seeded):
     wait_complete(client, snapshot.list_id)
     wait_complete(client, dynamic.list_id)
     assert new_id not in members(client, snapshot.list_id)
-    assert new_id in members(client, dynamic.list_id)
+    wait_members(client, dynamic.list_id, lambda found: new_id in found)
     assert len(members(client, dynamic.list_id)) == len(members(client, snapshot.list_id)) + 1
     # A SNAPSHOT list then behaves like a MANUAL one.
     client.crm.lists.memberships_api.add(snapshot.list_id, [new_id])
@@ -314,6 +326,7 @@ def test_dynamic_members_keep_their_join_time_across_re_evaluations(client, seed
     before = {r.record_id: r.membership_timestamp
               for r in client.crm.lists.memberships_api.get_page(created.list_id, limit=250).results}
     add_contacts(seeded, {"email": "another@example.com", "optout": True})
+    wait_members(client, created.list_id, lambda found: len(found) == len(before) + 1)
     after = {r.record_id: r.membership_timestamp
              for r in client.crm.lists.memberships_api.get_page(created.list_id, limit=250).results}
     assert len(after) == len(before) + 1
@@ -440,3 +453,49 @@ def test_filter_update_makes_the_list_process_again(client, seeded):
     assert client.crm.lists.memberships_api.get_page(created.list_id).total == 0
     again = wait_complete(client, created.list_id)
     assert again.size == len(contacts(seeded)) - done.size
+
+
+# -- the background re-evaluation lag -------------------------------------------------------------------------
+
+
+#: The session sandbox's lag (tests/conftest.py FAST).
+LAG_SECONDS = 0.5
+
+
+def unconfirmed_setup(client, seeded):
+    """Recipients (MANUAL), confirmed (MANUAL, empty) and unconfirmed = recipients AND NOT_IN_LIST confirmed."""
+    ids = contacts(seeded)[:5]
+    recipients = create(client, "Recipients")
+    client.crm.lists.memberships_api.add(recipients.list_id, ids)
+    confirmed = create(client, "Confirmed")
+    unconfirmed = create(client, "Unconfirmed", "DYNAMIC",
+                         or_root(and_branch(in_list(recipients.list_id), in_list(confirmed.list_id, "NOT_IN_LIST"))))
+    wait_complete(client, unconfirmed.list_id)
+    wait_complete(client, confirmed.list_id)
+    return ids, confirmed.list_id, unconfirmed.list_id
+
+
+def test_dynamic_list_shows_a_new_list_1_member_only_after_the_lag(client, seeded):
+    ids, confirmed, unconfirmed = unconfirmed_setup(client, seeded)
+    assert sorted(members(client, unconfirmed)) == sorted(ids)
+    client.crm.lists.memberships_api.add(confirmed, [ids[0]])
+    changed = time.monotonic()
+
+    # Right after the change, every read still shows the old members: pages, size and record memberships.
+    assert ids[0] in members(client, unconfirmed)
+    assert client.crm.lists.lists_api.get_by_id(unconfirmed).list.size == len(ids)
+    listed = client.crm.lists.memberships_api.get_lists("0-1", ids[0])
+    assert unconfirmed in [r.list_id for r in listed.results]
+
+    wait_members(client, unconfirmed, lambda found: ids[0] not in found)
+    assert time.monotonic() - changed >= LAG_SECONDS
+    assert sorted(members(client, unconfirmed)) == sorted(ids[1:])
+    assert client.crm.lists.lists_api.get_by_id(unconfirmed).list.size == len(ids) - 1
+
+
+def test_list_lag_is_on_by_default_and_zero_turns_it_off():
+    from include.hubspot_sandbox.__main__ import build_parser, config_from_args
+
+    assert config_from_args(build_parser().parse_args(["serve"])).list_lag_seconds == 5.0
+    off = build_parser().parse_args(["serve", "--list-lag-seconds", "0"])
+    assert config_from_args(off).list_lag_seconds == 0

@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 
-from .. import errors
+from .. import errors, lists_store
 from ..config import TIERS, RateLimit
 from ..faults import Fault
 from ..portal import Portal, iso, portal_of
@@ -34,7 +34,12 @@ class _Admin:
 endpoints = _Admin()
 router = endpoints.router
 
-_SETTINGS = ("list_processing_seconds", "export_processing_seconds", "response_window_seconds")
+#: Settings a test may change on the running portal, and how each is read.
+_SETTINGS: dict[str, type] = {
+    "list_processing_seconds": float, "export_processing_seconds": float, "response_window_seconds": float,
+    "list_lag_seconds": float, "export_url_seconds": float, "export_zip_bytes": int, "export_rows_per_file": int,
+    "exports_per_day": int,
+}
 
 
 @router.get("/health")
@@ -202,9 +207,12 @@ async def settings(request: Request) -> dict[str, Any]:
         if body["tier"] not in TIERS:
             raise errors.validation_error(f"tier must be one of {TIERS}")
         changes["tier"] = body["tier"]
-    for key in _SETTINGS:
+    for key, kind in _SETTINGS.items():
         if key in body:
-            changes[key] = float(body[key])
+            try:
+                changes[key] = kind(body[key])
+            except (TypeError, ValueError) as err:
+                raise errors.validation_error(f"{key} must be a {kind.__name__}") from err
     if "rate_limit" in body:
         try:
             changes["rate_limit"] = RateLimit.parse(str(body["rate_limit"]))
@@ -229,6 +237,15 @@ def _settings(portal: Portal) -> dict[str, Any]:
     config["rate_limit"] = portal.config.limits.header_value()
     config["daily_used"] = portal.limiter.daily_used
     return config
+
+
+@router.post("/lists/settle")
+async def settle_lists(request: Request) -> dict[str, Any]:
+    """Let every DYNAMIC list catch up now, as HubSpot's background recomputation eventually does.
+
+    A test reads a portal's final state through it; the campaign never can (HubSpot has no such call).
+    """
+    return {"dynamicLists": lists_store.settle(portal_of(request))}
 
 
 @router.post("/reset")

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
+import shutil
+import tempfile
 import time
-from collections.abc import Iterable, Sequence
+import zipfile
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -13,7 +17,14 @@ import tenacity
 
 from .. import report, segments
 from ..campaign import is_cta_click, last_done
-from ..errors import HubSpotConflict, HubSpotPermanentError, HubSpotTransientError
+from ..errors import (
+    HubSpotConflict,
+    HubSpotDownloadExpired,
+    HubSpotExportLimitError,
+    HubSpotNotFound,
+    HubSpotPermanentError,
+    HubSpotTransientError,
+)
 from ..ledger import ClickerLedger, Clickers, email_key
 from ..links import ExportFileLink, HubSpotObjectLink, list_url
 from ..storage import read_manifest, restrict, run_folder, write_manifest
@@ -154,7 +165,8 @@ class BuildConfirmedListOperator(HubSpotOperator):
     clickers. Adding is idempotent, so a rerun changes nothing, and members marketing added by hand stay.
 
     :param list_name: the campaign's "confirmed" list name (templated); or give ``list_id``.
-    :param emails: outputs of the rounds' ``create_email`` tasks, ``None`` for skipped rounds (templated).
+    :param emails: outputs of the rounds' ``send_email`` tasks (email campaign ids of the published email and
+        the CTA link), ``None`` for skipped rounds (templated).
     :param campaign: the campaign id, for the run's folder that holds the ledger (templated). Without
         it (or ``export_base``'s default), every clicker is looked up on every read.
     :param export_base: ObjectStoragePath URI of the exports folder (templated; default in AIRFLOW_HOME).
@@ -271,22 +283,37 @@ def read_clickers(hook: Any, emails: Iterable[dict[str, Any]], known: Clickers) 
 class ExportListOperator(HubSpotOperator):
     """Step 6, first half: export list 2 as CSV, the audit record written before anything changes.
 
-    HubSpot's export runs asynchronously (the wait is deferred to the triggerer); its CSV is then
+    HubSpot's export runs asynchronously (the wait is deferred to the triggerer); its file is then
     streamed into ``<export_base>/<campaign>/<run id>/unconfirmed.csv`` with columns
     ``contact_id, email, run_id``, cells a spreadsheet would execute neutralised, owner-only on local
     disks. A hash of each row is kept beside it, so the opt-out can refuse rows changed or added by hand.
-    A rerun reuses a complete file instead of exporting again, so the opt-out always works from
+
+    What HubSpot's exports demand (https://developers.hubspot.com/docs/api/crm/exports):
+
+    - headers: the export asks for internal names (``NAMES``), the columns it reads;
+    - a file over 2 MB comes as a zip of CSVs: it is spooled to a temporary file and each CSV read as a
+      stream, in chunks, so memory stays flat at a million rows;
+    - a download URL lasts five minutes: the task's status is read again for a new one right before the
+      download, and again after an expiry answer;
+    - a portal may start only 30 exports a day: the task id is kept beside the target file
+      (``unconfirmed.csv.task.json``), so a rerun waits for or downloads the export already started rather
+      than starting a second; running out is a permanent error that says nobody was changed.
+
+    A rerun after a complete download reuses the file (its manifest), so the opt-out always works from
     the list as it was first exported.
 
     :param list_id: list 2 of the last round (templated); or the outputs of every round's
         ``build_unconfirmed_list``, of which the last round that ran is exported.
     :param campaign: the campaign id, for the folder name (templated).
     :param export_base: ObjectStoragePath URI of the exports folder (templated; default in AIRFLOW_HOME).
+    :param poll_interval: the longest pause between checks while HubSpot prepares the file.
     """
 
     template_fields: Sequence[str] = ("list_id", "campaign", "export_base")
     operator_extra_links = (ExportFileLink(),)
     ui_color = "#fff9c4"
+    #: Fresh URLs tried when HubSpot answers a download with "expired".
+    download_attempts = 3
 
     def __init__(self, *, list_id: str, campaign: str, export_base: str | None = None, poll_interval: float = 5.0,
                  **kwargs: Any) -> None:
@@ -306,6 +333,10 @@ class ExportListOperator(HubSpotOperator):
     def _target(self, context: Context) -> Any:
         return run_folder(self.export_base, self.campaign, context["run_id"]) / "unconfirmed.csv"
 
+    @staticmethod
+    def _task_file(target: Any) -> Any:
+        return target.parent / (target.name + ".task.json")
+
     def execute(self, context: Context) -> dict[str, Any]:
         target = self._target(context)
         self.file_uri = str(target)
@@ -313,16 +344,16 @@ class ExportListOperator(HubSpotOperator):
         if done is not None:
             self.log.info("Reusing the complete export %s (%s rows).", target, done["rows"])
             return {"export_uri": str(target), "rows": int(done["rows"])}
-        request = {"exportType": "LIST", "listId": self.source_list_id, "objectType": "CONTACT",
-                   "objectProperties": ["email"], "format": "CSV", "language": "EN",
-                   "exportName": target.name + " " + str(context["run_id"]),
-                   "exportInternalValuesOptions": ["NAMES"], "associatedObjectType": [],
-                   "includeLabeledAssociations": False, "includePrimaryDisplayPropertyForAssociatedObjects": False,
-                   "overrideAssociatedObjectsPerDefinitionPerRowLimit": False}
-        task = self.hook.client.crm.exports.public_exports_api.start(request)
-        self.log.info("Started HubSpot export %s of list %s; waiting in the triggerer.", task.id,
-                      self.source_list_id)
-        self.defer(trigger=ExportReadyTrigger(task_id=str(task.id), hubspot_conn_id=self.hubspot_conn_id,
+        started = self._started_export(target)
+        if started is not None:
+            task_id, state = started
+            if state == "COMPLETE":
+                return self._download(context, task_id)
+            self.log.info("HubSpot export %s of list %s, started by an earlier try, is %s; waiting for it.", task_id,
+                          self.source_list_id, state)
+        else:
+            task_id = self._start(context, target)
+        self.defer(trigger=ExportReadyTrigger(task_id=task_id, hubspot_conn_id=self.hubspot_conn_id,
                                               poll_interval=self.poll_interval, caller=self.hook.caller),
                    method_name="execute_complete")
         raise AssertionError("unreachable: defer() raises")  # pragma: no cover
@@ -331,12 +362,84 @@ class ExportListOperator(HubSpotOperator):
         if event.get("status") != "done":
             raise HubSpotTransientError(
                 f"HubSpot's export of list {self.source_list_id} failed: {event.get('message')}")
+        task_id = event.get("task_id") or self._remembered(self._target(context))
+        if not task_id:
+            raise HubSpotTransientError(f"The export of list {self.source_list_id} finished but its task id is lost.")
+        return self._download(context, str(task_id))
+
+    # -- the export task ----------------------------------------------------------------------------------
+
+    def _remembered(self, target: Any) -> str | None:
+        """The task id an earlier try started for this list, if any."""
+        task_file = self._task_file(target)
+        if not task_file.exists():
+            return None
+        with task_file.open("r") as handle:
+            state = json.load(handle)
+        return str(state["task_id"]) if state.get("list_id") == self.source_list_id else None
+
+    def _started_export(self, target: Any) -> tuple[str, str] | None:
+        """``(task id, status)`` of an export an earlier try started that HubSpot can still deliver, else None."""
+        task_id = self._remembered(target)
+        if task_id is None:
+            return None
+        try:
+            state = str(self.hook.export_status(task_id).get("status"))
+        except HubSpotNotFound:
+            state = "GONE"
+        if state in ("CANCELED", "FAILED", "GONE"):
+            self.log.warning("HubSpot export %s, started by an earlier try, is %s; starting another.", task_id, state)
+            return None
+        return task_id, state
+
+    def _start(self, context: Context, target: Any) -> str:
+        request = {"exportType": "LIST", "listId": self.source_list_id, "objectType": "CONTACT",
+                   "objectProperties": ["email"], "format": "CSV", "language": "EN",
+                   "exportName": target.name + " " + str(context["run_id"]),
+                   "exportInternalValuesOptions": ["NAMES"], "associatedObjectType": [],
+                   "includeLabeledAssociations": False, "includePrimaryDisplayPropertyForAssociatedObjects": False,
+                   "overrideAssociatedObjectsPerDefinitionPerRowLimit": False}
+        try:
+            task_id = self.hook.start_export(request)
+        except HubSpotExportLimitError as err:
+            raise HubSpotExportLimitError(
+                f"{err} HubSpot allows 30 exports per portal in a rolling 24 hours, and list {self.source_list_id} "
+                "must be exported before the opt-out. Nobody was opted out and nothing was changed in HubSpot. "
+                "Rerun this task once the portal's oldest export of the last 24 hours is a day old (at the latest "
+                "24 hours from now).", status=err.status, correlation_id=err.correlation_id, body=err.body) from err
+        task_file = self._task_file(target)
+        with task_file.open("w") as out:
+            json.dump({"task_id": task_id, "list_id": self.source_list_id, "run_id": str(context["run_id"])}, out)
+        restrict(task_file)
+        self.log.info("Started HubSpot export %s of list %s; waiting in the triggerer.", task_id, self.source_list_id)
+        return task_id
+
+    # -- the download -------------------------------------------------------------------------------------
+
+    def _download(self, context: Context, task_id: str) -> dict[str, Any]:
+        """Download the export through a URL read just now, and again through a new one if it has expired."""
         target = self._target(context)
         self.file_uri = str(target)
+        for attempt in range(1, self.download_attempts + 1):
+            url = self.hook.export_status(task_id).get("result")
+            if not url:
+                raise HubSpotTransientError(f"HubSpot's export {task_id} gives no download URL.")
+            try:
+                with self.hook.open_download(url) as download:
+                    rows = self._write(context, target, _csv_chunks(download))
+            except HubSpotDownloadExpired:
+                if attempt == self.download_attempts:
+                    raise
+                self.log.warning("HubSpot's download URL for export %s has expired; asking for a new one.", task_id)
+                continue
+            self.log.info("Exported list %s: %d contacts to %s.", self.source_list_id, rows, target)
+            return {"export_uri": str(target), "rows": rows}
+        raise AssertionError("unreachable: the last attempt returns or raises")  # pragma: no cover
+
+    def _write(self, context: Context, target: Any, chunks: Iterable[pd.DataFrame]) -> int:
         rows, keys = 0, []
-        with self.hook.open_download(event["url"]) as download, target.open("w") as out:
+        with target.open("w") as out:
             restrict(target)  # before the first row: it holds email addresses
-            chunks = pd.read_csv(download, dtype="string", keep_default_na=False, chunksize=report.CHUNK_ROWS)
             out.write(",".join(report.OPT_OUT_COLUMNS) + "\n")
             for frame in report.from_hubspot_export(chunks, str(context["run_id"])):
                 report.to_csv_rows(frame, out, header=False)
@@ -348,5 +451,32 @@ class ExportListOperator(HubSpotOperator):
             np.save(out, np.sort(np.concatenate(keys)) if keys else np.empty(0, dtype=np.uint64))
         write_manifest(target, rows=rows, list_id=self.source_list_id, run_id=str(context["run_id"]),
                        row_keys=row_keys.name)
-        self.log.info("Exported list %s: %d contacts to %s.", self.source_list_id, rows, target)
-        return {"export_uri": str(target), "rows": rows}
+        return rows
+
+
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
+def _csv_chunks(download: Any) -> Iterator[pd.DataFrame]:
+    """HubSpot's export as frames of at most ``report.CHUNK_ROWS`` rows, whether it came as a CSV or a zip of CSVs.
+
+    A zip needs its directory at the end, so it is spooled to a temporary file first (its size, not its rows,
+    on disk); each CSV in it is then read as a stream. Nothing holds more than one chunk in memory.
+    """
+    if hasattr(download, "auto_close"):
+        download.auto_close = False  # urllib3 would close itself at the end, which the buffer reads as an error
+    stream = io.BufferedReader(download, buffer_size=1 << 20)
+    if stream.peek(len(_ZIP_MAGIC))[:len(_ZIP_MAGIC)] != _ZIP_MAGIC:
+        yield from pd.read_csv(stream, dtype="string", keep_default_na=False, chunksize=report.CHUNK_ROWS)
+        return
+    with tempfile.TemporaryFile() as spool:
+        shutil.copyfileobj(stream, spool, 1 << 20)
+        spool.seek(0)
+        with zipfile.ZipFile(spool) as archive:
+            members = [name for name in archive.namelist() if name.lower().endswith(".csv")]
+            if not members:
+                raise HubSpotTransientError(f"HubSpot's export zip holds no CSV file (it has {archive.namelist()}).")
+            for name in members:
+                with archive.open(name) as member:
+                    yield from pd.read_csv(member, dtype="string", keep_default_na=False,
+                                           chunksize=report.CHUNK_ROWS)
