@@ -45,6 +45,8 @@ from reengagement.sensors import SendWindowSensor
 
 CAMPAIGN = "{{ campaign_of(ti) }}"
 SUBSCRIPTION = "{{ ti.xcom_pull(task_ids='preflight')['subscription_id'] }}"
+#: The types preflight read for the properties the unengaged list filters on (a JSON object).
+PROPERTY_TYPES = "{{ ti.xcom_pull(task_ids='preflight')['property_types'] | tojson }}"
 EXPORT_BASE = "{{ params.export_base or '' }}"
 #: Joins after the rounds read every round's result; rounds that were not needed are skipped, not failed.
 AFTER_SKIPPED_ROUNDS = "none_failed_min_one_success"
@@ -94,7 +96,8 @@ with DAG(
     unengaged = EnsureListOperator(
         task_id="build_unengaged_list", doc_md=STEP[2], list_name="{{ name_of(ti, 'unengaged') }}",
         processing_type="DYNAMIC", segment="unengaged",
-        segment_args={"subscription_id": SUBSCRIPTION, "inactivity_weeks": "{{ params.inactivity_weeks }}"},
+        segment_args={"subscription_id": SUBSCRIPTION, "inactivity_weeks": "{{ params.inactivity_weeks }}",
+                      "property_types": PROPERTY_TYPES},
     )
     has_unengaged = HasUnengagedOperator(
         task_id="has_unengaged", doc_md=STEP[2] + " An empty list ends the campaign here.",
@@ -119,14 +122,15 @@ with DAG(
                 template_email_id="{{ params.template_email_id or '' }}",
             )
             send = SendEmailOperator(task_id="send_email", doc_md=STEP[3] + " Never twice.",
-                                     email_id=ref(email.task_id, "email_id"), retries=0)
+                                     email_id=ref(email.task_id, "email_id"), cta_url=ref(email.task_id, "cta_url"),
+                                     retries=0)
             wait = SendWindowSensor(task_id="wait_for_responses", doc_md=STEP[6] + " Measured from this send.",
                                     sent_at=ref(send.task_id, "sent_at"), delta="{{ params.wait }}", poke_interval=30)
             metrics = EmailMetricsOperator(task_id="review_metrics", doc_md=STEP[4],
                                            email_id=ref(email.task_id, "email_id"))
             confirmed = BuildConfirmedListOperator(
                 task_id="build_confirmed_list", doc_md=STEP[5] + " List 1.",
-                list_name="{{ name_of(ti, 'confirmed') }}", emails=[r["email"].output for r in rounds] + [email.output],
+                list_name="{{ name_of(ti, 'confirmed') }}", emails=[r["send"].output for r in rounds] + [send.output],
                 campaign=CAMPAIGN, export_base=EXPORT_BASE,
             )
             unconfirmed = EnsureListOperator(
@@ -137,8 +141,8 @@ with DAG(
             )
             chain(recipients, email, send, wait, metrics, confirmed, unconfirmed)
         previous_branch >> group
-        rounds.append({"recipients": recipients, "email": email, "metrics": metrics, "confirmed": confirmed,
-                       "unconfirmed": unconfirmed})
+        rounds.append({"recipients": recipients, "email": email, "send": send, "metrics": metrics,
+                       "confirmed": confirmed, "unconfirmed": unconfirmed})
         if k < MAX_ROUNDS:
             branch = AnotherRoundOperator(
                 task_id=f"another_round_{k}", doc_md=STEP[7], round_no=k, rounds="{{ params.rounds }}",
@@ -154,7 +158,7 @@ with DAG(
     refresh = BuildConfirmedListOperator(
         task_id="refresh_confirmed_list",
         doc_md=STEP[6] + " First, list 1 takes in late clicks, and every clicker is checked to be in it.",
-        list_name="{{ name_of(ti, 'confirmed') }}", emails=[r["email"].output for r in rounds],
+        list_name="{{ name_of(ti, 'confirmed') }}", emails=[r["send"].output for r in rounds],
         campaign=CAMPAIGN, export_base=EXPORT_BASE, verify_members=True, trigger_rule=AFTER_SKIPPED_ROUNDS,
     )
     ends >> refresh
@@ -186,6 +190,7 @@ with DAG(
     opt_out = OptOutOperator(
         task_id="opt_out_unconfirmed", doc_md=STEP[6] + " The one step that cannot be undone.",
         export_uri=ref(export.task_id, "export_uri"), scope="{{ params.opt_out_scope }}", subscription_id=SUBSCRIPTION,
+        emails=[r["send"].output for r in rounds], confirmed_list_id=ref(refresh.task_id, "list_id"),
         legal_basis="{{ params.legal_basis }}",
         legal_basis_explanation="{{ params.legal_basis_explanation }} (campaign {{ campaign_of(ti) }})",
         dry_run="{{ params.dry_run }}", trigger_rule=AFTER_SKIPPED_ROUNDS,

@@ -73,3 +73,22 @@ class HubSpotTransientError(HubSpotError):
 
 class HubSpotRateLimited(HubSpotError):
     """429 TEN_SECONDLY_ROLLING; retried internally, surfaces only when retries are exhausted."""
+
+
+class OptOutRefused(HubSpotPermanentError):
+    """The opt-out stopped before its first change (a bad file, a bad argument): nobody was opted out.
+
+    Permanent: the same file and arguments fail the same way on every retry.
+    """
+
+
+class HubSpotExportLimitError(HubSpotPermanentError):
+    """HubSpot refused to start an export: the portal has used its exports of the last 24 hours.
+
+    Permanent: HubSpot allows 30 exports in a rolling 24 hours, so Airflow's retries minutes apart would
+    only be refused again; the task can be rerun once the oldest of those exports is a day old.
+    """
+
+
+class HubSpotDownloadExpired(HubSpotError):
+    """A download URL HubSpot handed out was refused (403/410): it expired. A new status call gives a new one."""

@@ -4,15 +4,26 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Iterator
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from airflow.sdk import BaseHook
 
 from .concurrency import DEFAULT_IN_FLIGHT, in_order
-from .errors import HubSpotAuthError, HubSpotError, HubSpotNotFound
+from .errors import (
+    HubSpotAuthError,
+    HubSpotDownloadExpired,
+    HubSpotError,
+    HubSpotExportLimitError,
+    HubSpotForbiddenError,
+    HubSpotNotFound,
+    HubSpotRateLimited,
+    HubSpotTransientError,
+    HubSpotValidationError,
+)
 from .ratelimit import limiter_for
 from .transport import GuardedRest, Transport
 
@@ -27,6 +38,10 @@ MEMBERSHIPS_PAGE = 250
 EVENTS_PAGE = 1000
 #: Sent as the User-Agent, with the calling task, so HubSpot's call logs say which step made a call.
 USER_AGENT = "hubspot-reengagement"
+EXPORTS_PATH = "/crm/v3/exports/export/async"
+#: 429 policies that are the ordinary rate limit (wait and retry), not a refusal to export.
+_ROLLING_POLICIES = ("TEN_SECONDLY_ROLLING", "SECONDLY", "SECONDLY_ROLLING")
+_EXPORT_LIMIT = re.compile(r"export.*limit|limit.*export", re.IGNORECASE | re.DOTALL)
 
 
 def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -184,6 +199,17 @@ class HubSpotHook(BaseHook):
         json_body: Any = None,
     ) -> Any:
         """One HubSpot call by path (v4 communication preferences, legacy email events), JSON in and out."""
+        return self.request_with_headers(method, path, params=params, json_body=json_body)[0]
+
+    def request_with_headers(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | list[tuple[str, Any]] | None = None,
+        json_body: Any = None,
+    ) -> tuple[Any, dict[str, str]]:
+        """:meth:`request`, and the answer's headers (e.g. ``X-HubSpot-RateLimit-*``, the portal's limits)."""
         url = self.base_url + path
         query = [(k, v) for k, v in (params.items() if isinstance(params, dict) else params or []) if v is not None]
         if query:
@@ -192,7 +218,16 @@ class HubSpotHook(BaseHook):
                    "Content-Type": "application/json"}
         response = self._rest.request(method.upper(), url, headers=headers, body=json_body)
         data = response.data
-        return json.loads(data) if data else None
+        raw = getattr(response, "urllib3_response", response)
+        return (json.loads(data) if data else None), dict(getattr(raw, "headers", None) or {})
+
+    def access_token_info(self) -> dict[str, Any]:
+        """The private app token's portal, app and granted scopes (HubSpot's token introspection; reads only).
+
+        .. seealso:: https://developers.hubspot.com/docs/api/private-apps
+        """
+        return self.request("POST", "/oauth/v2/private-apps/get/access-token-info",  # type: ignore[no-any-return]
+                            json_body={"tokenKey": self._token})
 
     def open_download(self, url: str) -> Any:
         """A streaming, file-like response for a download URL HubSpot handed out (an export's CSV).
@@ -206,9 +241,50 @@ class HubSpotHook(BaseHook):
             "GET", url, preload_content=False, decode_content=True,
             retries=urllib3.Retry(total=5, backoff_factor=1, status_forcelist=(500, 502, 503, 504)),
             timeout=urllib3.Timeout(connect=self.timeout[0], read=self.timeout[1]))
+        if response.status in (403, 410):
+            response.release_conn()
+            raise HubSpotDownloadExpired(f"HubSpot's download URL was refused with HTTP {response.status}: it has "
+                                         "expired (they last five minutes)", status=response.status)
         if response.status != 200:
             raise HubSpotError(f"Downloading HubSpot's file failed with HTTP {response.status}")
         return response
+
+    def start_export(self, request: dict[str, Any]) -> str:
+        """Start a CRM export; its task id.
+
+        HubSpot lets a portal start 30 exports in a rolling 24 hours and does not document its answer to one
+        more, so any refusal other than the ordinary rate limit (a 429 without a rolling policy, or a 4xx that
+        speaks of an export limit) is a :class:`HubSpotExportLimitError`. The start is tried once per
+        rate-limit pause: it is not idempotent, and a refused start is never applied.
+        """
+        once = GuardedRest(self._rest.inner, Transport(self.transport.limiter, max_attempts=1), self.timeout,
+                           user_agent=self.user_agent)
+        headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json",
+                   "Content-Type": "application/json"}
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                response = once.request("POST", self.base_url + EXPORTS_PATH, headers=headers, body=request)
+            except HubSpotRateLimited as err:
+                if err.body.get("policyName") not in _ROLLING_POLICIES:
+                    raise _export_refused(err) from err
+                if attempt == self.max_attempts:
+                    raise
+                self.transport.limiter.pause(self.transport.limiter.interval / 2)
+            except (HubSpotValidationError, HubSpotForbiddenError) as err:
+                if _EXPORT_LIMIT.search(str(err.body.get("message") or "")):
+                    raise _export_refused(err) from err
+                raise
+            except HubSpotTransientError as err:
+                if not getattr(err, "not_sent", False) or attempt == self.max_attempts:
+                    raise
+            else:
+                return str(json.loads(response.data)["id"])
+        raise AssertionError("unreachable: the last attempt returns or raises")  # pragma: no cover
+
+    def export_status(self, task_id: str) -> dict[str, Any]:
+        """An export task's status; when COMPLETE, ``result`` is a new download URL (each lasts five minutes)."""
+        status: dict[str, Any] = self.request("GET", f"{EXPORTS_PATH}/tasks/{quote(str(task_id), safe='')}/status")
+        return status
 
     def test_connection(self) -> tuple[bool, str]:
         """One cheap authenticated call that says what is wrong: token, scopes or the host."""
@@ -308,6 +384,21 @@ class HubSpotHook(BaseHook):
         return {"portalId": details["portalId"], "uiDomain": details.get("uiDomain", "app.hubspot.com"),
                 "timeZone": details.get("timeZone")}
 
+    def property_types(self, names: Iterable[str]) -> dict[str, str | None]:
+        """HubSpot's ``type`` of each contact property (``None`` if the portal has no such property).
+
+        List filters must fit the type: HubSpot refuses, say, a BOOL operation on an enumeration.
+        """
+        types: dict[str, str | None] = {}
+        for name in dict.fromkeys(names):
+            try:
+                definition = self.request("GET", f"/crm/v3/properties/contacts/{quote(name, safe='')}")
+            except HubSpotNotFound:
+                types[name] = None
+            else:
+                types[name] = str(definition.get("type") or "") or None
+        return types
+
     def get_list_by_name(self, name: str) -> dict[str, Any] | None:
         """The list called ``name`` with its filters, or ``None``."""
         try:
@@ -316,6 +407,11 @@ class HubSpotHook(BaseHook):
         except HubSpotNotFound:
             return None
         return json.loads(found.data)["list"]
+
+
+def _export_refused(err: HubSpotError) -> HubSpotExportLimitError:
+    return HubSpotExportLimitError(f"HubSpot refused to start the export: {err.body.get('message') or err}",
+                                   status=err.status, correlation_id=err.correlation_id, body=err.body)
 
 
 def _param(value: Any) -> str:

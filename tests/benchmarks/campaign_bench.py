@@ -232,11 +232,12 @@ def read_metadata(home: Path, run: Run) -> dict[str, Any]:
             "SELECT task_id, value FROM xcom WHERE dag_id = ? AND key = 'return_value'", (DAG_ID,))}
 
 
-def click_events(box: SandboxProcess, campaign_ids: Iterable[str]) -> int:
-    """Non-filtered CLICK events of an email's campaigns (read after the run, with the limit lifted)."""
+def click_events(box: SandboxProcess, campaign_ids: Iterable[str], event_type: str = "CLICK") -> int:
+    """Non-filtered events of one type (CLICK unless told) of an email's campaigns (read after the run, with the
+    limit lifted)."""
     total = 0
     for campaign_id in campaign_ids:
-        params: dict[str, Any] = {"campaignId": campaign_id, "eventType": "CLICK", "excludeFilteredEvents": "true",
+        params: dict[str, Any] = {"campaignId": campaign_id, "eventType": event_type, "excludeFilteredEvents": "true",
                                   "limit": 1000}
         while True:
             page = box.session.get(f"{box.url}/email/public/v1/events", params=params, timeout=600).json()
@@ -250,11 +251,17 @@ def click_events(box: SandboxProcess, campaign_ids: Iterable[str]) -> int:
 def facts_of(box: SandboxProcess, xcom: dict[str, Any], rounds: int) -> steps.Facts:
     confirmed = tuple(int(xcom[f"round_{k}.build_confirmed_list"]["confirmed"]) for k in range(1, rounds + 1))
     refreshed = int(xcom["refresh_confirmed_list"]["confirmed"])
-    clicks = tuple(click_events(box, xcom[f"round_{k}.create_email"]["campaign_ids"]) for k in range(1, rounds + 1))
+    clicks = tuple(click_events(box, xcom[f"round_{k}.send_email"]["campaign_ids"]) for k in range(1, rounds + 1))
     checked = int(xcom["refresh_confirmed_list"]["size"]) - int(xcom["refresh_confirmed_list"]["added"])
+    sent, unsubscribed, changed = (tuple(click_events(box, xcom[f"round_{k}.send_email"]["campaign_ids"], kind)
+                                         for k in range(1, rounds + 1))
+                                   for kind in ("SENT", "UNSUBSCRIBED", "STATUSCHANGE"))
+    opt_out = xcom.get("opt_out_unconfirmed") or {}
     return steps.Facts(rounds=rounds, confirmed=confirmed, late_confirmed=refreshed - confirmed[-1],
                        click_events=clicks, opt_out_rows=int(xcom["export_unconfirmed"]["rows"]),
-                       confirmed_list_size=checked)
+                       confirmed_list_size=checked, sent_events=sent, unsubscribe_events=unsubscribed,
+                       status_events=changed, to_opt_out=opt_out.get("to_opt_out"),
+                       list_one_size=int(xcom["refresh_confirmed_list"]["size"]))
 
 
 def check_outcome(box: SandboxProcess, exports: Path, run: Run) -> None:
@@ -263,8 +270,9 @@ def check_outcome(box: SandboxProcess, exports: Path, run: Run) -> None:
     results = sorted(exports.glob("*/*/opt_out_result.csv"))
     opted: set[str] = set()
     if results:
-        with results[-1].open() as handle:
-            opted = {row["contact_id"] for row in csv.DictReader(handle)}
+        with results[-1].open() as handle:  # the rows whose status this campaign changed
+            opted = {row["contact_id"] for row in csv.DictReader(handle)
+                     if row["status"] != "SKIPPED" and row["reason"] != "NO_STATUS_CHANGE"}
     changed = {c["contactId"] for c in box.admin("GET", "status-changes")["results"]}
     run.opt_out_ids = sorted(truth, key=int)
     run.outcome_ok = opted == set(truth) == changed

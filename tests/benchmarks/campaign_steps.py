@@ -10,6 +10,10 @@ and no contact looked up twice. "Safe" costs two things beyond that, both stated
   late click would opt out a contact who confirmed, which cannot be undone. One page holds 1,000 clicks.
 - the last read before the opt-out pages through list 1 (250 members a page) to check that every
   clicker is still in it: one removed by hand would otherwise be opted out.
+- right before its first change, the opt-out reads again who HubSpot sent each email (SENT events), who
+  unsubscribed themselves (UNSUBSCRIBED and STATUSCHANGE events), every CTA click and list 1's members:
+  HubSpot's lists lag, and a contact never sent, or who confirmed after the export, must not be opted
+  out. Only the rows left are opted out, in batches of 100.
 
 Polls beyond the first status read are waiting for HubSpot, not work, and count against the step. The
 UI links need no call: preflight's result carries the portal.
@@ -68,6 +72,14 @@ class Facts:
     opt_out_rows: int
     #: Members of list 1 when the last read before the opt-out checked it.
     confirmed_list_size: int = 0
+    #: SENT, UNSUBSCRIBED and STATUSCHANGE events of each round's email (the opt-out reads all three).
+    sent_events: tuple[int, ...] = ()
+    unsubscribe_events: tuple[int, ...] = ()
+    status_events: tuple[int, ...] = ()
+    #: Rows of the export left to opt out once the never-sent and the confirmed are spared.
+    to_opt_out: int | None = None
+    #: Members of list 1 when the opt-out read it (after ``refresh_confirmed_list``'s additions).
+    list_one_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -78,15 +90,16 @@ class Minimum:
 
 
 FIXED: dict[str, Minimum] = {
-    "preflight": Minimum(7, "O(1): subscription types, forms page, 2 capability probes, contact count, "
-                            "API usage, portal", False),
+    "preflight": Minimum(17, "O(1): subscription types, forms page, 2 capability probes, contact count, "
+                             "API usage, portal, 10 property definitions (the unengaged list's filters)", False),
     "build_unengaged_list": Minimum(3, "O(1): look-up by name, create, 1 status read", False),
     "build_recipients_list": Minimum(3, "O(1): look-up by name, create, 1 status read", False),
     "build_unconfirmed_list": Minimum(3, "O(1): look-up by name, create, 1 status read", False),
     "create_email": Minimum(2, "O(1): look-up by name, create", False),
     "send_email": Minimum(3, "O(1): read state, publish, read the send time", False),
     "review_metrics": Minimum(1, "O(1): read the statistics", False),
-    "export_unconfirmed": Minimum(2, "O(1): start, 1 status read (the CSV download is not an API call)", False),
+    "export_unconfirmed": Minimum(3, "O(1): start, 1 status read, 1 status read for a fresh download URL (the "
+                                     "CSV download is not an API call)", False),
 }
 
 
@@ -116,6 +129,26 @@ def _refresh(facts: Facts) -> Minimum:
     return Minimum(calls, formula, True)
 
 
+def _events_pages(counts: tuple[int, ...], emails: int, kind: str) -> tuple[int, str]:
+    counts = (counts + (0,) * emails)[:emails]  # an email with no such event still takes one call
+    return sum(pages(n, EVENTS_PAGE) for n in counts), " + ".join(f"ceil({n:,}/1000)" for n in counts) + f" {kind}"
+
+
+def _opt_out(facts: Facts) -> Minimum:
+    sent_pages, sent = _events_pages(facts.sent_events, facts.rounds, "SENT pages")
+    unsubscribe_pages, unsubscribed = _events_pages(facts.unsubscribe_events, facts.rounds, "UNSUBSCRIBED pages")
+    status_pages, changed = _events_pages(facts.status_events, facts.rounds, "STATUSCHANGE pages")
+    click_pages, clicks = _click_pages(facts, facts.rounds)
+    members = facts.list_one_size if facts.list_one_size is not None else facts.confirmed_list_size
+    rows = facts.to_opt_out if facts.to_opt_out is not None else facts.opt_out_rows
+    if not facts.opt_out_rows:
+        return Minimum(0, "0: an empty export needs no reads", True)
+    calls = sent_pages + unsubscribe_pages + status_pages + click_pages + pages(members, 250) + batches(rows)
+    formula = (f"{sent} + {unsubscribed} + {changed} + {clicks} + ceil({members:,} list 1 members/250) "
+               f"+ ceil({rows:,} left to opt out/100) batches")
+    return Minimum(calls, formula, True)
+
+
 def minimum(task_id: str, facts: Facts) -> Minimum | None:
     """The minimum of one task of the campaign DAG, or ``None`` for tasks that do not call HubSpot."""
     match = _ROUND.match(task_id)
@@ -127,7 +160,7 @@ def minimum(task_id: str, facts: Facts) -> Minimum | None:
     if step == "refresh_confirmed_list":
         return _refresh(facts)
     if step == "opt_out_unconfirmed":
-        return Minimum(batches(facts.opt_out_rows), f"ceil({facts.opt_out_rows:,}/100) batches", True)
+        return _opt_out(facts)
     return None
 
 

@@ -1,38 +1,63 @@
-"""The irreversible step: exactly one status change per contact, reruns change nothing, bad files change nothing."""
+"""The irreversible step: exactly one status change per contact, reruns change nothing, bad files change nothing,
+and only contacts HubSpot sent the email and who did not confirm are ever opted out."""
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pandas as pd
 import pytest
 from airflow.sdk import ObjectStoragePath
-from reengagement.errors import HubSpotDailyLimitError, HubSpotTransientError
+from airflow.sdk.exceptions import AirflowFailException
+from reengagement.errors import HubSpotDailyLimitError, HubSpotTransientError, OptOutRefused
+from reengagement.operators.emails import SendEmailOperator
 from reengagement.operators.lists import ExportListOperator
 from reengagement.operators.subscriptions import OptOutOperator
 from reengagement.report import BadOptOutFile
 
 from include.hubspot_sandbox.seeding import MARKETING_SUBSCRIPTION_ID
-from tests.plugins.conftest import contact_ids, make_list, run_operator
+from tests.plugins.conftest import contact_ids, create_op, make_list, run_operator
 
 RUN = {"run_id": "scheduled__2026-10-01"}
 
 
-@pytest.fixture
-def exported(sandbox, hook, tmp_path):
-    """An exported list 2 of 150 mailable, unengaged contacts."""
-    sandbox.admin("POST", "seed", {"contacts": 1000, "seed": 3})
-    seeded = sandbox
-    ids = contact_ids(seeded, "never_confirm")[:150]
-    list_id = make_list(hook, "unconfirmed", ids)
+def send_to(sandbox, hook, ids: list[str], name: str = "c · r1 · email") -> dict[str, Any]:
+    """Mail ``ids`` the permission-pass email and let its events land: the send's result and who HubSpot sent."""
+    recipients = make_list(hook, f"{name} recipients", ids)
+    email = run_operator(create_op(recipients, email_name=name))
+    sent = run_operator(SendEmailOperator(task_id="send_email", email_id=email["email_id"], cta_url=email["cta_url"]))
+    sandbox.admin("POST", "clock", {"advance_seconds": 60})
+    got = [r["contactId"] for r in sandbox.admin("GET", f"emails/{email['email_id']}/recipients")["recipients"]]
+    return {"email": {**email, **sent}, "sent": got}
+
+
+def export_of(hook, ids: list[str], tmp_path, run: dict[str, str] = RUN) -> str:
+    list_id = make_list(hook, f"unconfirmed {len(ids)}", ids)
     op = ExportListOperator(task_id="export_unconfirmed", list_id=list_id, campaign="c",
                             export_base=f"file://{tmp_path}", poll_interval=0.1)
-    result = run_operator(op, RUN)
-    return {"uri": result["export_uri"], "ids": ids, "sandbox": seeded}
+    return run_operator(op, run)["export_uri"]
 
 
-def opt_out(uri: str, **kw) -> OptOutOperator:
-    return OptOutOperator(task_id="opt_out_unconfirmed", export_uri=uri,
+@pytest.fixture
+def mailed(sandbox, hook):
+    """170 mailable, unengaged contacts sent the email, none confirmed yet, and an empty list 1."""
+    sandbox.admin("POST", "seed", {"contacts": 1000, "seed": 3})
+    send = send_to(sandbox, hook, contact_ids(sandbox, "never_confirm")[:170])
+    assert len(send["sent"]) >= 150, "the sandbox sent too few of the never-confirming contacts"
+    return {**send, "confirmed": make_list(hook, "c · confirmed", []), "sandbox": sandbox}
+
+
+@pytest.fixture
+def exported(mailed, hook, tmp_path):
+    """An exported list 2 of 150 contacts HubSpot sent the email."""
+    ids = sorted(mailed["sent"], key=int)[:150]
+    return {**mailed, "uri": export_of(hook, ids, tmp_path), "ids": ids}
+
+
+def opt_out(exported: dict[str, Any], **kw) -> OptOutOperator:
+    return OptOutOperator(task_id="opt_out_unconfirmed", export_uri=exported["uri"], emails=[exported["email"]],
+                          confirmed_list_id=exported["confirmed"],
                           legal_basis_explanation="Did not confirm in campaign c", **kw)
 
 
@@ -43,7 +68,7 @@ def changes(sandbox) -> list[dict]:
 def test_opt_out_changes_each_contact_once_in_batches_of_100(exported):
     sandbox = exported["sandbox"]
     sandbox.admin("DELETE", "calls")
-    result = run_operator(opt_out(exported["uri"]), RUN)
+    result = run_operator(opt_out(exported), RUN)
     assert (result["rows"], result["opted_out"], result["already_opted_out"], result["errors"]) == (150, 150, 0, 0)
     log = changes(sandbox)
     assert sorted(c["contactId"] for c in log) == sorted(exported["ids"])
@@ -52,8 +77,8 @@ def test_opt_out_changes_each_contact_once_in_batches_of_100(exported):
 
 
 def test_rerun_after_finishing_changes_nothing_twice(exported):
-    run_operator(opt_out(exported["uri"]), RUN)
-    again = run_operator(opt_out(exported["uri"]), RUN)
+    run_operator(opt_out(exported), RUN)
+    again = run_operator(opt_out(exported), RUN)
     assert (again["opted_out"], again["already_opted_out"]) == (0, 150)
     assert len(changes(exported["sandbox"])) == 150
 
@@ -62,7 +87,7 @@ def test_rerun_after_a_failure_mid_way_finishes_the_rest_and_repeats_no_change(e
     sandbox = exported["sandbox"]
     sandbox.admin("POST", "faults", {"endpoint": "subscriptions.v4.batch_unsubscribe_all", "kind": "error",
                                      "status": 500, "skip": 1, "count": 100})
-    failing = opt_out(exported["uri"])
+    failing = opt_out(exported)
     failing.hook.transport._backoff = lambda state: 0.01
     with pytest.raises(HubSpotTransientError):
         run_operator(failing, RUN)
@@ -70,17 +95,21 @@ def test_rerun_after_a_failure_mid_way_finishes_the_rest_and_repeats_no_change(e
     went_through = len(changes(sandbox))
     assert went_through in (100, 50)
     sandbox.admin("DELETE", "faults")
-    rerun = run_operator(opt_out(exported["uri"]), RUN)
+    rerun = run_operator(opt_out(exported), RUN)
     assert (rerun["opted_out"], rerun["already_opted_out"]) == (150 - went_through, went_through)
     assert sorted(c["contactId"] for c in changes(sandbox)) == sorted(exported["ids"])
 
 
 def test_the_daily_limit_mid_way_fails_with_the_progress_and_the_next_day_finishes_the_rest(exported):
     sandbox = exported["sandbox"]
+    before = sandbox.admin("GET", "settings")["daily_used"]
+    run_operator(opt_out(exported, dry_run=True), RUN)  # the reads before the first change, counted
     used = sandbox.admin("GET", "settings")["daily_used"]
-    sandbox.admin("PUT", "settings", {"rate_limit": f"190/10s,{used + 1}/day"})  # room for one of the two batches
+    reads = used - before
+    # Room for the reads and one of the two batches.
+    sandbox.admin("PUT", "settings", {"rate_limit": f"190/10s,{used + reads + 1}/day"})
     with pytest.raises(HubSpotDailyLimitError, match=r"daily API limit is spent") as failure:
-        run_operator(opt_out(exported["uri"]), RUN)
+        run_operator(opt_out(exported), RUN)
     # The two batches are in flight together: either may get the last call of the day, and the message,
     # the result file and HubSpot agree on which one did.
     processed = int(re.search(r" (\d+) of 150 contacts were processed", str(failure.value))[1])
@@ -89,7 +118,7 @@ def test_the_daily_limit_mid_way_fails_with_the_progress_and_the_next_day_finish
     written = pd.read_csv(ObjectStoragePath(exported["uri"]).parent.joinpath("opt_out_result.csv").path, dtype="string")
     assert set(written["contact_id"]) == changed
     sandbox.admin("POST", "clock", {"advance_seconds": 86_400})  # the portal's next day: a new budget
-    rerun = run_operator(opt_out(exported["uri"]), RUN)
+    rerun = run_operator(opt_out(exported), RUN)
     assert (rerun["opted_out"], rerun["already_opted_out"]) == (150 - processed, processed)
     assert sorted(c["contactId"] for c in changes(sandbox)) == sorted(exported["ids"])
 
@@ -98,13 +127,13 @@ def test_a_lost_answer_is_sent_again_safely(exported):
     sandbox = exported["sandbox"]
     sandbox.admin("POST", "faults", {"endpoint": "subscriptions.v4.batch_unsubscribe_all", "kind": "drop_after",
                                      "count": 1})
-    result = run_operator(opt_out(exported["uri"]), RUN)
+    result = run_operator(opt_out(exported), RUN)
     assert result["opted_out"] + result["already_opted_out"] == 150
     assert len(changes(sandbox)) == 150
 
 
 def test_subscription_scope_unsubscribes_from_that_type_only(exported):
-    result = run_operator(opt_out(exported["uri"], scope="subscription_type",
+    result = run_operator(opt_out(exported, scope="subscription_type",
                                   subscription_id=str(MARKETING_SUBSCRIPTION_ID)), RUN)
     assert result["opted_out"] == 150
     log = changes(exported["sandbox"])
@@ -114,7 +143,7 @@ def test_subscription_scope_unsubscribes_from_that_type_only(exported):
 
 
 def test_dry_run_changes_nothing_and_writes_the_would_be_result(exported):
-    result = run_operator(opt_out(exported["uri"], dry_run="True"), RUN)
+    result = run_operator(opt_out(exported, dry_run="True"), RUN)
     assert result["dry_run"] and result["rows"] == 150 and result["opted_out"] == 0
     assert changes(exported["sandbox"]) == []
     frame = pd.read_csv(ObjectStoragePath(result["result_uri"]).path, dtype="string")
@@ -141,19 +170,118 @@ def edit(uri: str, change) -> None:
 def test_a_hand_edited_file_in_a_bad_shape_changes_nothing(exported, change, message):
     edit(exported["uri"], change)
     with pytest.raises(BadOptOutFile, match=message):
-        run_operator(opt_out(exported["uri"]), RUN)
+        run_operator(opt_out(exported), RUN)
     assert changes(exported["sandbox"]) == []
 
 
 def test_emails_with_odd_case_and_spaces_are_normalised(exported):
     edit(exported["uri"], lambda f: f.assign(email="  " + f["email"].str.upper() + " "))
-    assert run_operator(opt_out(exported["uri"]), RUN)["opted_out"] == 150
+    assert run_operator(opt_out(exported), RUN)["opted_out"] == 150
 
 
-def test_an_empty_list_two_opts_out_nobody(sandbox, hook, tmp_path):
-    list_id = make_list(hook, "nobody left", [])
-    export = run_operator(ExportListOperator(task_id="export_unconfirmed", list_id=list_id, campaign="c",
-                                             export_base=f"file://{tmp_path}", poll_interval=0.1), RUN)
-    assert export["rows"] == 0
-    result = run_operator(opt_out(export["export_uri"]), RUN)
+def test_an_empty_list_two_opts_out_nobody(mailed, hook, tmp_path):
+    uri = export_of(hook, [], tmp_path)
+    result = run_operator(opt_out({**mailed, "uri": uri}), RUN)
     assert (result["rows"], result["opted_out"]) == (0, 0)
+
+
+def result_rows(exported: dict[str, Any], name: str = "opt_out_result.csv") -> dict[str, tuple[str, str]]:
+    path = ObjectStoragePath(exported["uri"]).parent.joinpath(name).path
+    frame = pd.read_csv(path, dtype="string", keep_default_na=False)
+    return {row.contact_id: (row.status, row.reason) for row in frame.itertuples(index=False)}
+
+
+def test_a_late_clicker_and_a_contact_added_to_list_one_are_spared_though_the_export_shows_them(exported, hook):
+    sandbox = exported["sandbox"]
+    late, by_hand = exported["ids"][:2]
+    # Both confirm after list 2 was exported: the export still lists them, as HubSpot's lagging lists would.
+    sandbox.admin("POST", "events", {"emailId": exported["email"]["email_id"], "contactId": late, "type": "CLICK",
+                                     "url": exported["email"]["cta_url"]})
+    hook.client.crm.lists.memberships_api.add(exported["confirmed"], [by_hand])
+    result = run_operator(opt_out(exported), RUN)
+    assert {c["contactId"] for c in changes(sandbox)} == set(exported["ids"]) - {late, by_hand}
+    assert (result["rows"], result["to_opt_out"], result["opted_out"], result["spared_confirmed"]) == (150, 148, 148, 2)
+    written = result_rows(exported)
+    assert written[late] == written[by_hand] == ("SKIPPED", "CONFIRMED")
+    assert len(written) == 150
+
+
+def test_a_contact_in_the_export_who_was_never_sent_is_not_opted_out_and_is_reported(mailed, hook, tmp_path):
+    sandbox = mailed["sandbox"]
+    unsent = [c for c in contact_ids(sandbox, "confirm_r3") if c not in set(mailed["sent"])][:3]  # never mailed
+    assert len(unsent) == 3
+    ids = sorted(mailed["sent"], key=int)[:50]
+    exported = {**mailed, "uri": export_of(hook, ids + unsent, tmp_path)}
+    result = run_operator(opt_out(exported), RUN)
+    assert {c["contactId"] for c in changes(sandbox)} == set(ids)
+    assert (result["rows"], result["opted_out"], result["never_sent"], result["spared_confirmed"]) == (53, 50, 3, 0)
+    written = result_rows(exported)
+    assert {written[c] for c in unsent} == {("SKIPPED", "NOT_SENT")}
+
+
+def test_without_the_campaign_ids_nobody_is_opted_out_and_the_task_is_not_retried(exported):
+    refusing = OptOutOperator(task_id="opt_out_unconfirmed", export_uri=exported["uri"],
+                              emails=[{"email_id": exported["email"]["email_id"], "cta_url": "https://x"}],
+                              confirmed_list_id=exported["confirmed"])
+    with pytest.raises(OptOutRefused, match="nobody was opted out") as refused:
+        run_operator(refusing, RUN)
+    assert isinstance(refused.value, AirflowFailException) and exported["uri"] in str(refused.value)
+    assert changes(exported["sandbox"]) == []
+
+
+def test_a_bad_file_is_a_permanent_failure_that_names_the_file_and_says_nobody_was_opted_out(exported):
+    edit(exported["uri"], lambda f: f.assign(run_id="another_run"))
+    with pytest.raises(OptOutRefused) as refused:
+        run_operator(opt_out(exported), RUN)
+    assert isinstance(refused.value, AirflowFailException)  # Airflow fails the task without its retries
+    assert exported["uri"] in str(refused.value) and "nobody was opted out" in str(refused.value)
+
+
+#: Addresses HubSpot accepts (RFC 2822, no quoted local part, a known TLD, unicode TLDs included:
+#: https://legacydocs.hubspot.com/docs/faq/how-does-hubspot-validate-email-addresses).
+ADDRESSES = ["o'brien@example.com", "'lead@example.com", "ada+news@example.com", "+plus@example.com",
+             "d'angelo.o'neil@example.ie", "josé.garcía@example.com", "用户@例子.中国", "anna@bücher.de",
+             "karl@xn--bcher-kva.de", "-dash@example.com"]
+
+
+def test_every_address_hubspot_holds_is_opted_out(sandbox, hook, tmp_path):
+    sandbox.admin("POST", "seed", {"contacts": 20, "seed": 1})  # the portal's subscription types
+    made = sandbox.admin("POST", "contacts", {"contacts": [
+        {"email": address, "profile": "never_confirm", "last_open": None} for address in ADDRESSES]})["ids"]
+    send = send_to(sandbox, hook, made)
+    assert sorted(send["sent"], key=int) == sorted(made, key=int), "the sandbox did not send to every address"
+    exported = {**send, "sandbox": sandbox, "confirmed": make_list(hook, "c · confirmed", []),
+                "uri": export_of(hook, made, tmp_path)}
+    result = run_operator(opt_out(exported), RUN)
+    assert (result["rows"], result["opted_out"], result["never_sent"], result["errors"]) == (10, 10, 0, 0)
+    assert {c["email"] for c in changes(sandbox)} == {a.lower() for a in ADDRESSES}
+
+
+@pytest.mark.parametrize("event_type", ["STATUSCHANGE", "UNSUBSCRIBED"])
+def test_contacts_who_unsubscribed_themselves_are_counted_apart_from_those_the_campaign_opted_out(
+        sandbox, hook, tmp_path, event_type):
+    sandbox.admin("POST", "seed", {"contacts": 1000, "seed": 3})
+    sandbox.admin("PUT", "sending", {"unsubscribeEventType": event_type})
+    themselves = contact_ids(sandbox, "unsubscribe_click")[:5]
+    others = contact_ids(sandbox, "never_confirm")[:20]
+    send = send_to(sandbox, hook, themselves + others)
+    assert set(send["sent"]) == set(themselves + others)
+    exported = {**send, "sandbox": sandbox, "confirmed": make_list(hook, "c · confirmed", []),
+                "uri": export_of(hook, themselves + others, tmp_path)}
+    result = run_operator(opt_out(exported), RUN)
+    assert (result["rows"], result["to_opt_out"], result["opted_out"]) == (25, 25, 20)
+    assert (result["unsubscribed_themselves"], result["unsubscribed_themselves_in_file"]) == (5, 5)
+    assert result["already_opted_out"] == 0 and result["errors"] == 0
+    assert {c["contactId"] for c in changes(sandbox)} == set(others)
+
+
+def test_a_tripped_guard_is_a_permanent_failure_that_names_the_file_and_says_nobody_was_opted_out():
+    from reengagement.operators.flow import CheckGuardsOperator, GuardTripped
+
+    export = {"export_uri": "file:///exports/c/run/unconfirmed.csv", "rows": 99}
+    guards = CheckGuardsOperator(task_id="check_guards", metrics=[{"sent": 100, "delivered": 100, "click": 1}],
+                                 confirmed={"confirmed": 1}, export=export, max_fraction=0.5)
+    with pytest.raises(GuardTripped) as tripped:
+        guards.execute({})
+    assert isinstance(tripped.value, AirflowFailException)
+    assert "Nobody was opted out from file:///exports/c/run/unconfirmed.csv" in str(tripped.value)

@@ -19,6 +19,7 @@ from airflow.sdk.exceptions import AirflowNotFoundException
 from reengagement.campaign import PARAMS_SCHEMA, CampaignParams, InvalidParams, object_name
 from reengagement.errors import HubSpotAuthError, HubSpotScopeError
 from reengagement.hook import HubSpotHook
+from reengagement.operators.emails import SendEmailOperator
 from reengagement.operators.lists import EnsureListOperator, ExportListOperator
 from reengagement.operators.settings import PreflightFailed, PreflightOperator
 from reengagement.operators.subscriptions import OptOutOperator
@@ -27,7 +28,7 @@ from reengagement.report import BadOptOutFile
 from include.hubspot_sandbox.config import ALL_SCOPES, DEFAULT_TOKEN
 from include.hubspot_sandbox.process import SandboxProcess
 from include.hubspot_sandbox.seeding import MARKETING_SUBSCRIPTION_ID
-from tests.plugins.conftest import connection_json, contact_ids, make_list, run_operator
+from tests.plugins.conftest import connection_json, contact_ids, create_op, make_list, run_operator
 from tests.reliability.lab import CAMPAIGN, EXIT_FAILED, CampaignLab
 from tests.support.campaign import CAMPAIGN_SANDBOX
 
@@ -182,10 +183,16 @@ def exported(monkeypatch, portal, tmp_path) -> dict[str, Any]:
     portal.admin("POST", "seed", {"contacts": 1000, "seed": 7})
     connect(monkeypatch, portal)
     ids = contact_ids(portal, "never_confirm")[:100]
-    list_id = make_list(HubSpotHook(), "unconfirmed", ids)
+    hook = HubSpotHook()
+    list_id = make_list(hook, "unconfirmed", ids)
+    # The opt-out opts out only contacts HubSpot sent the campaign's email: send it to them first.
+    email = run_operator(create_op(list_id))
+    sent = run_operator(SendEmailOperator(task_id="send_email", email_id=email["email_id"], cta_url=email["cta_url"]))
+    portal.admin("POST", "clock", {"advance_seconds": 60})
     result = run_operator(ExportListOperator(task_id="export_unconfirmed", list_id=list_id, campaign="c",
                                              export_base=f"file://{tmp_path}", poll_interval=0.1), RUN)
-    return {"uri": result["export_uri"], "ids": ids}
+    return {"uri": result["export_uri"], "ids": ids, "email": {**email, **sent},
+            "confirmed": make_list(hook, "c · confirmed", [])}
 
 
 def edit(uri: str, change) -> None:
@@ -194,8 +201,9 @@ def edit(uri: str, change) -> None:
     change(frame).to_csv(path, index=False)
 
 
-def opt_out(uri: str) -> OptOutOperator:
-    return OptOutOperator(task_id="opt_out_unconfirmed", export_uri=uri, legal_basis_explanation="c")
+def opt_out(exported: dict[str, Any]) -> OptOutOperator:
+    return OptOutOperator(task_id="opt_out_unconfirmed", export_uri=exported["uri"], emails=[exported["email"]],
+                          confirmed_list_id=exported["confirmed"], legal_basis_explanation="c")
 
 
 @pytest.mark.parametrize(
@@ -213,7 +221,7 @@ def opt_out(uri: str) -> OptOutOperator:
 def test_a_hand_edited_export_in_a_bad_shape_opts_out_nobody(exported, portal, change, message):
     edit(exported["uri"], change)
     with pytest.raises(BadOptOutFile, match=message):
-        run_operator(opt_out(exported["uri"]), RUN)
+        run_operator(opt_out(exported), RUN)
     assert portal.admin("GET", "status-changes")["results"] == []
 
 
@@ -232,12 +240,12 @@ def test_a_row_changed_or_added_by_hand_opts_out_nobody(exported, portal, how):
     else:
         edit(exported["uri"], lambda f: pd.concat([f, f.head(1).assign(contact_id=other["id"], email=other["email"])]))
     with pytest.raises(BadOptOutFile, match=r"not a row HubSpot exported: 1 row\(s\).*Only removing rows is allowed"):
-        run_operator(opt_out(exported["uri"]), RUN)
+        run_operator(opt_out(exported), RUN)
     assert portal.admin("GET", "status-changes")["results"] == []
 
 
 def test_rows_removed_by_hand_spare_those_contacts(exported, portal):
     edit(exported["uri"], lambda f: f.iloc[10:])
-    assert run_operator(opt_out(exported["uri"]), RUN)["opted_out"] == 90
+    assert run_operator(opt_out(exported), RUN)["opted_out"] == 90
     changed = {c["contactId"] for c in portal.admin("GET", "status-changes")["results"]}
     assert changed == set(exported["ids"][10:])

@@ -18,12 +18,13 @@ from typing import Any
 import pytest
 from airflow.sdk import ObjectStoragePath
 from reengagement.hook import HubSpotHook
+from reengagement.operators.emails import SendEmailOperator
 from reengagement.operators.lists import ExportListOperator
 from reengagement.operators.subscriptions import OptOutOperator
 
 from include.hubspot_sandbox.app import create_app
 from include.hubspot_sandbox.config import SandboxConfig
-from tests.plugins.conftest import make_list, run_operator
+from tests.plugins.conftest import create_op, make_list, run_operator
 
 EMAIL_ADDRESS = re.compile(r"[^@\s\"'/]+@[^@\s\"'/]+\.[a-z]{2,}", re.IGNORECASE)
 FORMULA_START = ("=", "+", "-", "@")
@@ -97,7 +98,8 @@ def test_exports_and_reports_are_owner_only_and_carry_the_run_id(baseline):
 def test_formula_like_emails_are_neutralised_in_the_export_and_still_opted_out(lab, tmp_path):
     lab.new_scenario("formula cells")
     emails = ["=1+2@example.com", "+61400@example.com", "-minus@example.com", "plain@example.com"]
-    ids = lab.sandbox.admin("POST", "contacts", {"contacts": [{"email": e} for e in emails]})["ids"]
+    contacts = [{"email": e, "profile": "never_confirm"} for e in emails]
+    ids = lab.sandbox.admin("POST", "contacts", {"contacts": contacts})["ids"]
     list_id = make_list(HubSpotHook(), "formula cells", ids)
     export = run_operator(ExportListOperator(task_id="export_unconfirmed", list_id=list_id, campaign="c",
                                              export_base=f"file://{tmp_path}", poll_interval=0.1))
@@ -105,7 +107,12 @@ def test_formula_like_emails_are_neutralised_in_the_export_and_still_opted_out(l
     cells = [cell for line in Path(path).read_text().splitlines()[1:] for cell in next(csv.reader([line]))]
     assert not [cell for cell in cells if cell.startswith(FORMULA_START)]
     assert {"'=1+2@example.com", "'+61400@example.com", "'-minus@example.com", "plain@example.com"} <= set(cells)
-    result = run_operator(OptOutOperator(task_id="opt_out_unconfirmed", export_uri=export["export_uri"]))
+    email = run_operator(create_op(list_id, email_name="formula cells · email"))
+    sent = run_operator(SendEmailOperator(task_id="send_email", email_id=email["email_id"], cta_url=email["cta_url"]))
+    lab.sandbox.admin("POST", "clock", {"advance_seconds": 60})
+    confirmed = make_list(HubSpotHook(), "formula cells · confirmed", [])
+    result = run_operator(OptOutOperator(task_id="opt_out_unconfirmed", export_uri=export["export_uri"],
+                                         emails=[{**email, **sent}], confirmed_list_id=confirmed))
     assert result["opted_out"] == 4
     changed = {c["email"] for c in lab.sandbox.admin("GET", "status-changes")["results"]}
     assert changed == set(emails)

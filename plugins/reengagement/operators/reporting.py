@@ -67,11 +67,14 @@ class CampaignReportOperator(BaseOperator):
             return f"{campaign}: nobody is unengaged; nothing was sent and nobody was opted out."
         sent = rows[0]["sent"] if rows else 0
         if self.opt_out:
-            verb = "would opt out" if self.opt_out.get("dry_run") else "opted out"
-            count = self.opt_out["rows"] if self.opt_out.get("dry_run") else self.opt_out["opted_out"]
+            o = self.opt_out
+            verb = "would opt out" if o.get("dry_run") else "opted out"
+            count = o.get("to_opt_out", o["rows"]) if o.get("dry_run") else o["opted_out"]
             return (f"{campaign}: {len(rows)} round(s), {sent:,} sent, {rows[-1]['unconfirmed'] if rows else 0:,} "
-                    f"unconfirmed, {verb} {count:,} ({self.opt_out.get('already_opted_out', 0):,} already, "
-                    f"{self.opt_out.get('errors', 0):,} errors).")
+                    f"unconfirmed; the campaign {verb} {count:,} ({o.get('already_opted_out', 0):,} already, "
+                    f"{o.get('errors', 0):,} errors); {o.get('unsubscribed_themselves', 0):,} unsubscribed "
+                    f"themselves; {o.get('never_sent', 0):,} never sent and {o.get('spared_confirmed', 0):,} "
+                    "confirmed late were not opted out.")
         if self.rejected:
             return f"{campaign}: the opt-out was rejected at the approval step; nobody was opted out."
         return f"{campaign}: {len(rows)} round(s), {sent:,} sent; the opt-out did not run, nobody was opted out."
@@ -84,7 +87,7 @@ class CampaignReportOperator(BaseOperator):
         rows = self._round_rows()
         opted = int((self.opt_out or {}).get("opted_out", 0))
         errors = int((self.opt_out or {}).get("errors", 0))
-        frame = report.funnel(rows, opted, errors)
+        frame = report.funnel(rows, self.opt_out, rejected=self.rejected)
         summary = self.summary(rows)
         folder = run_folder(self.export_base, str(self.campaign), str(context["run_id"]))
         with (folder / "report.csv").open("w") as out:
@@ -98,5 +101,6 @@ class CampaignReportOperator(BaseOperator):
         self.log.info("Campaign funnel:\n%s", report.text_table(frame))
         self.log.info("Report: %s", page)
         self.log.info("%s", summary)
-        return {"report_uri": str(page), "rounds": len(rows), "opted_out": opted, "errors": errors}
+        return {"report_uri": str(page), "rounds": len(rows), "opted_out": opted, "errors": errors,
+                "opt_out": report.opt_out_state(self.opt_out, rejected=self.rejected)}
 

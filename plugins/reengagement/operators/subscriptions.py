@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -12,11 +13,13 @@ from airflow.sdk import ObjectStoragePath
 
 from .. import report
 from ..concurrency import in_order
-from ..errors import HubSpotDailyLimitError
-from ..hook import BATCH_SIZE, chunked
+from ..errors import HubSpotDailyLimitError, OptOutRefused
+from ..hook import BATCH_SIZE
+from ..ledger import ClickerLedger, email_key
 from ..links import ExportFileLink
 from ..storage import read_manifest, restrict
 from .base import HubSpotOperator
+from .lists import read_clickers
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -24,22 +27,100 @@ if TYPE_CHECKING:
 CHANGED = frozenset({"REQUESTED_CHANGE_OCCURRED", "UNSUBSCRIBE_FROM_ALL_OCCURRED"})
 UNSUBSCRIBE_ALL = "/communication-preferences/v4/statuses/batch/unsubscribe-all"
 BATCH_WRITE = "/communication-preferences/v4/statuses/batch/write"
+#: Rows of the export written to the result without any call: why each was not opted out.
+SKIPPED, CONFIRMED, NOT_SENT = "SKIPPED", "CONFIRMED", "NOT_SENT"
+DRY_RUN = "DRY_RUN"
+#: Errors of a file that fail the same way on every retry.
+BAD_FILE = (report.BadOptOutFile, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError)
+
+
+class OptOutFileRefused(OptOutRefused, report.BadOptOutFile):
+    """The opt-out file is not the export as HubSpot wrote it; nobody was opted out."""
+
+
+@dataclass(frozen=True)
+class Audience:
+    """Who may be opted out, read from HubSpot right before the first change, as hashes (flat memory at 1M).
+
+    HubSpot recomputes list 2 in the background, so its export can lag behind a late click or a contact
+    added to list 1; and a list says nothing about who was actually sent (HubSpot skips some contacts at
+    send). The export is therefore narrowed to the contacts with a SENT event of the campaign's emails,
+    minus list 1's members and every CTA clicker.
+
+    :param sent: address keys (``ledger.email_key``, sorted, unique) of every SENT recipient.
+    :param clickers: address keys of every CTA clicker.
+    :param confirmed_ids: contact ids of list 1's members and of the clickers list 1 was given.
+    :param unsubscribed: address keys of recipients who unsubscribed themselves (UNSUBSCRIBED events, or
+        STATUSCHANGE events of their own doing).
+    """
+
+    sent: np.ndarray
+    clickers: np.ndarray
+    confirmed_ids: np.ndarray
+    unsubscribed: np.ndarray
+
+    @classmethod
+    def empty(cls) -> Audience:
+        nothing = np.empty(0, dtype="S16")
+        return cls(sent=nothing, clickers=nothing, confirmed_ids=np.empty(0, dtype=np.int64), unsubscribed=nothing)
+
+    def reasons(self, chunk: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Per row: why it is spared (``CONFIRMED``, ``NOT_SENT``, or ``""`` to opt out), and whether the
+        contact unsubscribed themselves."""
+        keys = _keys_of(chunk["email"])
+        ids = pd.to_numeric(chunk["contact_id"], errors="coerce").fillna(-1).astype(np.int64).to_numpy()
+        confirmed = _among(self.clickers, keys) | _among(self.confirmed_ids, ids)
+        reasons = np.where(confirmed, CONFIRMED, np.where(_among(self.sent, keys), "", NOT_SENT)).astype(object)
+        return reasons, _among(self.unsubscribed, keys)
+
+
+#: STATUSCHANGE sources that are the recipient's own doing (the unsubscribe link, the mail client's button).
+SELF_SOURCES = frozenset({"SOURCE_RECIPIENT", "SOURCE_LIST_UNSUBSCRIBE"})
+
+
+def unsubscribed_themselves(event: dict[str, Any]) -> bool:
+    """A STATUSCHANGE event in which the recipient unsubscribed (from all email or from a subscription type)."""
+    if event.get("source") not in SELF_SOURCES:
+        return False
+    statuses = [event.get("portalSubscriptionStatus")] + [
+        s.get("status") for s in event.get("subscriptions") or [] if isinstance(s, dict)]
+    return "UNSUBSCRIBED" in statuses
+
+
+def _keys_of(emails: Iterable[str]) -> np.ndarray:
+    return np.frombuffer(b"".join(email_key(e) for e in emails), dtype="S16")
+
+
+def _among(sorted_unique: np.ndarray, probe: np.ndarray) -> np.ndarray:
+    """``probe``'s elements found in a sorted, unique array (a binary search each: no copy of the array)."""
+    if not len(sorted_unique) or not len(probe):
+        return np.zeros(len(probe), dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_unique, probe), len(sorted_unique) - 1)
+    return np.asarray(sorted_unique[at] == probe, dtype=bool)
 
 
 class OptOutOperator(HubSpotOperator):
-    """Opt out every contact of the exported list 2 — the one step that cannot be undone.
+    """Opt out the contacts of the exported list 2 who were sent the email and did not confirm — the one step
+    that cannot be undone.
 
-    The CSV is read twice in chunks: first to check its whole shape (columns, emails, duplicates, run
-    id, and that every row is one HubSpot exported: rows may be removed by hand, not changed or added)
-    so a hand-edited file fails before anything changes; then to write batches of 100 through
+    The CSV is read twice in chunks: first to check its structure (columns, run id, numeric contact ids,
+    duplicates, and that every row is one HubSpot exported: rows may be removed by hand, not changed or
+    added), so a hand-edited file fails before anything changes. Then, right before the first change
+    (an approval may have waited for days), HubSpot is read again: the SENT and UNSUBSCRIBED events of the
+    campaign's emails, every CTA click and list 1's members (see :class:`Audience`). A row whose contact is
+    in list 1 or clicked a CTA is spared as ``CONFIRMED``; one HubSpot never sent is spared as ``NOT_SENT``;
+    both are written to the result with status ``SKIPPED`` and no call. The rest go in batches of 100 through
     v4 ``batch/unsubscribe-all`` (``all_email``, what HubSpot's opt-out import does) or ``batch/write``
     UNSUBSCRIBED for the mailed subscription type, with the legal basis, a few batches in flight at once
-    (``HubSpotHook.in_flight``) under the shared rate limiter. HubSpot answers
-    NO_STATUS_CHANGE for a contact already opted out, so a rerun after a crash at any batch changes
-    nothing twice. The per-contact result is written next to the export. ``dry_run`` writes the
-    would-be result and calls nothing that changes HubSpot.
+    (``HubSpotHook.in_flight``) under the shared rate limiter. HubSpot answers NO_STATUS_CHANGE for a
+    contact already opted out, so a rerun after a crash at any batch changes nothing twice. A file or an
+    argument that fails the same way every time raises :class:`~reengagement.errors.OptOutRefused` (no
+    retry). ``dry_run`` writes the would-be result and calls nothing that changes HubSpot.
 
     :param export_uri: the CSV written by the export task (templated).
+    :param emails: outputs of the rounds' email tasks (``campaign_ids`` and ``cta_url`` each), ``None`` for
+        rounds that did not run (templated).
+    :param confirmed_list_id: list 1, as ``refresh_confirmed_list`` left it (templated).
     :param scope: ``all_email`` or ``subscription_type``.
     :param subscription_id: the mailed subscription type (for ``subscription_type``).
     :param legal_basis: HubSpot legal basis recorded with each change.
@@ -47,16 +128,18 @@ class OptOutOperator(HubSpotOperator):
     :param dry_run: write the would-be result only.
     """
 
-    template_fields: Sequence[str] = ("export_uri", "scope", "subscription_id", "legal_basis",
-                                      "legal_basis_explanation", "dry_run")
+    template_fields: Sequence[str] = ("export_uri", "emails", "confirmed_list_id", "scope", "subscription_id",
+                                      "legal_basis", "legal_basis_explanation", "dry_run")
     operator_extra_links = (ExportFileLink(),)
     ui_color = "#ffcdd2"
 
-    def __init__(self, *, export_uri: str, scope: str = "all_email", subscription_id: str | None = None,
-                 legal_basis: str = "LEGITIMATE_INTEREST_OTHER", legal_basis_explanation: str = "",
-                 dry_run: bool | str = False, **kwargs: Any) -> None:
+    def __init__(self, *, export_uri: str, emails: Any, confirmed_list_id: Any, scope: str = "all_email",
+                 subscription_id: str | None = None, legal_basis: str = "LEGITIMATE_INTEREST_OTHER",
+                 legal_basis_explanation: str = "", dry_run: bool | str = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.export_uri = export_uri
+        self.emails = emails
+        self.confirmed_list_id = confirmed_list_id
         self.scope = scope
         self.subscription_id = subscription_id
         self.legal_basis = legal_basis
@@ -69,33 +152,49 @@ class OptOutOperator(HubSpotOperator):
         return self.dry_run is True or str(self.dry_run).lower() == "true"
 
     def execute(self, context: Context) -> dict[str, Any]:
-        if self.scope not in ("all_email", "subscription_type"):
-            raise ValueError(f"scope must be all_email or subscription_type, not {self.scope!r}")
-        if self.scope == "subscription_type" and not self.subscription_id:
-            raise ValueError("scope=subscription_type needs the subscription_id")
         source = ObjectStoragePath(self.export_uri)
+        if self.scope not in ("all_email", "subscription_type"):
+            raise OptOutRefused(f"scope must be all_email or subscription_type, not {self.scope!r}; nobody was "
+                                f"opted out from {source}.")
+        if self.scope == "subscription_type" and not str(self.subscription_id or "").isdigit():
+            raise OptOutRefused(f"scope=subscription_type needs the numeric subscription_id, not "
+                                f"{self.subscription_id!r}; nobody was opted out from {source}.")
         run_id = str(context["run_id"])
-        rows = self._check(source, run_id)
+        try:
+            rows = self._check(source, run_id)
+        except BAD_FILE as err:
+            raise OptOutFileRefused(f"The opt-out file {source} was refused, so nobody was opted out: {err}") from err
+        # An empty list 2 needs no reads: there is nobody to narrow down.
+        audience = self._audience(source, run_id) if rows else Audience.empty()
         target = source.parent / ("opt_out_dry_run.csv" if self.is_dry_run else "opt_out_result.csv")
         self.file_uri = str(target)
-        counts = {"done": 0, "changed": 0, "already": 0, "errors": 0}
-        self.log.info("%s %d contacts (%s) from %s.", "Dry run: would opt out" if self.is_dry_run else "Opting out",
-                      rows, self.scope, source)
+        counts = dict.fromkeys(("done", "changed", "already", "errors", "self", CONFIRMED, NOT_SENT), 0)
+        self.log.info("%s (%s) those of the %d rows of %s whom HubSpot sent the email and who did not confirm.",
+                      "Dry run: would opt out" if self.is_dry_run else "Opting out", self.scope, rows, source)
         try:
-            self._write_results(source, target, run_id, rows, counts)
+            self._write_results(source, target, run_id, rows, audience, counts)
         except HubSpotDailyLimitError as err:
             raise HubSpotDailyLimitError(
                 f"{err} {counts['done']} of {rows} contacts were processed before the limit ({counts['changed']} "
                 f"opted out by this try); the result so far is in {target}. Rerun this task after the reset to "
                 "finish the rest: contacts already opted out are not changed twice.",
                 status=err.status, correlation_id=err.correlation_id, body=err.body) from err
-        summary = {"rows": rows, "opted_out": counts["changed"], "already_opted_out": counts["already"],
-                   "errors": counts["errors"], "dry_run": self.is_dry_run, "result_uri": str(target)}
+        except BAD_FILE as err:
+            raise OptOutFileRefused(
+                f"The opt-out file {source} changed after it was checked: {err} {counts['done']} of {rows} rows were "
+                f"processed ({counts['changed']} opted out by this try, listed in {target}); the rest were not "
+                "opted out.") from err
+        summary = {"rows": rows, "to_opt_out": rows - counts[CONFIRMED] - counts[NOT_SENT],
+                   "opted_out": counts["changed"], "already_opted_out": counts["already"],
+                   "unsubscribed_themselves": len(audience.unsubscribed),
+                   "unsubscribed_themselves_in_file": counts["self"], "spared_confirmed": counts[CONFIRMED],
+                   "never_sent": counts[NOT_SENT], "errors": counts["errors"], "dry_run": self.is_dry_run,
+                   "result_uri": str(target)}
         self.log.info("Opt-out finished: %s", summary)
         return summary
 
     def _check(self, source: ObjectStoragePath, run_id: str) -> int:
-        """Read the whole file once and refuse it before any change if its shape is wrong.
+        """Read the whole file once and refuse it before any change if its structure is wrong.
 
         Rows must be rows HubSpot exported (the export keeps their hashes): a row changed or added by
         hand would opt out someone HubSpot never put in list 2. Removing rows is allowed.
@@ -112,31 +211,71 @@ class OptOutOperator(HubSpotOperator):
                     if foreign.any():
                         at = int(np.flatnonzero(foreign)[0])
                         raise report.BadOptOutFile(
-                            f"Row {rows + at + 2} of {source} (contact {chunk['contact_id'].iloc[at]}) is not a row "
-                            f"HubSpot exported: {int(foreign.sum())} row(s) in this part of the file were changed or "
-                            "added by hand. Only removing rows is allowed. Nothing was opted out.")
+                            f"Row {rows + at + 2} (contact {chunk['contact_id'].iloc[at]}) is not a row HubSpot "
+                            f"exported: {int(foreign.sum())} row(s) in this part of the file were changed or added "
+                            "by hand. Only removing rows is allowed.")
                 rows += len(chunk)
                 hashes.append(report.email_hashes(chunk["email"]))
         duplicates = report.duplicate_emails(np.concatenate(hashes)) if hashes else 0
         if duplicates:
-            raise report.BadOptOutFile(f"{source} repeats {duplicates} email address(es); it was not written by "
-                                       "the export task as it is. Nothing was opted out.")
+            raise report.BadOptOutFile(f"The file repeats {duplicates} email address(es); it was not written by "
+                                       "the export task as it is.")
         return rows
 
+    def _audience(self, source: ObjectStoragePath, run_id: str) -> Audience:
+        """Who was sent, who unsubscribed themselves, who confirmed: paged reads, nothing per contact."""
+        emails = [e for e in (self.emails or []) if e]
+        campaign_ids = [c for e in emails for c in (e.get("campaign_ids") or [])]
+        if not campaign_ids:
+            raise OptOutRefused(f"No email campaign id was given (emails={self.emails!r}): without HubSpot's SENT "
+                                f"events nobody can be shown to have been sent the email, so nobody was opted out "
+                                f"from {source}.")
+        if not str(self.confirmed_list_id or "").strip():
+            raise OptOutRefused(f"List 1's id was not given: its members must be spared, so nobody was opted out "
+                                f"from {source}.")
+        list_id = str(self.confirmed_list_id)
+        sent = self._recipients(campaign_ids, "SENT")
+        # A recipient's own unsubscribe shows as a STATUSCHANGE event (HubSpot's documented shape) or, per the
+        # API's enum, as UNSUBSCRIBED: both are read, for the report only (the opt-out itself is idempotent).
+        unsubscribed = np.union1d(self._recipients(campaign_ids, "UNSUBSCRIBED"),
+                                  self._recipients(campaign_ids, "STATUSCHANGE", keep=unsubscribed_themselves))
+        ledger = ClickerLedger(source.parent, list_id, run_id).load()
+        clicked, _ = read_clickers(self.hook, emails, ledger)
+        members = np.fromiter((int(m) for m in self.hook.iter_list_memberships(list_id)), dtype=np.int64)
+        audience = Audience(sent=sent, clickers=np.unique(clicked),
+                            confirmed_ids=np.union1d(members, ledger.contact_ids).astype(np.int64),
+                            unsubscribed=unsubscribed)
+        self.log.info("HubSpot sent %d address(es) the campaign's %d email campaign(s); %d clicked a CTA; list 1 has "
+                      "%d member(s); %d unsubscribed themselves.", len(sent), len(campaign_ids), len(clicked),
+                      len(members), len(unsubscribed))
+        return audience
+
+    def _recipients(self, campaign_ids: list[Any], event_type: str,
+                    keep: Callable[[dict[str, Any]], bool] | None = None) -> np.ndarray:
+        """Address keys (sorted, unique) of the recipients of one event type (those ``keep`` accepts), 16 bytes each."""
+        keys = bytearray()
+        for campaign_id in campaign_ids:
+            for event in self.hook.iter_email_events(campaign_id, event_type):
+                if event.get("recipient") and (keep is None or keep(event)):
+                    keys += email_key(str(event["recipient"]))
+        return np.unique(np.frombuffer(bytes(keys), dtype="S16"))
+
     def _write_results(self, source: ObjectStoragePath, target: ObjectStoragePath, run_id: str, rows: int,
-                       counts: dict[str, int]) -> None:
+                       audience: Audience, counts: dict[str, int]) -> None:
         """Opt out batch by batch, a few in flight, writing each answered batch's per-contact result in file order.
 
-        After a failure no new batch starts, but batches already in flight are recorded when HubSpot
+        Spared rows ride along with the next batch, so batches stay full and the result keeps the file's
+        order. After a failure no new batch starts, but batches already in flight are recorded when HubSpot
         answers them, so the result file holds every change made; then the first failure is raised.
         """
         failed = threading.Event()
 
-        def apply(batch: list[Any]) -> tuple[list[Any], dict[str, tuple[str, str]] | Exception | None]:
+        def apply(batch: list[tuple[Any, str, bool]]) -> tuple[list[tuple[Any, str, bool]], Any]:
             if failed.is_set():
                 return batch, None
+            emails = [row.email for row, spared, _ in batch if not spared]
             try:
-                return batch, self._apply([row.email for row in batch])
+                return batch, (self._apply(emails) if emails else {})
             except Exception as err:  # noqa: BLE001 - raised below, once every answered batch is recorded
                 failed.set()
                 return batch, err
@@ -145,29 +284,36 @@ class OptOutOperator(HubSpotOperator):
         with source.open("r") as handle, target.open("w") as out:
             restrict(target)  # before the first row: it holds email addresses
             out.write(",".join(report.RESULT_COLUMNS) + "\n")
-            batches = (batch for chunk in report.read_opt_out_file(handle, run_id)
-                       for batch in chunked(chunk.itertuples(index=False), BATCH_SIZE))
+            batches = _batches(report.read_opt_out_file(handle, run_id), audience)
             for batch, outcome in in_order(apply, batches, in_flight=self.hook.in_flight):
                 if isinstance(outcome, Exception):
                     first_error = first_error or outcome
                 if not isinstance(outcome, dict):
                     continue
-                frame = pd.DataFrame([(row.contact_id, row.email, *outcome[row.email], run_id) for row in batch],
+                results = [(SKIPPED, spared) if spared else self._result(outcome[row.email], mine)
+                           for row, spared, mine in batch]
+                frame = pd.DataFrame([(row.contact_id, row.email, *result, run_id)
+                                      for (row, _, _), result in zip(batch, results, strict=True)],
                                      columns=report.RESULT_COLUMNS)
-                _count(frame, counts)
+                _count(frame, [mine for _, spared, mine in batch], counts)
                 report.to_csv_rows(frame, out, header=False)
                 out.flush()
                 counts["done"] += len(batch)
                 if counts["done"] % report.CHUNK_ROWS < len(batch) or counts["done"] == rows:
-                    self.log.info("Progress: %d of %d contacts (%d changed, %d already opted out, %d errors).",
-                                  counts["done"], rows, counts["changed"], counts["already"], counts["errors"])
+                    self.log.info("Progress: %d of %d rows (%d changed, %d already opted out, %d spared as confirmed, "
+                                  "%d never sent, %d errors).", counts["done"], rows, counts["changed"],
+                                  counts["already"], counts[CONFIRMED], counts[NOT_SENT], counts["errors"])
         if first_error is not None:
             raise first_error
+
+    def _result(self, answer: tuple[str, str], themselves: bool) -> tuple[str, str]:
+        """HubSpot's answer; a dry run also tells apart those who unsubscribed themselves (HubSpot would say so)."""
+        return (DRY_RUN, "unsubscribed themselves") if self.is_dry_run and themselves else answer
 
     def _apply(self, emails: list[str]) -> dict[str, tuple[str, str]]:
         """``email -> (status, reason)`` for one batch of at most 100."""
         if self.is_dry_run:
-            return {e: ("DRY_RUN", "would be opted out") for e in emails}
+            return {e: (DRY_RUN, "would be opted out") for e in emails}
         if self.scope == "all_email":
             answer = self.hook.request("POST", UNSUBSCRIBE_ALL, params={"channel": "EMAIL", "verbose": True},
                                        json_body={"inputs": emails})
@@ -207,8 +353,29 @@ def _failures(answer: dict[str, Any]) -> dict[str, str]:
     return failures
 
 
-def _count(frame: pd.DataFrame, counts: dict[str, int]) -> None:
-    counts["changed"] += int(frame["reason"].isin(CHANGED).sum())
-    counts["already"] += int((frame["reason"] == "NO_STATUS_CHANGE").sum())
-    counts["errors"] += int((frame["status"] == "ERROR").sum())
+def _batches(chunks: Iterable[pd.DataFrame], audience: Audience) -> Iterator[list[tuple[Any, str, bool]]]:
+    """``(row, why spared, unsubscribed themselves)`` in file order, cut after every 100 rows to opt out."""
+    batch: list[tuple[Any, str, bool]] = []
+    to_change = 0
+    for chunk in chunks:
+        reasons, unsubscribed = audience.reasons(chunk)
+        for row, spared, mine in zip(chunk.itertuples(index=False), reasons, unsubscribed, strict=True):
+            batch.append((row, str(spared), bool(mine)))
+            to_change += not spared
+            if to_change == BATCH_SIZE:
+                yield batch
+                batch, to_change = [], 0
+    if batch:
+        yield batch
 
+
+def _count(frame: pd.DataFrame, themselves: list[bool], counts: dict[str, int]) -> None:
+    """Tally one answered batch; a contact who unsubscribed themselves is not counted as opted out by the campaign."""
+    own = np.asarray(themselves, dtype=bool) & (frame["status"] != SKIPPED).to_numpy()
+    counts["changed"] += int((frame["reason"].isin(CHANGED).to_numpy() & ~own).sum())
+    counts["already"] += int(((frame["reason"] == "NO_STATUS_CHANGE").to_numpy() & ~own).sum())
+    counts["self"] += int((own & (frame["status"] != "ERROR").to_numpy()).sum())
+    counts["errors"] += int((frame["status"] == "ERROR").sum())
+    skipped = frame["status"] == SKIPPED
+    counts[CONFIRMED] += int((skipped & (frame["reason"] == CONFIRMED)).sum())
+    counts[NOT_SENT] += int((skipped & (frame["reason"] == NOT_SENT)).sum())
