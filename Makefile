@@ -1,12 +1,13 @@
 # make demo  - run the campaign against the embedded HubSpot sandbox (no account needed)
 # make test  - lint and run the test suite
 # make up    - the deployment (CeleryExecutor on PostgreSQL and Redis) with its UI on 127.0.0.1:8080; make down
+# make doctor - a read-only check of the real portal in HUBSPOT_CONNECTION (environment or .env)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo test lint bench reliability up down constraints clean
+.PHONY: venv demo test lint bench reliability up down doctor constraints clean
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +31,9 @@ up: venv
 
 down: venv
 	$(BIN)/python -m include.airflow_stack down
+
+doctor: venv
+	$(BIN)/python -m include.doctor
 
 bench: venv
 	$(BIN)/python -m tests.benchmarks.sandbox_bench

@@ -37,8 +37,8 @@ class Fault:
             raise ValueError(f"fault kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
         if not 0 <= self.probability <= 1:
             raise ValueError("probability must be between 0 and 1")
-        if self.kind == "error" and not 500 <= self.status <= 599:
-            raise ValueError("an error fault answers a 5xx status")
+        if self.kind == "error" and not 400 <= self.status <= 599:
+            raise ValueError("an error fault answers a 4xx or 5xx status")
         self._rng = random.Random(self.seed)
 
     def matches(self, endpoint: str) -> bool:

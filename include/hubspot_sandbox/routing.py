@@ -57,6 +57,10 @@ class Gate:
     async def _inject(request: Request, fault: Any, headers: dict[str, str]) -> None:
         if fault.kind == "latency":
             await asyncio.sleep(fault.seconds)
+        elif fault.kind == "error" and fault.status < 500:
+            # An answer the caller may not expect (e.g. a 400 where a 404 is usual), in HubSpot's error shape.
+            raise errors.validation_error(f"Injected fault: this call answers {fault.status}.",
+                                          status_code=fault.status)
         elif fault.kind == "error":
             raise errors.server_error(fault.status)
         elif fault.kind == "rate_limit":

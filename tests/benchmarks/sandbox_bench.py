@@ -220,7 +220,8 @@ class Bench:
         self.box.admin("POST", "clock", {"advance_seconds": CLOCK_ADVANCE_SECONDS})
         _, land_ms = timed(lambda: self.session.get(self.url("/marketing/v3/emails"), params={"limit": 1},
                                                     timeout=600))
-        latencies, events = self._page_events(email["primaryEmailCampaignId"])
+        published = self.session.get(self.url(f"/marketing/v3/emails/{email['id']}"), timeout=600).json()
+        latencies, events = self._page_events(published["primaryEmailCampaignId"])  # shown from publish on
         if events != len(recipients):
             raise RuntimeError(f"{len(recipients)} recipients but {events} SENT events")
         self.result.update(send_recipients=len(recipients), publish_s=publish_ms / 1000, land_s=land_ms / 1000,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from reengagement.errors import HubSpotError
+from reengagement.errors import HubSpotError, HubSpotTransientError
 from reengagement.operators.emails import (
     EmailMetricsOperator,
     SendEmailOperator,
@@ -29,7 +29,47 @@ def test_create_builds_the_email_and_a_rerun_adopts_it(seeded, recipients):
     assert str(email["subscriptionDetails"]["subscriptionId"]) == SUB
     html = email["content"]["widgets"]["module-0-1-1"]["body"]["html"]
     assert 'href="https://www.example.com/still-subscribed?pp=c&amp;pp_round=1"' in html
-    assert first["campaign_ids"] and first["cta_url"] == CTA
+    assert first["cta_url"] == CTA and "campaign_ids" not in first  # a draft's ids are not promised
+
+
+def test_send_reads_the_campaign_ids_from_the_published_email(seeded, recipients):
+    email = run_operator(create_op(recipients["list_id"]))
+    draft = seeded.session.get(f"{seeded.url}/marketing/v3/emails/{email['email_id']}").json()
+    assert not draft.get("primaryEmailCampaignId") and not draft.get("allEmailCampaignIds")
+    sent = run_operator(SendEmailOperator(task_id="send_email", email_id=email["email_id"], cta_url=CTA))
+    published = seeded.session.get(f"{seeded.url}/marketing/v3/emails/{email['email_id']}").json()
+    assert sent["campaign_ids"] == [published["primaryEmailCampaignId"]] and sent["cta_url"] == CTA
+    adopted = run_operator(SendEmailOperator(task_id="send_email", email_id=email["email_id"], cta_url=CTA))
+    assert adopted == sent
+
+
+def test_send_waits_for_campaign_ids_the_published_email_does_not_show_yet(seeded, recipients, monkeypatch):
+    email = run_operator(create_op(recipients["list_id"]))
+    send = SendEmailOperator(task_id="send_email", email_id=email["email_id"], cta_url=CTA)
+    real_get, reads = SendEmailOperator._get, []
+
+    def lagging(self):
+        got = real_get(self)
+        reads.append(got)
+        if len(reads) <= 3:  # published, but the ids are not shown for the first reads
+            got = {k: v for k, v in got.items() if k not in ("primaryEmailCampaignId", "allEmailCampaignIds")}
+        return got
+
+    monkeypatch.setattr(SendEmailOperator, "_get", lagging)
+    sent = run_operator(send)
+    assert sent["campaign_ids"] == [reads[-1]["primaryEmailCampaignId"]] and len(reads) > 3
+
+
+def test_send_without_campaign_ids_fails_for_a_clear_not_a_second_send(seeded, recipients, monkeypatch):
+    email = run_operator(create_op(recipients["list_id"]))
+    send = SendEmailOperator(task_id="send_email", email_id=email["email_id"], cta_url=CTA)
+    send.hook.timeout = (2.0, 0.5)
+    real_get = SendEmailOperator._get
+    monkeypatch.setattr(SendEmailOperator, "_get", lambda self: {
+        k: v for k, v in real_get(self).items() if k not in ("primaryEmailCampaignId", "allEmailCampaignIds")})
+    with pytest.raises(HubSpotTransientError, match="no email campaign ids"):
+        run_operator(send)
+    assert seeded.admin("GET", "calls")["emails.publish"]["calls"] == 1
 
 
 def test_create_from_a_template_needs_the_confirm_placeholder(seeded, recipients):
@@ -109,8 +149,9 @@ def test_send_on_a_starter_portal_fails_clearly(seeded, recipients):
 
 
 def test_metrics_and_list_one_after_the_responses(seeded, recipients):
-    email = run_operator(create_op(recipients["list_id"]))
-    run_operator(SendEmailOperator(task_id="send_email", email_id=email["email_id"]))
+    created = run_operator(create_op(recipients["list_id"]))
+    email = run_operator(SendEmailOperator(task_id="send_email", email_id=created["email_id"],
+                                           cta_url=created["cta_url"]))
     seeded.admin("POST", "clock", {"advance_seconds": 60})
     metrics = run_operator(EmailMetricsOperator(task_id="review_metrics", email_id=email["email_id"]))
     assert metrics["sent"] == recipients["size"]

@@ -19,11 +19,12 @@ def preflight(**kw) -> PreflightOperator:
     return PreflightOperator(**args)
 
 
-def test_preflight_passes_on_an_enterprise_portal_and_counts_consent_warnings(seeded, hubspot_conn, caplog):
+def test_preflight_passes_on_an_enterprise_portal_and_counts_consent_warnings(seeded, hubspot_conn):
     result = run_operator(preflight())
-    assert result == {"campaign": "hubspot_reengagement " + _quarter(), "portal_id": "46801234",
-                      "ui_domain": "app.hubspot.com", "subscription_id": str(MARKETING_SUBSCRIPTION_ID),
-                      "contacts": 300, "consent_warnings": 2}
+    expected = {"campaign": "hubspot_reengagement " + _quarter(), "portal_id": "46801234",
+                "ui_domain": "app.hubspot.com", "subscription_id": str(MARKETING_SUBSCRIPTION_ID),
+                "contacts": 300, "consent_warnings": 2, "inconclusive_probes": []}
+    assert {key: result[key] for key in expected} == expected
 
 
 def _quarter() -> str:
@@ -51,6 +52,30 @@ def test_preflight_lists_every_problem_in_one_message(seeded, hubspot_conn):
     for fragment in ("'Newsletter' does not exist", "Marketing Information", "preferences or unsubscribe page",
                      "publish marketing email", "batch-write subscription statuses", "Template email 123"):
         assert fragment in message
+
+
+@pytest.mark.parametrize(("endpoint", "status", "probe"), [
+    ("emails.publish", 400, "publish_email"),  # HubSpot's usual answer for email 0 is 404
+    ("emails.publish", 500, "publish_email"),
+    ("subscriptions.v4.batch_write", 400, "batch_write_statuses"),
+])
+def test_a_probe_answered_unexpectedly_is_an_inconclusive_warning_not_a_crash(seeded, hubspot_conn, capfd, endpoint,
+                                                                              status, probe):
+    seeded.admin("POST", "faults", {"endpoint": endpoint, "kind": "error", "status": status})
+    result = run_operator(preflight())
+    assert result["inconclusive_probes"] == [probe]
+    logged = capfd.readouterr()
+    warnings = [line for line in (logged.out + logged.err).splitlines() if "Inconclusive" in line]
+    assert len(warnings) == 1 and "warning" in warnings[0] and f"answered {status}" in warnings[0]
+    calls = seeded.admin("GET", "calls")
+    assert calls["emails.publish"]["calls"] == calls["subscriptions.v4.batch_write"]["calls"] == 1  # no retry
+
+
+def test_a_refused_probe_is_still_a_problem_when_another_is_inconclusive(seeded, hubspot_conn):
+    seeded.admin("POST", "faults", {"endpoint": "subscriptions.v4.batch_write", "kind": "error", "status": 400})
+    seeded.admin("PUT", "settings", {"tier": "professional"})  # refused at the scope check, before any answer
+    with pytest.raises(PreflightFailed, match="cannot publish marketing email"):
+        run_operator(preflight())
 
 
 def test_inactive_subscription_type_is_refused(seeded, hubspot_conn):

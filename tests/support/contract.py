@@ -2,14 +2,16 @@
 
 The sandbox records every HubSpot request and response it handles (``--record``); each test's share of
 that recording is checked here, so a response shape that drifts from HubSpot's contract fails the test
-that produced it. The legacy email events API has no OpenAPI file; it is checked against the JSON
-schema in ``email_events_v1.schema.json``, written from HubSpot's reference page.
+that produced it. Endpoints with no OpenAPI file in HubSpot's collection (the legacy email events API,
+property definitions, private app token information) are checked against the JSON schemas beside this
+module (:data:`HAND_WRITTEN`), each written from HubSpot's reference page.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -22,7 +24,25 @@ from openapi_core.testing import MockRequest, MockResponse
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST = "https://api.hubapi.com"
-LEGACY_EVENTS_PATH = "/email/public/v1/events"
+
+
+@dataclass(frozen=True)
+class HandWritten:
+    """An endpoint HubSpot publishes no OpenAPI file for, and the JSON schema of its answer."""
+
+    method: str
+    path: re.Pattern[str]
+    schema_file: str
+    error_keys: frozenset[str] = frozenset({"status", "message", "correlationId"})
+
+
+HAND_WRITTEN = (
+    HandWritten("GET", re.compile(r"/email/public/v1/events"), "email_events_v1.schema.json"),
+    HandWritten("GET", re.compile(r"/crm/v3/properties/[^/]+/[^/]+"), "crm_property_v3.schema.json",
+                frozenset({"status", "message", "correlationId", "category"})),
+    HandWritten("POST", re.compile(r"/oauth/v2/private-apps/get/access-token-info"),
+                "access_token_info_v2.schema.json"),
+)
 
 
 def openapi_dir() -> Path:
@@ -78,16 +98,17 @@ class ContractChecker:
         return loaded
 
     @cached_property
-    def legacy_events_schema(self) -> dict[str, Any]:
-        return json.loads((Path(__file__).with_name("email_events_v1.schema.json")).read_text())
+    def hand_written_schemas(self) -> dict[str, dict[str, Any]]:
+        return {e.schema_file: json.loads(Path(__file__).with_name(e.schema_file).read_text()) for e in HAND_WRITTEN}
 
     def problems(self, exchange: Exchange) -> list[str]:
         """Everything about one exchange that breaks HubSpot's contract (empty when it conforms)."""
         if exchange.dropped:
             return []
         path = exchange.path.rstrip("/") or "/"
-        if path == LEGACY_EVENTS_PATH:
-            return self._legacy_events(exchange)
+        for endpoint in HAND_WRITTEN:
+            if exchange.method.upper() == endpoint.method and endpoint.path.fullmatch(path):
+                return self._hand_written(exchange, endpoint)
         args = _query_args(exchange.query)
         request = MockRequest(
             HOST, exchange.method.lower(), path, args=args,
@@ -120,15 +141,15 @@ class ContractChecker:
 
         return sorted((e for e in self.specs if score(e) >= 0), key=score, reverse=True)
 
-    def _legacy_events(self, exchange: Exchange) -> list[str]:
+    def _hand_written(self, exchange: Exchange, endpoint: HandWritten) -> list[str]:
         if exchange.status >= 400:
             body = json.loads(exchange.response_body or "{}")
-            missing = {"status", "message", "correlationId"} - set(body)
-            return [f"{exchange.describe()}: legacy error lacks {sorted(missing)}"] if missing else []
+            missing = endpoint.error_keys - set(body)
+            return [f"{exchange.describe()}: error lacks {sorted(missing)}"] if missing else []
         try:
-            jsonschema.validate(json.loads(exchange.response_body), self.legacy_events_schema)
+            jsonschema.validate(json.loads(exchange.response_body), self.hand_written_schemas[endpoint.schema_file])
         except jsonschema.ValidationError as err:
-            return [f"{exchange.describe()}: response breaks the legacy events schema: {err.message}"]
+            return [f"{exchange.describe()}: response breaks {endpoint.schema_file}: {err.message}"]
         return []
 
 

@@ -12,8 +12,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import Request
 
+from .. import errors
 from ..portal import iso, portal_of
-from ..routing import Endpoints
+from ..routing import Endpoints, json_body, json_object
 
 endpoints = Endpoints()
 
@@ -67,3 +68,18 @@ async def api_usage(request: Request) -> dict[str, Any]:
             }
         ]
     }
+
+
+@endpoints.post("/oauth/v2/private-apps/get/access-token-info", name="account.token_info", scopes=[])
+async def token_info(request: Request) -> dict[str, Any]:
+    """A private app token's portal and the scopes it really has (Enterprise-only scopes vanish on lower tiers)."""
+    portal = portal_of(request)
+    body = json_object(await json_body(request))
+    token = body.get("tokenKey")
+    if not isinstance(token, str) or not token:
+        raise errors.validation_error("tokenKey is required.", field="tokenKey")
+    grant = portal.grant_for(f"Bearer {token}")
+    if grant is None:
+        raise errors.not_found("No private app has this access token.")
+    return {"userId": 1, "hubId": portal.config.portal_id, "appId": 1,
+            "scopes": sorted(portal.config.scopes_for(grant))}

@@ -2,7 +2,10 @@
 
 The full ``PublicEmail`` JSON lives in ``emails.data``; the columns hold what queries filter and sort on.
 Publishing is the send: it needs Marketing Hub Enterprise, happens once, and hands over to
-:mod:`..sending`, which picks recipients and simulates what they do.
+:mod:`..sending`, which picks recipients and simulates what they do. A draft shows no email campaign ids
+(``primaryEmailCampaignId`` absent, ``allEmailCampaignIds`` empty): HubSpot does not promise them before
+the email is published, and the legacy events API is keyed by them, so they appear at publish. The id is
+reserved in the ``campaign_id`` column from the start (events and statistics are filed under it).
 """
 
 from __future__ import annotations
@@ -156,10 +159,9 @@ def _name_subscription(portal: Portal, data: dict[str, Any]) -> None:
 
 
 def _new_email(portal: Portal, name: str) -> dict[str, Any]:
-    """A fresh draft with every field the SDK's PublicEmail model insists on."""
+    """A fresh draft with every field the SDK's PublicEmail model insists on, and no campaign ids yet."""
     now = iso(portal.now_ms())
     email_id = portal.next_id("email", _EMAIL_ID_START)
-    campaign_id = portal.next_id("email_campaign", _CAMPAIGN_ID_START)
     return {
         "id": str(email_id), "name": name, "subject": "", "state": "DRAFT", "type": "BATCH_EMAIL",
         "subcategory": "batch", "isPublished": False, "isAb": False, "isTransactional": False,
@@ -168,19 +170,25 @@ def _new_email(portal: Portal, name: str) -> dict[str, Any]:
         "to": {"contactIlsLists": {"include": [], "exclude": []}, "contactIds": {"include": [], "exclude": []},
                "suppressGraymail": True, "limitSendFrequency": False},
         "subscriptionDetails": {}, "webversion": {"enabled": False},
-        "primaryEmailCampaignId": str(campaign_id), "allEmailCampaignIds": [str(campaign_id)],
-        "createdAt": now, "updatedAt": now, "archived": False,
+        "allEmailCampaignIds": [], "createdAt": now, "updatedAt": now, "archived": False,
     }
 
 
 def _insert(portal: Portal, data: dict[str, Any]) -> Any:
+    """Store a new draft; its email campaign id is reserved here and shown only once it is published."""
     created = parse_iso(data["createdAt"])
+    campaign_id = portal.next_id("email_campaign", _CAMPAIGN_ID_START)
     portal.db.execute(
         "INSERT INTO emails (id, name, campaign_id, state, data, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (int(data["id"]), data["name"], int(data["primaryEmailCampaignId"]), data["state"], json.dumps(data),
-         created, created),
+        (int(data["id"]), data["name"], campaign_id, data["state"], json.dumps(data), created, created),
     )
     return load(portal, data["id"])
+
+
+def _with_campaign_ids(row: Any, data: dict[str, Any]) -> dict[str, Any]:
+    """The email as published: its email campaign ids, which the legacy events API is keyed by, now show."""
+    campaign_id = str(row["campaign_id"])
+    return {**data, "primaryEmailCampaignId": campaign_id, "allEmailCampaignIds": [campaign_id]}
 
 
 # -- endpoints ----------------------------------------------------------------------------------------
@@ -213,8 +221,9 @@ async def clone(request: Request) -> dict[str, Any]:
         fresh = _new_email(portal, name)
         data = {key: value for key, value in source.items()
                 if key not in ("publishedAt", "publishDate", "unpublishedAt", "stats", "deletedAt")}
-        data.update({key: fresh[key] for key in ("id", "name", "state", "isPublished", "primaryEmailCampaignId",
-                                                 "allEmailCampaignIds", "createdAt", "updatedAt", "archived")})
+        data.pop("primaryEmailCampaignId", None)
+        data.update({key: fresh[key] for key in ("id", "name", "state", "isPublished", "allEmailCampaignIds",
+                                                 "createdAt", "updatedAt", "archived")})
         data["clonedFrom"] = source["id"]
         if body.get("language"):
             data = _apply(portal, data, {"language": body["language"]})
@@ -321,10 +330,13 @@ async def publish(request: Request, emailId: str) -> Response:  # noqa: N803
         )
     now = portal.now_ms()
     when = parse_iso(data["publishDate"]) if data.get("publishDate") else now
+    data = _with_campaign_ids(row, data)
     if when > now:
         _schedule(portal, row, data, when)
     else:
-        sending.deliver(portal, row, now)
+        with portal.db.tx():
+            _save(portal, int(row["id"]), data)
+            sending.deliver(portal, load(portal, row["id"]), now)
     return Response(status_code=204)
 
 

@@ -100,7 +100,8 @@ class CreatePermissionEmailOperator(HubSpotOperator):
             email = self._patch(email["id"], email)
         portal = self.portal(context)
         self.hubspot_url = email_url(portal["uiDomain"], portal["portalId"], str(email["id"]))
-        return {"email_id": str(email["id"]), "campaign_ids": _campaign_ids(email), "cta_url": self.confirm_url}
+        # No campaign ids here: HubSpot promises them only once the email is published (``send_email``).
+        return {"email_id": str(email["id"]), "cta_url": self.confirm_url}
 
     def _settings(self) -> dict[str, Any]:
         return {
@@ -171,6 +172,7 @@ def _with_cta(widgets: dict[str, Any], confirm_url: str, template_id: str | None
 
 
 def _campaign_ids(email: dict[str, Any]) -> list[str]:
+    """The email campaign ids the legacy events API files this email's events under (primary first)."""
     ids = [str(i) for i in email.get("allEmailCampaignIds") or []]
     primary = email.get("primaryEmailCampaignId")
     if primary and str(primary) not in ids:
@@ -187,16 +189,22 @@ class SendEmailOperator(HubSpotOperator):
     for as long again as the client waited for the answer; only an email HubSpot still shows unsent
     after that is published again, at most :data:`PUBLISH_ATTEMPTS` times in all.
 
+    The result carries the email campaign ids read from the *published* email (HubSpot does not
+    promise them on a draft, and the events API is keyed by them) with the CTA link, so every reader of
+    the round's clicks or sends takes both from this task's output.
+
     :param email_id: the email to send (templated).
+    :param cta_url: the email's CTA link, passed on in the result for the readers of its clicks (templated).
     """
 
-    template_fields: Sequence[str] = ("email_id",)
+    template_fields: Sequence[str] = ("email_id", "cta_url")
     operator_extra_links = (HubSpotObjectLink(),)
     ui_color = "#90caf9"
 
-    def __init__(self, *, email_id: str, **kwargs: Any) -> None:
+    def __init__(self, *, email_id: str, cta_url: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.email_id = email_id
+        self.cta_url = cta_url
         self.hubspot_url: str | None = None
 
     def _get(self) -> dict[str, Any]:
@@ -228,15 +236,30 @@ class SendEmailOperator(HubSpotOperator):
 
     def _shows_sent_after_settling(self) -> bool:
         """Read the email back until it shows as sent, for as long as the client waits for an answer."""
+        return self._settled(is_sent) is not None
+
+    def _settled(self, ready: Any) -> dict[str, Any] | None:
+        """The email once ``ready(email)`` holds, read back for as long as the client waits for an answer."""
         deadline = time.monotonic() + self.hook.timeout[1]
         pause = 0.5
-        while not is_sent(self._get()):
+        while not ready(email := self._get()):
             left = deadline - time.monotonic()
             if left <= 0:
-                return False
+                return None
             time.sleep(min(pause, left))
             pause = min(pause * 2, 10.0)
-        return True
+        return email
+
+    def _with_campaign_ids(self, email: dict[str, Any]) -> dict[str, Any]:
+        """The sent email once HubSpot shows its campaign ids: without them no click or send could be read."""
+        if _campaign_ids(email):
+            return email
+        settled = self._settled(lambda e: bool(_campaign_ids(e)))
+        if settled is None:
+            raise HubSpotTransientError(
+                f"Email {self.email_id} is sent, but HubSpot shows no email campaign ids for it yet, and its clicks "
+                "and sends are read by those ids. Clear this task to read them again: the email is not sent twice.")
+        return settled
 
     def execute(self, context: Context) -> dict[str, Any]:
         email = self._get()
@@ -252,8 +275,12 @@ class SendEmailOperator(HubSpotOperator):
                 raise HubSpotError(f"HubSpot accepted the publish of email {self.email_id} but does not show it as "
                                    f"sent (state {email.get('state')}).")
             self.log.info("Sent email %s (state %s).", self.email_id, email.get("state"))
+        email = self._with_campaign_ids(email)
         sent_at = email.get("publishedAt") or email.get("publishDate")
-        return {"email_id": str(self.email_id), "campaign_ids": _campaign_ids(email), "sent_at": sent_at}
+        self.log.info("Email %s is filed under email campaign id(s) %s.", self.email_id,
+                      ", ".join(_campaign_ids(email)))
+        return {"email_id": str(self.email_id), "campaign_ids": _campaign_ids(email), "sent_at": sent_at,
+                "cta_url": self.cta_url}
 
 
 class EmailMetricsOperator(HubSpotOperator):

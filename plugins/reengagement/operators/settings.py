@@ -5,14 +5,75 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .. import segments
 from ..campaign import CampaignParams, confirm_url_problems, default_campaign, estimated_calls
-from ..errors import HubSpotForbiddenError, HubSpotNotFound, HubSpotPermanentError, HubSpotScopeError
+from ..errors import (
+    HubSpotAuthError,
+    HubSpotError,
+    HubSpotForbiddenError,
+    HubSpotNotFound,
+    HubSpotPermanentError,
+    HubSpotScopeError,
+)
 from .base import HubSpotOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+
+@dataclass(frozen=True)
+class CapabilityProbe:
+    """A call whose answer tells whether the portal and token may do something, without doing it.
+
+    ``allowed`` are the HTTP statuses that mean "yes" (200 stands for any success); a scope or
+    permission refusal means "no"; any other answer proves nothing either way.
+    """
+
+    key: str
+    what: str
+    method: str
+    path: str
+    body: Any = None
+    allowed: frozenset[int] = frozenset({200})
+
+
+#: Preflight's probes: each stops at HubSpot's scope and tier checks and changes nothing.
+CAPABILITY_PROBES = (
+    CapabilityProbe("publish_email", "publish marketing email (Marketing Hub Enterprise, scope marketing-email)",
+                    "POST", "/marketing/v3/emails/0/publish", allowed=frozenset({404})),  # email 0 does not exist
+    CapabilityProbe("batch_write_statuses", "batch-write subscription statuses (Marketing Hub Enterprise, scope "
+                    "communication_preferences.statuses.batch.write)",
+                    "POST", "/communication-preferences/v4/statuses/batch/write", {"inputs": []}),
+)
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """``verdict`` is ``allowed``, ``refused`` or ``inconclusive``; ``detail`` says what HubSpot answered."""
+
+    probe: CapabilityProbe
+    verdict: str
+    detail: str = ""
+
+
+def run_probe(hook: Any, probe: CapabilityProbe) -> ProbeResult:
+    """Ask HubSpot once; an answer the probe does not know how to read is inconclusive, never an error."""
+    try:
+        hook.request(probe.method, probe.path, json_body=probe.body)
+    except (HubSpotScopeError, HubSpotForbiddenError, HubSpotAuthError) as err:
+        return ProbeResult(probe, "refused", str(err))
+    except HubSpotError as err:
+        if err.status in probe.allowed:
+            return ProbeResult(probe, "allowed")
+        return ProbeResult(probe, "inconclusive", f"HubSpot answered {err.status or 'nothing'}: {err}")
+    except ValueError as err:  # a success whose body is not JSON
+        return ProbeResult(probe, "inconclusive", f"HubSpot's answer could not be read: {err}")
+    if 200 in probe.allowed:
+        return ProbeResult(probe, "allowed")
+    return ProbeResult(probe, "inconclusive", "HubSpot accepted a call this probe expected it to refuse")
 
 
 class PreflightFailed(HubSpotPermanentError):
@@ -29,13 +90,15 @@ class PreflightOperator(HubSpotOperator):
     - forms whose consent options are missing or do not cover that subscription type (warnings:
       contacts they collect may never have agreed to this type);
     - the portal can publish marketing email and batch-write subscription statuses (Marketing Hub
-      Enterprise and the matching scopes);
+      Enterprise and the matching scopes); a probe whose answer proves neither is a warning, not a failure;
     - the template email, if given, exists;
     - the confirmation URL is https and not a subscription-preferences or unsubscribe page;
+    - the contact properties the unengaged list filters on exist, with types a filter can be built for;
     - the day's remaining API budget covers the campaign's estimated calls.
 
-    Returns ``subscription_id``, ``portal_id``, ``ui_domain`` (for the other tasks' links) and the counts the
-    later tasks need.
+    Returns ``subscription_id``, ``portal_id``, ``ui_domain`` (for the other tasks' links), the counts the
+    later tasks need and ``property_types`` (property name -> HubSpot type) for the unengaged list's filters,
+    and ``inconclusive_probes`` (the keys of the capability probes that proved nothing).
 
     :param subscription_type: id or name of the subscription type (templated).
     :param confirm_url: the thank-you page of the CTA (templated).
@@ -59,12 +122,17 @@ class PreflightOperator(HubSpotOperator):
         problems: list[str] = list(confirm_url_problems(str(self.confirm_url)))
         subscription = self._subscription(problems)
         warnings = list(self._consent_warnings(subscription)) if subscription else []
-        problems += self._capabilities()
+        property_types = self._property_types(subscription, problems) if subscription else {}
+        inconclusive = self._capabilities(problems)
         if self.template_email_id:
             problems += self._template()
         contacts, budget = self._budget(problems)
         for warning in warnings:
             self.log.warning("Consent: %s", warning)
+        for result in inconclusive:
+            self.log.warning("Inconclusive: could not tell whether the portal and token can %s (%s). The step that "
+                             "needs it fails with HubSpot's own message if they cannot.", result.probe.what,
+                             result.detail)
         if problems:
             raise PreflightFailed("The campaign cannot start:\n- " + "\n- ".join(problems))
         portal = self.hook.portal
@@ -72,7 +140,8 @@ class PreflightOperator(HubSpotOperator):
                       subscription["name"], subscription["id"], portal["portalId"], contacts, budget)
         return {"campaign": campaign.campaign, "subscription_id": str(subscription["id"]),
                 "portal_id": str(portal["portalId"]), "ui_domain": portal["uiDomain"], "contacts": contacts,
-                "consent_warnings": len(warnings)}
+                "consent_warnings": len(warnings), "property_types": property_types,
+                "inconclusive_probes": [result.probe.key for result in inconclusive]}
 
     def _params(self, context: Context) -> CampaignParams:
         """The run's params, validated; the campaign id defaults to the DAG id and the run's quarter."""
@@ -99,6 +168,17 @@ class PreflightOperator(HubSpotOperator):
             problems.append(f"Subscription type {found[0]['name']!r} ({found[0]['id']}) is not active.")
         return found[0]
 
+    def _property_types(self, subscription: dict[str, Any], problems: list[str]) -> dict[str, str]:
+        """The types of the contact properties the unengaged list filters on, read once for the whole run.
+
+        Each filter is built to fit its property's type (HubSpot refuses one that does not fit); a
+        missing property or an unusable type is a problem here, not a failed list later.
+        """
+        types = self.hook.property_types(segments.property_names(subscription["id"]))
+        problems += segments.type_problems(subscription["id"], types)
+        self.log.info("Contact property types: %s", ", ".join(f"{n}={t}" for n, t in types.items()))
+        return {name: kind for name, kind in types.items() if kind is not None}
+
     def _forms(self) -> Iterator[dict[str, Any]]:
         api = self.hook.client.marketing.forms.forms_api
         after = None
@@ -123,24 +203,16 @@ class PreflightOperator(HubSpotOperator):
                 yield (f"form {form.get('name')!r} ({kind}) does not cover subscription type "
                        f"{subscription['name']!r}")
 
-    def _capabilities(self) -> list[str]:
-        """Can this portal and token publish email and batch-write statuses? Probed without changing anything."""
-        problems = []
-        probes = {
-            "publish marketing email (Marketing Hub Enterprise, scope marketing-email)":
-                ("POST", "/marketing/v3/emails/0/publish", None),
-            "batch-write subscription statuses (Marketing Hub Enterprise, scope "
-            "communication_preferences.statuses.batch.write)":
-                ("POST", "/communication-preferences/v4/statuses/batch/write", {"inputs": []}),
-        }
-        for what, (method, path, body) in probes.items():
-            try:
-                self.hook.request(method, path, json_body=body)
-            except HubSpotNotFound:
-                pass  # allowed: email 0 does not exist, which HubSpot checks only after scopes and tier
-            except (HubSpotScopeError, HubSpotForbiddenError) as err:
-                problems.append(f"The portal or token cannot {what}: {err}")
-        return problems
+    def _capabilities(self, problems: list[str]) -> list[ProbeResult]:
+        """Can this portal and token publish email and batch-write statuses? Probed without changing anything.
+
+        A refusal is a problem; an answer a probe cannot read (a 400 or a 5xx where it expected a 404, say)
+        proves nothing, so it is returned as inconclusive and preflight goes on.
+        """
+        results = [run_probe(self.hook, probe) for probe in CAPABILITY_PROBES]
+        problems += [f"The portal or token cannot {r.probe.what}: {r.detail}"
+                     for r in results if r.verdict == "refused"]
+        return [r for r in results if r.verdict == "inconclusive"]
 
     def _template(self) -> list[str]:
         try:
