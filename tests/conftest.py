@@ -25,7 +25,7 @@ os.environ.update({
 
 #: Short timings so tests do not wait like a real portal would.
 FAST = ["--list-processing-seconds", "0.3", "--export-processing-seconds", "0.3",
-        "--response-window-seconds", "3"]
+        "--response-window-seconds", "3", "--list-lag-seconds", "0.5"]
 
 
 @pytest.fixture(scope="session")

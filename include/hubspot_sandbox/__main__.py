@@ -33,6 +33,23 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--portal-id", type=int, default=46_801_234)
     serve.add_argument("--list-processing-seconds", type=float, default=2.0)
     serve.add_argument("--export-processing-seconds", type=float, default=2.0)
+    serve.add_argument("--list-lag-seconds", type=float, default=5.0,
+                       help="a DYNAMIC list shows a change this long after a read found it behind (0: at once)")
+    serve.add_argument("--export-url-seconds", type=float, default=300.0,
+                       help="an export's download URL expires this long after the status call that gave it")
+    serve.add_argument("--export-zip-bytes", type=int, default=2 * 1024 * 1024,
+                       help="CSV exports larger than this come zipped (default: HubSpot's 2 MB)")
+    serve.add_argument("--export-rows-per-file", type=int, default=1_000_000,
+                       help="rows per CSV file inside an export's zip")
+    serve.add_argument("--exports-per-day", type=int, default=30,
+                       help="exports a portal may start in a rolling 24 hours (default: HubSpot's 30)")
+    serve.add_argument("--no-tracking-parameters", action="store_true",
+                       help="CTA clicks report the bare link, without HubSpot's utm_*/_hsenc/_hsmi parameters")
+    serve.add_argument("--send-to-unmailable", action="store_true",
+                       help="publishing also sends to non-marketing, double opt-in pending, hard-bounced and "
+                       "quarantined contacts (HubSpot skips them)")
+    serve.add_argument("--inert-unsubscribe-links", action="store_true",
+                       help="a click on the unsubscribe link does not unsubscribe the contact")
     serve.add_argument("--response-window-seconds", type=float, default=600.0,
                        help="opens and clicks arrive over this many seconds after a send")
     serve.add_argument("--latency-ms", type=float, default=0.0,
@@ -56,6 +73,14 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         portal_id=args.portal_id,
         list_processing_seconds=args.list_processing_seconds,
         export_processing_seconds=args.export_processing_seconds,
+        list_lag_seconds=args.list_lag_seconds,
+        export_url_seconds=args.export_url_seconds,
+        export_zip_bytes=args.export_zip_bytes,
+        export_rows_per_file=args.export_rows_per_file,
+        exports_per_day=args.exports_per_day,
+        click_tracking_parameters=not args.no_tracking_parameters,
+        skip_unmailable=not args.send_to_unmailable,
+        unsubscribe_links=not args.inert_unsubscribe_links,
         response_window_seconds=args.response_window_seconds,
         response_latency_seconds=args.latency_ms / 1000,
         seed_contacts=args.seed_contacts,

@@ -114,6 +114,24 @@ class SandboxConfig:
     list_processing_seconds: float = 2.0
     #: How long an export stays PROCESSING before its CSV can be downloaded.
     export_processing_seconds: float = 2.0
+    #: A DYNAMIC list shows a change of the data it depends on only this long after a read found it behind
+    #: (HubSpot recomputes such lists in the background); 0 re-evaluates at once.
+    list_lag_seconds: float = 5.0
+    #: A download URL handed out by an export's status works this long (HubSpot: five minutes).
+    export_url_seconds: float = 300.0
+    #: A CSV export larger than this many bytes comes as a zip holding the CSV (HubSpot: 2 MB).
+    export_zip_bytes: int = 2 * 1024 * 1024
+    #: Rows per CSV file; a larger export comes as a zip of several files (HubSpot: 1,000,000).
+    export_rows_per_file: int = 1_000_000
+    #: Exports a portal may start in any rolling 24 hours (HubSpot: 30).
+    exports_per_day: int = 30
+    #: CTA clicks carry HubSpot's click-tracking parameters (utm_*, _hsenc, _hsmi) around the link's own.
+    click_tracking_parameters: bool = True
+    #: Publishing skips contacts HubSpot never mails: not marketing contacts, double opt-in pending,
+    #: hard-bounced, quarantined (the unsubscribed are always skipped).
+    skip_unmailable: bool = True
+    #: A click on an email's unsubscribe link unsubscribes the contact from all email.
+    unsubscribe_links: bool = True
     #: Opens and clicks of a send are spread over this many seconds after it.
     response_window_seconds: float = 600.0
     #: Every HubSpot answer is held this long before it is sent (a real portal answers in ~100-300 ms).
