@@ -24,7 +24,7 @@ lint: venv
 	$(BIN)/ruff check .
 
 test: lint
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(BIN)/python -m pytest -n 4 --dist loadfile --no-loadscope-reorder
 
 up: venv
 	$(BIN)/python -m include.airflow_stack up

@@ -23,6 +23,18 @@ os.environ.update({
     "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "1",  # a task retry in a test waits a second, not minutes
 })
 
+#: The slowest files first: the workers take whole files in this order, so the deployment's tests (minutes
+#: on one worker) start at once instead of last, and the workers finish together.
+SLOW_FIRST = ("tests/integration/test_deployment.py", "tests/e2e/", "tests/reliability/", "tests/benchmarks/")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        return next((i for i, prefix in enumerate(SLOW_FIRST) if item.nodeid.startswith(prefix)), len(SLOW_FIRST))
+
+    items.sort(key=rank)
+
+
 #: Short timings so tests do not wait like a real portal would.
 FAST = ["--list-processing-seconds", "0.3", "--export-processing-seconds", "0.3",
         "--response-window-seconds", "3", "--list-lag-seconds", "0.5"]

@@ -68,6 +68,18 @@ class Campaign:
     def contacts(self, profile: str) -> list[dict[str, Any]]:
         return self.sandbox.admin("GET", "contacts", profile=profile)["results"]
 
+    def confirm_late(self, *, clicker: str, by_hand: str, campaign_id: str) -> None:
+        """Round 1's CTA clicked by ``clicker`` now, and ``by_hand`` added to list 1 by a marketer."""
+        from reengagement.campaign import PARAMS_SCHEMA, confirm_url_for
+
+        (email,) = [e for e in self.emails() if e["name"].endswith("· r1 · email")]
+        cta = confirm_url_for(PARAMS_SCHEMA["confirm_url"]["default"], campaign_id, 1)
+        self.sandbox.admin("POST", "events", {"emailId": email["id"], "contactId": clicker, "type": "CLICK",
+                                              "url": cta})
+        (list_one,) = [x for x in self.lists() if x["name"].endswith("· confirmed")]
+        self.sandbox.session.put(f"{self.sandbox.url}/crm/v3/lists/{list_one['listId']}/memberships/add",
+                                 json=[by_hand]).raise_for_status()
+
     def wait_for_list(self, suffix: str, timeout: float = 120) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
-from reengagement.campaign import PARAMS_SCHEMA, confirm_url_for
 
 from tests.e2e.conftest import Campaign, states
 from tests.e2e.test_scenarios import CAMPAIGN_ID, answer_approval
@@ -53,13 +52,7 @@ def test_contacts_who_confirm_after_the_export_are_not_opted_out(campaign):
     def confirm(export: Path) -> None:
         listed = set(pd.read_csv(export, dtype="string")["contact_id"])
         assert {late, by_hand} <= listed  # the export, the audit record, still shows them
-        (email,) = [e for e in campaign.emails() if e["name"].endswith("· r1 · email")]
-        cta = confirm_url_for(PARAMS_SCHEMA["confirm_url"]["default"], CAMPAIGN_ID, 1)
-        campaign.sandbox.admin("POST", "events", {"emailId": email["id"], "contactId": late, "type": "CLICK",
-                                                  "url": cta})
-        (list_one,) = [x for x in campaign.lists() if x["name"].endswith("· confirmed")]
-        campaign.sandbox.session.put(f"{campaign.sandbox.url}/crm/v3/lists/{list_one['listId']}/memberships/add",
-                                     json=[by_hand]).raise_for_status()
+        campaign.confirm_late(clicker=late, by_hand=by_hand, campaign_id=CAMPAIGN_ID)
 
     dag_run = campaign.run(rounds=1, require_approval=True, during=before_approving(campaign, confirm))
     assert str(dag_run.state) == "success", states(dag_run)

@@ -6,7 +6,7 @@ import datetime as dt
 import time
 
 import pytest
-from reengagement.campaign import PARAMS_SCHEMA, confirm_url_for, default_campaign
+from reengagement.campaign import default_campaign
 
 from tests.e2e.conftest import states
 
@@ -19,13 +19,7 @@ def test_late_click_and_hand_added_contact_are_spared(campaign):
 
     def confirm_late() -> None:
         list_two = campaign.wait_for_list("· r1 · unconfirmed")
-        (email,) = [e for e in campaign.emails() if e["name"].endswith("· r1 · email")]
-        cta = confirm_url_for(PARAMS_SCHEMA["confirm_url"]["default"], CAMPAIGN_ID, 1)
-        campaign.sandbox.admin("POST", "events", {"emailId": email["id"], "contactId": late, "type": "CLICK",
-                                                  "url": cta})
-        (list_one,) = [x for x in campaign.lists() if x["name"].endswith("· confirmed")]
-        campaign.sandbox.session.put(f"{campaign.sandbox.url}/crm/v3/lists/{list_one['listId']}/memberships/add",
-                                     json=[by_hand]).raise_for_status()
+        campaign.confirm_late(clicker=late, by_hand=by_hand, campaign_id=CAMPAIGN_ID)
         assert list_two["listId"]
 
     dag_run = campaign.run(rounds=2, during=confirm_late)

@@ -46,7 +46,7 @@ def assert_no_duplicates(deployment: Deployment, campaign: str, rounds: int) -> 
 
 def test_two_round_campaign_runs_on_celery_with_the_wait_in_the_triggerer(deployment: Deployment):
     deployment.fresh_portal()
-    deployment.trigger("ci-two-rounds", rounds=2, wait="PT15S")
+    deployment.trigger("ci-two-rounds", rounds=2, wait="PT10S")
 
     waiting = deployment.api.wait_for_task(DAG_ID, "ci-two-rounds", WAIT_TASK, {"deferred"}, timeout=300)
     assert waiting["trigger"]["classpath"] == "airflow.providers.standard.triggers.temporal.DateTimeTrigger"
