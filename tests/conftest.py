@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -83,9 +85,25 @@ def client(sandbox: SandboxProcess):
 
 # -- whole campaigns (tests/e2e, tests/reliability) ----------------------------------------------------------
 @pytest.fixture(scope="session")
-def airflow_db() -> None:
-    """The session's SQLite metadata database, migrated, with the pool."""
-    prepare_airflow_db()
+def airflow_db(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The session's SQLite metadata database, migrated, with the pool.
+
+    Migrating costs seconds of CPU in Airflow's CLI; under xdist the first worker to get here makes the
+    database once in the run's shared temporary folder and every worker copies it.
+    """
+    database = AIRFLOW_HOME / "airflow.db"
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        prepare_airflow_db()
+        return
+    shared = tmp_path_factory.getbasetemp().parent  # this run's folder, above every worker's own
+    with (shared / "airflow-db.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        template = shared / "airflow.db"
+        if template.exists():
+            shutil.copyfile(template, database)
+        else:
+            prepare_airflow_db()
+            shutil.copyfile(database, template)
 
 
 @pytest.fixture(scope="session")

@@ -44,8 +44,12 @@ def assert_no_duplicates(deployment: Deployment, campaign: str, rounds: int) -> 
     assert outcome.emails == {f"r{k} · email": 1 for k in range(1, rounds + 1)}
 
 
-def test_two_round_campaign_runs_on_celery_with_the_wait_in_the_triggerer(deployment: Deployment):
+def test_a_two_round_campaign_waits_in_the_triggerer_and_finishes_once_after_a_failed_step_is_cleared(
+        deployment: Deployment):
     deployment.fresh_portal()
+    # Every export start fails: the export task fails on each of its tries (1 + 3 retries), after both rounds.
+    deployment.admin("POST", "faults", {"endpoint": "exports.start", "kind": "error", "status": 503,
+                                        "count": 1000})
     deployment.trigger("ci-two-rounds", rounds=2, wait="PT10S")
 
     waiting = deployment.api.wait_for_task(DAG_ID, "ci-two-rounds", WAIT_TASK, {"deferred"}, timeout=300)
@@ -59,6 +63,16 @@ def test_two_round_campaign_runs_on_celery_with_the_wait_in_the_triggerer(deploy
     assert deployment.states("ci-two-rounds")[WAIT_TASK] == "deferred"
 
     run = deployment.api.wait_for_run(DAG_ID, "ci-two-rounds", timeout=600)
+    failed = deployment.api.task_instances(DAG_ID, "ci-two-rounds")["export_unconfirmed"]
+    assert run["state"] == "failed"
+    assert (failed["state"], failed["try_number"]) == ("failed", 4)
+    assert deployment.states("ci-two-rounds")["opt_out_unconfirmed"] == "upstream_failed"
+    assert deployment.status_changes() == []
+
+    deployment.admin("DELETE", "faults")
+    cleared = deployment.api.clear(DAG_ID, "ci-two-rounds", ["export_unconfirmed"], include_downstream=True)
+    assert "export_unconfirmed" in {ti["task_id"] for ti in cleared}
+    run = deployment.api.wait_for_run(DAG_ID, "ci-two-rounds", timeout=600)
     assert run["state"] == "success", deployment.states("ci-two-rounds")
     states = deployment.states("ci-two-rounds")
     assert states["round_2.send_email"] == "success" and states["round_3.send_email"] == "skipped"
@@ -68,28 +82,6 @@ def test_two_round_campaign_runs_on_celery_with_the_wait_in_the_triggerer(deploy
     log = json.dumps(deployment.api.call("GET", logs))
     assert "DEFERRED" in log  # the worker let go ...
     assert f"trigger {DAG_ID}/ci-two-rounds/{WAIT_TASK}/-1/1" in log  # ... and the triggerer ran the wait
-
-
-def test_a_task_failed_by_hubspot_is_cleared_through_the_api_and_the_run_finishes_once(deployment: Deployment):
-    deployment.fresh_portal()
-    # Every export start fails: the export task fails on each of its tries (1 + 3 retries).
-    deployment.admin("POST", "faults", {"endpoint": "exports.start", "kind": "error", "status": 503,
-                                        "count": 1000})
-    deployment.trigger("ci-clear")
-    run = deployment.api.wait_for_run(DAG_ID, "ci-clear", timeout=600)
-    failed = deployment.api.task_instances(DAG_ID, "ci-clear")["export_unconfirmed"]
-    assert run["state"] == "failed"
-    assert (failed["state"], failed["try_number"]) == ("failed", 4)
-    assert deployment.states("ci-clear")["opt_out_unconfirmed"] == "upstream_failed"
-    assert deployment.status_changes() == []
-
-    deployment.admin("DELETE", "faults")
-    cleared = deployment.api.clear(DAG_ID, "ci-clear", ["export_unconfirmed"], include_downstream=True)
-    assert "export_unconfirmed" in {ti["task_id"] for ti in cleared}
-    run = deployment.api.wait_for_run(DAG_ID, "ci-clear", timeout=600)
-    assert run["state"] == "success", deployment.states("ci-clear")
-    assert {c["contactId"] for c in deployment.status_changes()} == deployment.truth(1)
-    assert_no_duplicates(deployment, "ci-clear", rounds=1)
 
 
 def test_a_worker_killed_during_the_opt_out_is_replaced_and_everyone_is_opted_out_once(deployment: Deployment):
