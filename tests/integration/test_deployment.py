@@ -50,7 +50,8 @@ def test_a_two_round_campaign_waits_in_the_triggerer_and_finishes_once_after_a_f
     # Every export start fails: the export task fails on each of its tries (1 + 3 retries), after both rounds.
     deployment.admin("POST", "faults", {"endpoint": "exports.start", "kind": "error", "status": 503,
                                         "count": 1000})
-    deployment.trigger("ci-two-rounds", rounds=2, wait="PT10S")
+    # 15 s: long enough to see the wait still deferred after asking Celery (seconds on busy cores) what it runs.
+    deployment.trigger("ci-two-rounds", rounds=2, wait="PT15S")
 
     waiting = deployment.api.wait_for_task(DAG_ID, "ci-two-rounds", WAIT_TASK, {"deferred"}, timeout=300)
     assert waiting["trigger"]["classpath"] == "airflow.providers.standard.triggers.temporal.DateTimeTrigger"
