@@ -164,14 +164,18 @@ def first_event(trigger) -> dict:
     return asyncio.run(run())
 
 
-def test_a_task_resuming_after_its_url_expired_downloads_through_a_new_one(seeded, hook, tmp_path):
+def deferred_export(seeded, hook, tmp_path, name: str):
+    """An export of 12 contacts started and deferred, and the trigger's event: ready to resume."""
     ids = contact_ids(seeded, "never_confirm")[:12]
-    list_id = make_list(hook, "expiring export", ids)
-    op = export_op(list_id, ObjectStoragePath(f"file://{tmp_path}/exports"))
+    op = export_op(make_list(hook, name, ids), ObjectStoragePath(f"file://{tmp_path}/exports"))
     context = {"run_id": "manual__1"}
     with pytest.raises(TaskDeferred) as deferred:
         op.execute(context)
-    event = first_event(deferred.value.trigger)
+    return ids, op, context, first_event(deferred.value.trigger)
+
+
+def test_a_task_resuming_after_its_url_expired_downloads_through_a_new_one(seeded, hook, tmp_path):
+    ids, op, context, event = deferred_export(seeded, hook, tmp_path, "expiring export")
     seeded.admin("POST", "clock", {"advance_seconds": 301})  # the task resumes after the five minutes
 
     result = op.execute_complete(context, event)
@@ -179,13 +183,7 @@ def test_a_task_resuming_after_its_url_expired_downloads_through_a_new_one(seede
 
 
 def test_an_expiry_answer_to_the_download_is_met_with_a_new_url(seeded, hook, tmp_path):
-    ids = contact_ids(seeded, "never_confirm")[:12]
-    list_id = make_list(hook, "expiring twice", ids)
-    op = export_op(list_id, ObjectStoragePath(f"file://{tmp_path}/exports"))
-    context = {"run_id": "manual__1"}
-    with pytest.raises(TaskDeferred) as deferred:
-        op.execute(context)
-    event = first_event(deferred.value.trigger)
+    ids, op, context, event = deferred_export(seeded, hook, tmp_path, "expiring twice")
     real_status, urls = op.hook.export_status, []
 
     def status_then_expire(task_id):
