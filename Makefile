@@ -6,13 +6,15 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+UV     := uv==0.13.8
 
 .PHONY: venv demo test lint bench reliability up down doctor constraints clean
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt -r requirements-dev.txt -c constraints.txt
+	@# uv installs (and byte-compiles) the same pinned set as pip in seconds instead of most of a minute.
+	$(BIN)/python -m pip install --quiet $(UV)
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements.txt -r requirements-dev.txt -c constraints.txt
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -43,7 +45,7 @@ reliability: venv
 	$(BIN)/python -m tests.reliability.fault_suite
 
 constraints: venv
-	$(BIN)/python -m pip freeze --exclude-editable > constraints.txt
+	$(BIN)/python -m pip freeze --exclude-editable --exclude uv > constraints.txt
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

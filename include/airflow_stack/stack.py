@@ -38,6 +38,7 @@ from .shape import (
 log = logging.getLogger(__name__)
 
 SANDBOX = "hubspot-sandbox"
+API_SERVER = "api-server"
 DAG_ID = "hubspot_reengagement"
 
 
@@ -182,11 +183,15 @@ class LocalStack:
         pid = self.pid(name)
         return bool(pid and processes.session_members(pid))
 
-    def stop(self, name: str) -> None:
-        pid = self.pid(name)
-        if pid and processes.stop_session(pid):
-            log.warning("%s did not stop on SIGTERM within 30 s and was killed", name)
-        self._forget(name)
+    def stop(self, *names: str) -> None:
+        """SIGTERM the components together; any still running 30 s later is killed."""
+        pids = {name: pid for name in names if (pid := self.pid(name))}
+        killed = processes.stop_sessions(list(pids.values()))
+        for name, pid in pids.items():
+            if pid in killed:
+                log.warning("%s did not stop on SIGTERM within 30 s and was killed", name)
+        for name in names:
+            self._forget(name)
 
     def kill(self, name: str) -> None:
         """SIGKILL the component and everything it started (task runners included)."""
@@ -216,9 +221,12 @@ class LocalStack:
             raise
 
     def down(self) -> list[str]:
+        """Stop the components that do work first, then those they talk to: a worker finishing its task in a
+        warm shutdown still reports to the api-server, and the task still calls HubSpot."""
         stopped = [name for name in reversed(self.components) if self.pid(name)]
-        for name in stopped:
-            self.stop(name)
+        servers = (API_SERVER, SANDBOX)
+        self.stop(*[name for name in stopped if name not in servers])
+        self.stop(*[name for name in stopped if name in servers])
         return stopped
 
     # -- readiness -------------------------------------------------------------------------------------------

@@ -47,9 +47,10 @@ def assert_no_duplicates(deployment: Deployment, campaign: str, rounds: int) -> 
 def test_a_two_round_campaign_waits_in_the_triggerer_and_finishes_once_after_a_failed_step_is_cleared(
         deployment: Deployment):
     deployment.fresh_portal()
-    # Every export start fails: the export task fails on each of its tries (1 + 3 retries), after both rounds.
-    deployment.admin("POST", "faults", {"endpoint": "exports.start", "kind": "error", "status": 503,
-                                        "count": 1000})
+    # The portal has used up its exports for the day: after both rounds, the export fails at once (no retry
+    # can help) and the run fails before anybody is opted out.
+    daily_exports = deployment.admin("GET", "settings")["exports_per_day"]
+    deployment.admin("PUT", "settings", {"exports_per_day": 0})
     # 15 s: long enough to see the wait still deferred after asking Celery (seconds on busy cores) what it runs.
     deployment.trigger("ci-two-rounds", rounds=2, wait="PT15S")
 
@@ -66,11 +67,14 @@ def test_a_two_round_campaign_waits_in_the_triggerer_and_finishes_once_after_a_f
     run = deployment.api.wait_for_run(DAG_ID, "ci-two-rounds", timeout=600)
     failed = deployment.api.task_instances(DAG_ID, "ci-two-rounds")["export_unconfirmed"]
     assert run["state"] == "failed"
-    assert (failed["state"], failed["try_number"]) == ("failed", 4)
+    assert (failed["state"], failed["try_number"]) == ("failed", 1)
     assert deployment.states("ci-two-rounds")["opt_out_unconfirmed"] == "upstream_failed"
     assert deployment.status_changes() == []
+    export_log = json.dumps(deployment.api.call(
+        "GET", f"dags/{DAG_ID}/dagRuns/ci-two-rounds/taskInstances/export_unconfirmed/logs/1"))
+    assert "Nobody was opted out" in export_log
 
-    deployment.admin("DELETE", "faults")
+    deployment.admin("PUT", "settings", {"exports_per_day": daily_exports})  # a day later
     cleared = deployment.api.clear(DAG_ID, "ci-two-rounds", ["export_unconfirmed"], include_downstream=True)
     assert "export_unconfirmed" in {ti["task_id"] for ti in cleared}
     run = deployment.api.wait_for_run(DAG_ID, "ci-two-rounds", timeout=600)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import time
 import zipfile
 
@@ -201,6 +202,19 @@ def test_a_portal_may_start_thirty_exports_in_a_rolling_day(seeded, sandbox, cli
     assert "30 exports in a rolling 24 hours" in err.value.body
     sandbox.admin("POST", "clock", {"advance_seconds": 86_401})
     assert api.start(_export_request(list_id)).id
+
+
+def test_a_portal_with_no_exports_left_refuses_the_first_one_with_the_same_429(seeded, sandbox, client, members):
+    list_id = _manual_list(client, "none-left", [c["id"] for c in members][:1])
+    before = sandbox.admin("GET", "settings")["exports_per_day"]
+    sandbox.admin("PUT", "settings", {"exports_per_day": 0})
+    try:
+        with pytest.raises(ApiException) as err:
+            client.crm.exports.public_exports_api.start(_export_request(list_id))
+    finally:
+        sandbox.admin("PUT", "settings", {"exports_per_day": before})
+    assert err.value.status == 429
+    assert json.loads(err.value.body)["errorType"] == "EXPORT_LIMIT"
 
 
 # -- large exports come zipped ---------------------------------------------------------------------------

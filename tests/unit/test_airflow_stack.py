@@ -39,6 +39,20 @@ def test_stopping_a_session_asks_first_and_reports_no_kill_when_it_obeys(tmp_pat
     assert child.wait(timeout=5) == -15
 
 
+def test_sessions_stopped_together_report_only_the_one_that_had_to_be_killed(tmp_path):
+    env = dict(os.environ)
+    obeys = processes.start(["sleep", "60"], env=env, log=tmp_path / "a.log", cwd=tmp_path)
+    ignores = processes.start(["sh", "-c", "trap '' TERM; echo trapped; while :; do sleep 0.1; done"], env=env,
+                              log=tmp_path / "b.log", cwd=tmp_path)
+    deadline = time.monotonic() + 10
+    while "trapped" not in (tmp_path / "b.log").read_text():
+        assert time.monotonic() < deadline, "the shell never set its trap"
+        time.sleep(0.05)
+    assert processes.stop_sessions([obeys.pid, ignores.pid], timeout=1) == [ignores.pid]
+    assert obeys.wait(timeout=5) == -15 and ignores.wait(timeout=5) == -9
+    assert processes.session_members(obeys.pid) == processes.session_members(ignores.pid) == []
+
+
 def test_the_hubspot_connection_comes_from_the_environment_or_dotenv(tmp_path, monkeypatch):
     monkeypatch.delenv("HUBSPOT_CONNECTION", raising=False)
     dotenv = tmp_path / ".env"

@@ -203,11 +203,11 @@ def _check_daily_limit(portal: Portal) -> None:
     started = int(portal.db.scalar("SELECT COUNT(*) FROM exports WHERE created_at > ?", (since,)))
     if started < limit:
         return
-    oldest = int(portal.db.scalar("SELECT MIN(created_at) FROM exports WHERE created_at > ?", (since,)))
+    oldest = portal.db.scalar("SELECT MIN(created_at) FROM exports WHERE created_at > ?", (since,))
+    # A limit of 0 (a test's "no exports left today") has no export in the window to wait for.
+    when = f" The next export can start at {iso(int(oldest) + DAY_MS)}." if oldest is not None else ""
     raise errors.HubSpotError(
-        429, "RATE_LIMITS",
-        f"You have reached the limit of {limit} exports in a rolling 24 hours. The next export can start at "
-        f"{iso(oldest + DAY_MS)}.",
+        429, "RATE_LIMITS", f"You have reached the limit of {limit} exports in a rolling 24 hours.{when}",
         extra={"errorType": "EXPORT_LIMIT"},
     )
 
