@@ -3,16 +3,19 @@
     python -m include.doctor [--dotenv .env]
 
 The connection is ``HUBSPOT_CONNECTION`` from the environment or ``.env``, read exactly as ``make up`` reads it.
-The check writes nothing to HubSpot: it makes GET calls and read-only POSTs (token introspection, a batch
-status read) only. Each line says PASS, WARN or FAIL, what was found and what the campaign will do about it.
-The exit code is 0 when every line is PASS or WARN, 1 when a check FAILs (HubSpot cannot be reached or the
-token is refused), 2 when there is no connection to check.
+Its password is a Service Key or a legacy private app token. The check writes nothing to HubSpot: it makes GET
+calls and read-only POSTs (token introspection, a batch status read) only. Each line says PASS, WARN or FAIL,
+what was found and what the campaign will do about it. The exit code is 0 when every line is PASS or WARN, 1
+when a check FAILs (HubSpot cannot be reached, the key is refused or lacks a scope a step needs, the API version
+is unknown), 2 when there is no connection to check.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -27,9 +30,9 @@ from include.hubspot_sandbox.process import PROJECT_ROOT
 if str(PROJECT_ROOT / "plugins") not in sys.path:  # as Airflow puts plugins/ on the path
     sys.path.append(str(PROJECT_ROOT / "plugins"))
 
-from reengagement import segments
+from reengagement import api_versions, segments
 from reengagement.campaign import is_cta_click, is_tracking_parameter
-from reengagement.errors import HubSpotAuthError, HubSpotError
+from reengagement.errors import HubSpotAuthError, HubSpotError, HubSpotScopeError
 from reengagement.operators.settings import CapabilityProbe, run_probe
 
 if TYPE_CHECKING:
@@ -37,17 +40,70 @@ if TYPE_CHECKING:
 
 PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
 DEFAULT_SUBSCRIPTION = "Marketing Information"
-#: Scopes the campaign uses, each with the step that fails without it (any one scope of a group will do).
-NEEDED_SCOPES: tuple[tuple[tuple[str, ...], str], ...] = (
-    (("crm.objects.contacts.read",), "reading contacts and their property types"),
-    (("crm.lists.read",), "reading the campaign's lists"),
-    (("crm.lists.write",), "creating the campaign's lists"),
-    (("crm.export",), "exporting list 2, the audit record of the opt-out"),
-    (("content", "marketing.email.read", "marketing.email.write"), "creating the email and reading its events"),
-    (("marketing-email", "transactional-email"), "publishing (sending) the email"),
-    (("communication_preferences.read", "communication_preferences.read_write"), "reading the subscription types"),
-    (("communication_preferences.statuses.batch.write",), "the opt-out (batch status writes)"),
-    (("forms",), "preflight's consent check of the forms"),
+#: When HubSpot stops supporting legacy paths ("Legacy APIs and Apps: What's Going Unsupported and When").
+LEGACY_UNSUPPORTED = "v4 paths from 30 March 2027, v1-v3 paths from September 2027"
+WHERE_KEYS_ARE = "Development > Keys > Service keys"
+ONLY_A_WRITE = "only a write could prove it"
+
+
+@dataclass(frozen=True)
+class Need:
+    """Scopes a step needs (any one of ``scopes`` will do), and a read-only call HubSpot refuses without them.
+
+    ``probe`` is None when only a write could tell: the doctor never writes.
+    """
+
+    scopes: tuple[str, ...]
+    purpose: str
+    probe: CapabilityProbe | None = None
+
+
+@dataclass(frozen=True)
+class Step:
+    """A campaign step and the scopes its calls need."""
+
+    name: str
+    needs: tuple[Need, ...]
+
+
+def _probe(key: str, path: str, *ok: int) -> CapabilityProbe:
+    """A GET whose answer, unless HubSpot refuses the scopes, is one of ``ok`` (a made-up id answers 404)."""
+    return CapabilityProbe(key, key, "GET", path, allowed=frozenset(ok or {200}))
+
+
+CONTACTS = Need(("crm.objects.contacts.read",), "contacts and their property types",
+                _probe("contact property", "/crm/v3/properties/contacts/email"))
+EMAIL_SCOPES = ("content", "marketing.email.read", "marketing.email.write")
+EMAILS_PROBE = _probe("emails", "/marketing/v3/emails?limit=1")
+#: Each campaign step with the scopes it needs, in the order a campaign runs them.
+STEPS: tuple[Step, ...] = (
+    Step("review settings", (
+        Need(("communication_preferences.read", "communication_preferences.read_write"), "the subscription types",
+             _probe("subscription types", "/communication-preferences/v4/definitions")),
+        Need(("forms",), "the consent text on forms", _probe("forms", "/marketing/v3/forms?limit=1")),
+        CONTACTS,
+    )),
+    Step("build lists", (
+        Need(("crm.lists.read",), "reading the campaign's lists", _probe("lists", "/crm/v3/lists?listIds=0")),
+        Need(("crm.lists.write",), "creating the lists and adding the clickers"),
+        CONTACTS,
+    )),
+    Step("create/send email", (
+        Need(EMAIL_SCOPES, "creating the email", EMAILS_PROBE),
+        Need(("marketing-email", "transactional-email"), "publishing the email"),
+    )),
+    Step("read events", (
+        Need(("content",), "the emails' SENT and CLICK events",
+             _probe("email events", "/email/public/v1/events?limit=1")),
+        Need(EMAIL_SCOPES, "the email's statistics", EMAILS_PROBE),
+    )),
+    Step("export", (
+        Need(("crm.export",), "exporting list 2, the audit record of the opt-out",
+             _probe("export status", "/crm/v3/exports/export/async/tasks/0/status", 200, 400, 404)),
+    )),
+    Step("opt out", (
+        Need(("communication_preferences.statuses.batch.write",), "batch status writes"),
+    )),
 )
 #: HubSpot's daily limits for private apps by the account's highest tier (requests a day); an API limit
 #: increase pack adds a million, so a high limit alone does not prove Enterprise.
@@ -78,6 +134,7 @@ class Portal:
     """What the first calls learned, shared by the later checks."""
 
     headers: dict[str, str]
+    #: The granted scopes, when HubSpot introspected the token (a legacy private app token); None otherwise.
     scopes: set[str] | None = None
     batch_read: str = "inconclusive"
 
@@ -87,8 +144,12 @@ def connect(hook: HubSpotHook) -> tuple[Line, Portal | None]:
     try:
         details, headers = hook.request_with_headers("GET", "/account-info/v3/details")
     except HubSpotAuthError as err:
-        return Line(FAIL, "connection", f"HubSpot refused the token: {err}",
-                    "nothing can run: put a valid private app token in HUBSPOT_CONNECTION"), None
+        return Line(FAIL, "connection", f"HubSpot refused the token: {err}", "nothing can run: put a valid "
+                    "Service Key (or legacy private app token) in HUBSPOT_CONNECTION"), None
+    except HubSpotScopeError as err:
+        return Line(FAIL, "connection", f"the key may not read the account's details: it lacks "
+                    f"{', '.join(err.missing_scopes) or 'a scope'}", "nothing can run: grant it to the Service Key "
+                    f"({WHERE_KEYS_ARE}) or the private app"), None
     except HubSpotError as err:
         return Line(FAIL, "connection", f"could not reach HubSpot at {hook.base_url}: {err}",
                     "nothing can run: check the host in HUBSPOT_CONNECTION and the network"), None
@@ -97,21 +158,111 @@ def connect(hook: HubSpotHook) -> tuple[Line, Portal | None]:
     return Line(PASS, "connection", found, "every task reaches HubSpot through this connection"), Portal(headers)
 
 
-def scopes_line(hook: HubSpotHook, portal: Portal) -> Line:
+def api_version_lines(hook: HubSpotHook, today: dt.date | None = None) -> list[Line]:
+    """The API version the connection speaks, and each call that stays on a legacy path whatever it is."""
+    try:
+        version = hook.api_version
+    except ValueError as err:
+        return [Line(FAIL, "API version", str(err), 'nothing can run: fix "api_version" in the connection\'s extra '
+                     f'or remove it for {api_versions.DEFAULT_API_VERSION}')]
+    return [version_line(version), *legacy_only_lines(today or dt.datetime.now(dt.timezone.utc).date())]
+
+
+def version_line(version: str) -> Line:
+    """PASS for the newest date-based version; WARN for an older one or legacy paths, which HubSpot retires."""
+    newest = api_versions.DEFAULT_API_VERSION
+    if version == api_versions.LEGACY:
+        return Line(WARN, "API version", f"legacy: every call goes to the v1-v4 paths; HubSpot stops supporting "
+                    f"{LEGACY_UNSUPPORTED}", f'set the connection\'s extra "api_version" to "{newest}" (or remove '
+                    "it): the calls move to date-based paths")
+    example = api_versions.versioned_path("/crm/v3/lists", version)
+    if version != newest:
+        return Line(WARN, "API version", f"{version} (date-based, e.g. {example}); the newest is {newest}",
+                    f"HubSpot supports each date-based version about 18 months: set \"api_version\" to \"{newest}\"")
+    return Line(PASS, "API version", f"{version} (date-based, e.g. {example})",
+                "every call goes to its date-based path, except the legacy-only ones below")
+
+
+def legacy_only_lines(today: dt.date) -> list[Line]:
+    """One line per endpoint HubSpot offers no date-based equivalent for; WARN when its end is within a year."""
+    lines = []
+    for endpoint in api_versions.LEGACY_ONLY:
+        ends = _month_start(endpoint.unsupported_from)
+        soon = ends is None or ends <= _a_year_after(today)
+        lines.append(Line(WARN if soon else PASS, _legacy_check_name(endpoint.path),
+                          f"{endpoint.path}, for {endpoint.purpose}: HubSpot's support ends "
+                          f"{endpoint.unsupported_from}",
+                          f"stays on the legacy path, because {endpoint.why}"))
+    return lines
+
+
+def credentials_line(hook: HubSpotHook, portal: Portal) -> Line:
+    """A legacy private app token can be introspected; a Service Key's scopes are learnt from probes instead."""
     try:
         info = hook.access_token_info()
         portal.scopes = set(info.get("scopes") or [])
     except HubSpotError as err:
-        return Line(WARN, "scopes", f"unknown: HubSpot did not introspect the token ({err.status}; only private app "
-                    "tokens can be)", "preflight probes publishing and batch status writes before every campaign "
-                    "and stops it, listing what is missing")
-    missing = [f"{' or '.join(group)} ({why})" for group, why in NEEDED_SCOPES
-               if not portal.scopes.intersection(group)]
+        return Line(PASS, "credentials", f"a Service Key, or a token HubSpot does not introspect ({err.status}): "
+                    "each step's scopes are learnt from read-only calls", "a scope only a write can prove is "
+                    "checked by preflight (publishing, batch status writes) or by the step that needs it")
+    return Line(PASS, "credentials", f"a legacy private app token with {len(portal.scopes)} scopes (HubSpot "
+                "introspected it)", f"it keeps working; new integrations use a Service Key ({WHERE_KEYS_ARE})")
+
+
+def step_scope_lines(hook: HubSpotHook, portal: Portal) -> list[Line]:
+    """One line per campaign step: FAIL naming the scopes the key lacks, WARN for what only a write could prove."""
+    answers: dict[str, list[str] | str | None] = {}
+    lines = []
+    for step in STEPS:
+        missing, unproven = [], []
+        for need in step.needs:
+            verdict = _granted(hook, portal, need, answers)
+            if isinstance(verdict, list):
+                missing.append(f"{', '.join(verdict)} ({need.purpose})")
+            elif verdict is not None:
+                unproven.append(f"{' or '.join(need.scopes)} ({need.purpose}; {verdict})")
+        lines.append(_step_line(step, missing, unproven))
+    return lines
+
+
+def _granted(hook: HubSpotHook, portal: Portal, need: Need,
+             answers: dict[str, list[str] | str | None]) -> list[str] | str | None:
+    """None if granted, the scopes HubSpot asks for if not, or why it cannot be told."""
+    if portal.scopes is not None:
+        return None if portal.scopes.intersection(need.scopes) else [" or ".join(need.scopes)]
+    if need.probe is None:
+        return ONLY_A_WRITE
+    if need.probe.path not in answers:  # steps share reads: each is asked once
+        answers[need.probe.path] = _probe_scopes(hook, need.probe, need.scopes)
+    return answers[need.probe.path]
+
+
+def _probe_scopes(hook: HubSpotHook, probe: CapabilityProbe, scopes: tuple[str, ...]) -> list[str] | str | None:
+    """Ask HubSpot the probe's read: a MISSING_SCOPES refusal names the scopes in its errors' context."""
+    try:
+        hook.request(probe.method, probe.path)
+    except HubSpotScopeError as err:
+        return err.missing_scopes or [" or ".join(scopes)]
+    except HubSpotError as err:
+        if err.status in probe.allowed:
+            return None
+        return f"HubSpot answered {err.status or 'nothing'} to {probe.path}"
+    except ValueError:  # a success whose body is not JSON: the scope check passed
+        return None
+    return None if 200 in probe.allowed else f"HubSpot answered {probe.path} unexpectedly"
+
+
+def _step_line(step: Step, missing: list[str], unproven: list[str]) -> Line:
     if missing:
-        return Line(WARN, "scopes", "missing: " + "; ".join(missing),
-                    "preflight stops the campaign until they are granted in the private app's settings")
-    return Line(PASS, "scopes", f"all {len(NEEDED_SCOPES)} scope groups the campaign uses are granted",
-                "every step can make its calls")
+        return Line(FAIL, step.name, "lacks " + "; ".join(missing),
+                    f"grant the missing scopes to the Service Key ({WHERE_KEYS_ARE}; a key holds only scopes its "
+                    "creator has) or to the private app: the step cannot run until then")
+    if unproven:
+        return Line(WARN, step.name, "not proven: " + "; ".join(unproven),
+                    "preflight probes publishing and batch status writes before every campaign; any other missing "
+                    "scope fails its step with HubSpot's message naming it")
+    granted = "; ".join(f"{' or '.join(need.scopes)} ({need.purpose})" for need in step.needs)
+    return Line(PASS, step.name, "granted: " + granted, "the step can make its calls")
 
 
 def tier_line(hook: HubSpotHook, portal: Portal) -> Line:
@@ -212,17 +363,21 @@ def exports_line() -> Line:
 
 
 def run(hook: HubSpotHook) -> list[Line]:
-    """Every check, in the order a user reads them; a failed connection ends the check there."""
+    """Every check, in the order a user reads them; an unknown API version or a failed connection ends it there."""
+    versions = api_version_lines(hook)
+    if versions[0].status == FAIL:
+        return versions
     first, portal = connect(hook)
     if portal is None:
-        return [first]
+        return [*versions, first]
     subscription, subscription_id = subscriptions_line(hook)
     checks: list[Callable[[], Line | list[Line]]] = [
-        lambda: scopes_line(hook, portal), lambda: tier_line(hook, portal), lambda: limits_line(hook, portal),
+        lambda: credentials_line(hook, portal), lambda: step_scope_lines(hook, portal),
+        lambda: tier_line(hook, portal), lambda: limits_line(hook, portal),
         lambda: subscription, lambda: properties_lines(hook, subscription_id), lambda: clicks_line(hook),
         exports_line,
     ]
-    lines = [first]
+    lines = [*versions, first]
     for check in checks:
         result = check()
         lines += result if isinstance(result, list) else [result]
@@ -230,6 +385,27 @@ def run(hook: HubSpotHook) -> list[Line]:
 
 
 # -- reading HubSpot ----------------------------------------------------------------------------------
+
+
+def _month_start(text: str) -> dt.date | None:
+    """``"September 2027"`` or ``"30 March 2027"`` as a date (a month alone: its first day)."""
+    for layout in ("%d %B %Y", "%B %Y"):
+        try:
+            return dt.datetime.strptime(text, layout).date()
+        except ValueError:
+            continue
+    return None
+
+
+def _a_year_after(day: dt.date) -> dt.date:
+    return day.replace(year=day.year + 1, day=28 if (day.month, day.day) == (2, 29) else day.day)
+
+
+def _legacy_check_name(path: str) -> str:
+    """``/email/public/v1/events`` -> ``legacy events v1``: short enough for the check column."""
+    parts = [p for p in path.split("/") if p]
+    version = next((p for p in parts if re.fullmatch(r"v\d+", p)), "")
+    return f"legacy {parts[-1]} {version}".strip()
 
 
 def _header(headers: dict[str, str], name: str) -> str | None:
@@ -285,9 +461,10 @@ def _parameters(urls: Iterable[str]) -> tuple[list[str], list[str]]:
 NO_CONNECTION = """No HubSpot connection to check.
 
 Give the portal's connection as HUBSPOT_CONNECTION, in the environment or in .env (ignored by git), as an
-Airflow connection URI or JSON, with a private app token as the password:
+Airflow connection URI or JSON, with a Service Key (HubSpot: Development > Keys > Service keys) as the password;
+a legacy private app token works too:
 
-    echo "HUBSPOT_CONNECTION=http://:$HUBSPOT_PRIVATE_APP_TOKEN@api.hubapi.com/https" >> .env
+    echo "HUBSPOT_CONNECTION=http://:$HUBSPOT_SERVICE_KEY@api.hubapi.com/https" >> .env
     make doctor
 
 `make up` and `make demo` without it use the local HubSpot sandbox, which needs no check."""

@@ -42,8 +42,14 @@ FAST = ["--list-processing-seconds", "0.3", "--export-processing-seconds", "0.3"
         "--response-window-seconds", "3", "--list-lag-seconds", "0.5"]
 
 
+def pytest_report_header() -> str:
+    """Say up front whether traffic is also checked against HubSpot's own OpenAPI files, and why not."""
+    return ContractChecker().openapi_note
+
+
 @pytest.fixture(scope="session")
 def contract() -> ContractChecker:
+    """The project's schemas of HubSpot's answers, plus HubSpot's OpenAPI files where they are present."""
     return ContractChecker()
 
 
@@ -58,14 +64,15 @@ def sandbox_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox
 
 @pytest.fixture
 def sandbox(sandbox_server: SandboxProcess, contract: ContractChecker) -> Iterator[SandboxProcess]:
-    """The session's sandbox, reset, with fresh limits; this test's traffic must match HubSpot's contract."""
+    """The session's sandbox, reset, with fresh limits; this test's traffic must match HubSpot's contract
+    (tests/support/schemas, and HubSpot's OpenAPI files where present)."""
     sandbox_server.admin("POST", "reset")
     record = Path(sandbox_server.command()[sandbox_server.command().index("--record") + 1])
     start = record.stat().st_size if record.exists() else 0
     yield sandbox_server
     exchanges, _ = read_exchanges(record, start)
     problems = [p for exchange in exchanges for p in contract.problems(exchange)]
-    assert not problems, "sandbox traffic breaks HubSpot's OpenAPI contract:\n" + "\n".join(problems[:20])
+    assert not problems, "sandbox traffic breaks HubSpot's contract:\n" + "\n".join(problems[:20])
 
 
 @pytest.fixture
@@ -109,7 +116,9 @@ def airflow_db(tmp_path_factory: pytest.TempPathFactory) -> None:
 @pytest.fixture(scope="session")
 def campaign_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxProcess]:
     folder = tmp_path_factory.mktemp("campaign-sandbox")
-    with SandboxProcess(folder / "portal.db", args=CAMPAIGN_SANDBOX) as server:
+    # Recorded, so a test can say which paths a whole campaign called.
+    args = [*CAMPAIGN_SANDBOX, "--record", str(folder / "traffic.jsonl")]
+    with SandboxProcess(folder / "portal.db", args=args) as server:
         yield server
 
 

@@ -6,7 +6,16 @@ import argparse
 import logging
 import sys
 
-from .config import DEFAULT_TOKEN, TIERS, RateLimit, SandboxConfig, TokenGrant
+from .config import (
+    DEFAULT_GRANTS,
+    DEFAULT_SERVICE_KEY,
+    DEFAULT_TOKEN,
+    SERVICE_KEY_PREFIX,
+    TIERS,
+    RateLimit,
+    SandboxConfig,
+    TokenGrant,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,8 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--token",
         action="append",
-        metavar="TOKEN[=SCOPE,...]",
-        help=f"accepted bearer token, optionally with its scopes; repeatable (default: {DEFAULT_TOKEN})",
+        metavar="[service-key:]TOKEN[=SCOPE,...]",
+        help=f"accepted bearer token (a private app token, or a Service Key with the {SERVICE_KEY_PREFIX!r} "
+        f"prefix), optionally with its scopes; repeatable (default: {DEFAULT_TOKEN} and the Service Key "
+        f"{DEFAULT_SERVICE_KEY})",
     )
     serve.add_argument("--rate-limit", help="e.g. 190/10s,1000000/day (default: the tier's limits)")
     serve.add_argument("--seed-contacts", type=int, default=0, help="seed this many contacts if empty")
@@ -62,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> SandboxConfig:
-    tokens = tuple(TokenGrant.parse(t) for t in (args.token or [DEFAULT_TOKEN]))
+    tokens = tuple(TokenGrant.parse(t) for t in args.token) if args.token else DEFAULT_GRANTS
     return SandboxConfig(
         host=args.host,
         port=args.port,

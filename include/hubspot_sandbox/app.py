@@ -15,7 +15,7 @@ from . import errors, sending
 from .config import SandboxConfig
 from .middleware import SandboxMiddleware
 from .portal import Portal
-from .routes import ROUTERS
+from .routes import DATED_ROUTERS, ROUTERS
 from .routing import DropConnection
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ def create_app(config: SandboxConfig) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.portal = portal
-    for router in ROUTERS:
+    for router in (*ROUTERS, *DATED_ROUTERS):
         app.include_router(router)
     _install_error_handlers(app)
     app.add_middleware(SandboxMiddleware, record_path=config.record_path, call_log_path=config.call_log_path,

@@ -46,24 +46,47 @@ ALL_SCOPES = frozenset(
 )
 
 DEFAULT_TOKEN = "pat-sandbox-0000"  # noqa: S105 - the sandbox's well-known local token, not a secret
+#: The sandbox's well-known local Service Key (HubSpot's newer credential, sent as a bearer token too).
+DEFAULT_SERVICE_KEY = "svc-sandbox-0000"
+
+#: The kinds of credential HubSpot accepts as ``Authorization: Bearer``.
+PRIVATE_APP = "private_app"
+SERVICE_KEY = "service_key"
+#: ``--token service-key:KEY[=SCOPES]`` names a Service Key; a bare ``--token`` names a private app token.
+SERVICE_KEY_PREFIX = "service-key:"
 
 
 @dataclass(frozen=True)
 class TokenGrant:
-    """A bearer token the sandbox accepts, with the scopes its private app was granted."""
+    """A bearer credential the sandbox accepts: a private app token or a Service Key, with its scopes."""
 
     token: str
     scopes: frozenset[str] = ALL_SCOPES
+    kind: str = PRIVATE_APP
+
+    @property
+    def is_service_key(self) -> bool:
+        return self.kind == SERVICE_KEY
 
     @classmethod
     def parse(cls, text: str) -> TokenGrant:
-        """Parse ``TOKEN`` (all scopes) or ``TOKEN=scope1,scope2``."""
-        token, _, scopes = text.partition("=")
+        """Parse ``[service-key:]TOKEN`` (all scopes) or ``[service-key:]TOKEN=scope1,scope2``.
+
+        The well-known :data:`DEFAULT_SERVICE_KEY` is a Service Key without the prefix too.
+        """
+        kind = SERVICE_KEY if text.startswith(SERVICE_KEY_PREFIX) else PRIVATE_APP
+        token, _, scopes = text.removeprefix(SERVICE_KEY_PREFIX).partition("=")
         if not token:
             raise ValueError(f"empty token in {text!r}")
+        if token == DEFAULT_SERVICE_KEY:
+            kind = SERVICE_KEY
         if not scopes:
-            return cls(token)
-        return cls(token, frozenset(s.strip() for s in scopes.split(",") if s.strip()))
+            return cls(token, kind=kind)
+        return cls(token, frozenset(s.strip() for s in scopes.split(",") if s.strip()), kind=kind)
+
+
+#: Accepted when no token is named: the local private app token and the local Service Key, all scopes.
+DEFAULT_GRANTS = (TokenGrant(DEFAULT_TOKEN), TokenGrant(DEFAULT_SERVICE_KEY, kind=SERVICE_KEY))
 
 
 @dataclass(frozen=True)
@@ -105,7 +128,7 @@ class SandboxConfig:
     port: int = 8099
     db_path: str = "hubspot_sandbox.db"
     tier: str = "enterprise"
-    tokens: tuple[TokenGrant, ...] = (TokenGrant(DEFAULT_TOKEN),)
+    tokens: tuple[TokenGrant, ...] = DEFAULT_GRANTS
     rate_limit: RateLimit | None = None
     portal_id: int = 46_801_234
     ui_domain: str = "app.hubspot.com"

@@ -97,7 +97,7 @@ class SandboxMiddleware:
     """Adds ``X-HubSpot-RateLimit-*`` headers, cuts connections on request, counts errors, records traffic.
 
     The recording (one JSON line per HubSpot request and response) is what the contract tests
-    validate against HubSpot's OpenAPI files. The call log keeps only when, what, the status and the
+    validate against the project's response schemas. The call log keeps only when, what, the status and the
     caller's User-Agent: small enough for a million-contact campaign, and enough to count each step's calls.
     """
 

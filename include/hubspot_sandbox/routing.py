@@ -4,6 +4,11 @@ Every HubSpot endpoint goes through :class:`Gate` before its handler runs, in Hu
 bearer token (401), rate limit (429 with ``policyName``), scopes (403 MISSING_SCOPES), then any fault
 a test injected. The plain and trailing-slash forms of each path are both served, because the
 generated SDK posts to ``/crm/v3/lists/`` while the docs say ``/crm/v3/lists``.
+
+HubSpot serves each API on its legacy path and on date-based paths (``/crm/v3/lists`` is
+``/crm/lists/2026-09``). Registering a legacy route registers its dated twins too, with the same endpoint
+name (faults, call counts and rate limits follow the name, whichever path was called) and the version on
+``request.state.api_version``, so a handler shapes its answer the way that version does.
 """
 
 from __future__ import annotations
@@ -20,6 +25,47 @@ from .portal import portal_of
 
 Handler = Callable[..., Any]
 
+#: The version of a call made on a legacy path (``/crm/v3/...``, ``/communication-preferences/v4/...``).
+LEGACY = "legacy"
+#: The date-based versions HubSpot serves; any other date answers 404, as HubSpot does.
+DATED_VERSIONS = ("2026-03", "2026-09")
+
+#: Legacy path prefix -> its date-based prefix (``{version}`` filled in); the longest prefix wins. Paths
+#: under no prefix (email events v1, forms v3, token introspection) have no date-based equivalent.
+DATED_PREFIXES: dict[str, str] = {
+    "/crm/v3/lists": "/crm/lists/{version}",
+    "/crm/v3/objects/contacts": "/crm/objects/{version}/contacts",
+    "/crm/v3/properties": "/crm/properties/{version}",
+    "/crm/v3/exports": "/crm/exports/{version}",
+    "/marketing/v3/emails": "/marketing/emails/{version}",
+    "/communication-preferences/v3": "/communication-preferences/{version}",
+    "/communication-preferences/v4": "/communication-preferences/{version}",
+    "/account-info/v3": "/account-info/{version}",
+}
+
+
+def dated_path(path: str, version: str) -> str | None:
+    """``path`` (a legacy route path) under a date-based version, or None if HubSpot has no such path."""
+    for prefix in sorted(DATED_PREFIXES, key=len, reverse=True):
+        if path == prefix or path.startswith(prefix + "/"):
+            return DATED_PREFIXES[prefix].format(version=version) + path[len(prefix):]
+    return None
+
+
+def api_version(request: Request) -> str:
+    """The version the caller's path named: ``legacy`` or a date such as ``2026-09``."""
+    return str(getattr(request.state, "api_version", LEGACY))
+
+
+def is_dated(request: Request) -> bool:
+    return api_version(request) != LEGACY
+
+
+def path_for(request: Request, legacy_path: str) -> str:
+    """A legacy path as the caller's version names it: links in an answer stay on the version called."""
+    version = api_version(request)
+    return legacy_path if version == LEGACY else dated_path(legacy_path, version) or legacy_path
+
 
 class DropConnection(Exception):
     """Raised to make the middleware cut the connection instead of answering."""
@@ -28,14 +74,17 @@ class DropConnection(Exception):
 class Gate:
     """The per-request checks HubSpot makes before an endpoint does anything."""
 
-    def __init__(self, endpoint: str, scopes: Sequence[Sequence[str]], *, interval_exempt: bool) -> None:
+    def __init__(self, endpoint: str, scopes: Sequence[Sequence[str]], *, interval_exempt: bool,
+                 version: str = LEGACY) -> None:
         self.endpoint = endpoint
         self.scopes = [frozenset(alternative) for alternative in scopes]
         self.interval_exempt = interval_exempt
+        self.version = version
 
     async def __call__(self, request: Request) -> None:
         portal = portal_of(request)
         request.state.endpoint = self.endpoint
+        request.state.api_version = self.version
         portal.count_call(self.endpoint)
         grant = portal.grant_for(request.headers.get("authorization", ""))
         if grant is None:
@@ -74,10 +123,15 @@ class Gate:
 
 
 class Endpoints:
-    """A router whose routes are HubSpot endpoints guarded by :class:`Gate`."""
+    """HubSpot endpoints guarded by :class:`Gate`: legacy paths in ``router``, their dated twins in ``dated_router``.
+
+    The dated twins live in a router of their own so that whatever walks the legacy paths (HubSpot's legacy
+    OpenAPI files name only those) sees each endpoint once; both routers run the same handlers.
+    """
 
     def __init__(self) -> None:
         self.router = APIRouter()
+        self.dated_router = APIRouter()
 
     def route(
         self,
@@ -88,22 +142,36 @@ class Endpoints:
         scopes: Sequence[Sequence[str]] = (),
         status_code: int = 200,
         interval_exempt: bool = False,
+        dated: bool = True,
     ) -> Callable[[Handler], Handler]:
+        """Serve ``handler`` on ``path`` and, unless ``dated`` is false, on every dated equivalent of it."""
+
         def register(handler: Handler) -> Handler:
-            gate = Depends(Gate(name, scopes, interval_exempt=interval_exempt))
-            for variant in dict.fromkeys([path, path.rstrip("/") + "/"]):
-                self.router.add_api_route(
-                    variant,
-                    handler,
-                    methods=[method],
-                    name=f"{name}{'' if variant == path else ':slash'}",
-                    status_code=status_code,
-                    dependencies=[gate],
-                    include_in_schema=False,
-                )
+            gate = Gate(name, scopes, interval_exempt=interval_exempt)
+            self._add(self.router, method, path, handler, name, gate, status_code)
+            for version in DATED_VERSIONS if dated else ():
+                versioned = dated_path(path, version)
+                if versioned is not None:
+                    gate = Gate(name, scopes, interval_exempt=interval_exempt, version=version)
+                    self._add(self.dated_router, method, versioned, handler, f"{name}@{version}", gate, status_code)
             return handler
 
         return register
+
+    @staticmethod
+    def _add(router: APIRouter, method: str, path: str, handler: Handler, name: str, gate: Gate,
+             status_code: int) -> None:
+        """The plain and the trailing-slash form of one path."""
+        for variant in dict.fromkeys([path, path.rstrip("/") + "/"]):
+            router.add_api_route(
+                variant,
+                handler,
+                methods=[method],
+                name=f"{name}{'' if variant == path else ':slash'}",
+                status_code=status_code,
+                dependencies=[Depends(gate)],
+                include_in_schema=False,
+            )
 
     def get(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
         return self.route("GET", path, **kw)

@@ -32,7 +32,7 @@ class HubSpotAuthError(HubSpotPermanentError):
 
 
 class HubSpotScopeError(HubSpotPermanentError):
-    """403 MISSING_SCOPES: the private app lacks scopes; ``missing_scopes`` names them."""
+    """403 MISSING_SCOPES: the Service Key (or private app) lacks scopes; ``missing_scopes`` names them."""
 
     def __init__(self, message: str, *, missing_scopes: list[str], **kw: Any) -> None:
         super().__init__(message, **kw)

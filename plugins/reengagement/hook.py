@@ -6,12 +6,13 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Iterator
-from functools import cached_property
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlsplit
 
 from airflow.sdk import BaseHook
 
+from .api_versions import DEFAULT_API_VERSION, check_version, versioned_path
 from .concurrency import DEFAULT_IN_FLIGHT, in_order
 from .errors import (
     HubSpotAuthError,
@@ -25,7 +26,7 @@ from .errors import (
     HubSpotValidationError,
 )
 from .ratelimit import limiter_for
-from .transport import GuardedRest, Transport
+from .transport import GuardedRest, Transport, batch_errors
 
 if TYPE_CHECKING:
     import hubspot
@@ -59,10 +60,17 @@ class HubSpotHook(BaseHook):
     """Talks to one HubSpot portal through the official ``hubspot-api-client``.
 
     The connection (type ``http``) holds the API base URL in host/schema/port (default
-    ``https://api.hubapi.com``; a local sandbox works the same way) and the private app token as its
-    password. The token is read only from the connection and never logged. Every request, through
-    the SDK or :meth:`request`, shares one rate limiter per portal and process, HubSpot's retry rules
-    and one error mapping (:mod:`reengagement.errors`).
+    ``https://api.hubapi.com``; a local sandbox works the same way) and, as its password, a Service Key
+    (HubSpot's credential for new integrations: Development > Keys > Service keys) or, alternatively, a
+    legacy private app token; both are sent as a bearer token. The token is read only from the connection
+    and never logged. Every request, through the SDK or :meth:`request`, shares one rate limiter per portal
+    and process, HubSpot's retry rules and one error mapping (:mod:`reengagement.errors`).
+
+    The connection's extra ``{"api_version": "2026-09"}`` names the one HubSpot API version the hook speaks
+    (default :data:`~reengagement.api_versions.DEFAULT_API_VERSION`; ``"legacy"`` for the v1-v4 paths). The
+    SDK builds legacy URLs, so the path of every request is mapped to that version just before it is sent
+    (:func:`~reengagement.api_versions.versioned_path`); endpoints with no date-based equivalent
+    (:data:`~reengagement.api_versions.LEGACY_ONLY`) and download URLs keep their paths.
 
     :param hubspot_conn_id: the Airflow connection to use.
     :param timeout: (connect, read) timeout in seconds for each request.
@@ -108,9 +116,10 @@ class HubSpotHook(BaseHook):
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         return {
             "hidden_fields": ["login"],
-            "relabeling": {"host": "API host", "schema": "Scheme", "password": "Private app token"},
+            "relabeling": {"host": "API host", "schema": "Scheme",
+                           "password": "Service Key (or legacy private app token)"},
             "placeholders": {"host": "api.hubapi.com", "schema": "https", "port": "443",
-                             "password": "pat-na1-...", "extra": '{"in_flight": 5}'},
+                             "extra": json.dumps({"api_version": DEFAULT_API_VERSION, "in_flight": DEFAULT_IN_FLIGHT})},
         }
 
     # -- connection --------------------------------------------------------------------------------
@@ -146,11 +155,24 @@ class HubSpotHook(BaseHook):
         return value
 
     @cached_property
+    def api_version(self) -> str:
+        """The HubSpot API version every call goes to: the connection's extra ``api_version``, else the default.
+
+        A date-based version (``2026-09``) or ``legacy`` (today's v1-v4 paths); anything else is refused
+        before any call, naming the connection.
+        """
+        try:
+            return check_version(self.connection.extra_dejson.get("api_version"))
+        except ValueError as err:
+            raise ValueError(f"Connection {self.hubspot_conn_id!r}: extra {err}") from None
+
+    @cached_property
     def _token(self) -> str:
         token = self.connection.password
         if not token:
             raise HubSpotAuthError(
-                f"Connection {self.hubspot_conn_id!r} has no password: set it to the HubSpot private app token."
+                f"Connection {self.hubspot_conn_id!r} has no password: set it to a HubSpot Service Key "
+                "(Development > Keys > Service keys) or a legacy private app token."
             )
         return token
 
@@ -166,7 +188,7 @@ class HubSpotHook(BaseHook):
         configuration = Configuration(host=self.base_url)
         configuration.retries = False  # retries are the transport's job, with HubSpot's rules
         return GuardedRest(rest.RESTClientObject(configuration), self.transport, self.timeout,
-                           user_agent=self.user_agent)
+                           user_agent=self.user_agent, route=partial(versioned_path, version=self.api_version))
 
     @cached_property
     def client(self) -> hubspot.Client:
@@ -198,7 +220,10 @@ class HubSpotHook(BaseHook):
         params: dict[str, Any] | list[tuple[str, Any]] | None = None,
         json_body: Any = None,
     ) -> Any:
-        """One HubSpot call by path (v4 communication preferences, legacy email events), JSON in and out."""
+        """One HubSpot call by legacy path (e.g. v4 communication preferences), JSON in and out.
+
+        The path is sent as the connection's API version names it (see :attr:`api_version`).
+        """
         return self.request_with_headers(method, path, params=params, json_body=json_body)[0]
 
     def request_with_headers(
@@ -223,6 +248,8 @@ class HubSpotHook(BaseHook):
 
     def access_token_info(self) -> dict[str, Any]:
         """The private app token's portal, app and granted scopes (HubSpot's token introspection; reads only).
+
+        A legacy endpoint with no date-based equivalent; HubSpot does not introspect Service Keys this way.
 
         .. seealso:: https://developers.hubspot.com/docs/api/private-apps
         """
@@ -257,8 +284,7 @@ class HubSpotHook(BaseHook):
         speaks of an export limit) is a :class:`HubSpotExportLimitError`. The start is tried once per
         rate-limit pause: it is not idempotent, and a refused start is never applied.
         """
-        once = GuardedRest(self._rest.inner, Transport(self.transport.limiter, max_attempts=1), self.timeout,
-                           user_agent=self.user_agent)
+        once = self._rest.with_transport(Transport(self.transport.limiter, max_attempts=1))
         headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json",
                    "Content-Type": "application/json"}
         for attempt in range(1, self.max_attempts + 1):
@@ -288,8 +314,7 @@ class HubSpotHook(BaseHook):
 
     def test_connection(self) -> tuple[bool, str]:
         """One cheap authenticated call that says what is wrong: token, scopes or the host."""
-        probe = Transport(self.transport.limiter, max_attempts=1)
-        rest = GuardedRest(self._rest.inner, probe, self.timeout, user_agent=self.user_agent)
+        rest = self._rest.with_transport(Transport(self.transport.limiter, max_attempts=1))
         try:
             response = rest.request("GET", f"{self.base_url}/account-info/v3/details",
                                     headers={"Authorization": f"Bearer {self._token}", "Accept": "application/json"})
@@ -321,7 +346,14 @@ class HubSpotHook(BaseHook):
         exclude_filtered: bool = True,
         page_size: int = EVENTS_PAGE,
     ) -> Iterator[dict[str, Any]]:
-        """Legacy email events of one campaign and type, newest first, 1000 per call."""
+        """Legacy email events of one campaign and type, newest first, 1000 per call.
+
+        The one way the project reads per-recipient email events (who was sent, who clicked, who
+        unsubscribed). It stays on ``/email/public/v1/events`` whatever the connection's API version: HubSpot
+        has no date-based equivalent (its date-based Events API has no marketing email events, and email
+        statistics are aggregates), so the path is in :data:`~reengagement.api_versions.LEGACY_ONLY` with
+        HubSpot's end-of-support date, which preflight logs.
+        """
         offset: str | None = None
         while True:
             page = self.request("GET", "/email/public/v1/events", params={
@@ -334,24 +366,14 @@ class HubSpotHook(BaseHook):
             if not page.get("hasMore") or not offset:
                 return
 
-    def iter_lists_named(self, query: str) -> Iterator[dict[str, Any]]:
-        """Lists whose name contains ``query`` (HubSpot's search is fuzzy: compare names yourself)."""
-        from hubspot.crm.lists import ListSearchRequest
-
-        offset = 0
-        while True:
-            page = self.client.crm.lists.lists_api.do_search(
-                ListSearchRequest(query=query, offset=offset, count=500, additional_properties=[])
-            )
-            for found in page.lists or []:
-                yield found.to_dict()
-            if not page.has_more:
-                return
-            offset = page.offset
-
     # -- batches ---------------------------------------------------------------------------------------
     def contact_ids_by_email(self, emails: Iterable[str]) -> Iterator[tuple[str, str]]:
-        """``(email, contact id)`` for the emails HubSpot knows, 100 per call; unknown ones are skipped."""
+        """``(email, contact id)`` for the emails HubSpot knows, 100 per call; unknown ones are skipped.
+
+        HubSpot names the unknown ones in the answer's ``errors``: in a 207 on v3, inside a 200 on date-based
+        versions. The body is read the same way for both; an error other than "not found" fails the call
+        rather than passing a contact off as unknown.
+        """
         from hubspot.crm.contacts import BatchReadInputSimplePublicObjectId, SimplePublicObjectId
 
         api = self.client.crm.contacts.batch_api
@@ -360,9 +382,11 @@ class HubSpotHook(BaseHook):
             request = BatchReadInputSimplePublicObjectId(
                 id_property="email", properties=["email"], properties_with_history=[],
                 inputs=[SimplePublicObjectId(id=e) for e in chunk])
-            result = api.read(batch_read_input_simple_public_object_id=request)
-            return [(email.lower(), str(contact.id)) for contact in result.results or []
-                    if (email := (contact.properties or {}).get("email"))]
+            answer = json.loads(api.read(batch_read_input_simple_public_object_id=request,
+                                         _preload_content=False).data)
+            _raise_unexpected_errors(answer, "reading contacts by email")
+            return [(email.lower(), str(contact["id"])) for contact in answer.get("results") or []
+                    if (email := (contact.get("properties") or {}).get("email"))]
 
         unique = dict.fromkeys(e.strip().lower() for e in emails if e and e.strip())
         for found in in_order(read, chunked(unique, BATCH_SIZE), in_flight=self.in_flight):
@@ -400,13 +424,29 @@ class HubSpotHook(BaseHook):
         return types
 
     def get_list_by_name(self, name: str) -> dict[str, Any] | None:
-        """The list called ``name`` with its filters, or ``None``."""
+        """The list called ``name`` with its filters, or ``None``.
+
+        Every look-up of a list by name goes through HubSpot's get-by-name endpoint, never list search: it
+        names one list exactly on every API version. On date-based versions list search requires ``listIds``
+        and ``processingTypes``, and HubSpot does not document what an empty ``listIds`` means; read strictly
+        it matches nothing, so a search-based look-up would call an existing list missing and the caller
+        would create a duplicate.
+        """
         try:
             found = self.client.crm.lists.lists_api.get_by_name(name, "0-1", include_filters=True,
                                                                  _preload_content=False)
         except HubSpotNotFound:
             return None
         return json.loads(found.data)["list"]
+
+
+def _raise_unexpected_errors(answer: dict[str, Any], what: str) -> None:
+    """Raise for a batch answer's errors other than unknown inputs (which the callers skip)."""
+    unexpected = [e for e in batch_errors(answer) if e.get("category") != "OBJECT_NOT_FOUND"]
+    if unexpected:
+        first = unexpected[0]
+        raise HubSpotError(f"HubSpot failed {len(unexpected)} part(s) of a batch {what}: "
+                           f"{first.get('category')}: {first.get('message')}", body=answer)
 
 
 def _export_refused(err: HubSpotError) -> HubSpotExportLimitError:

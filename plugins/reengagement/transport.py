@@ -4,7 +4,8 @@ The SDK's generated clients and the raw helper share one urllib3 pool wrapped by
 so there is one HTTP client, one rate limiter and one way errors surface. Retries follow what is safe:
 a 429 was never applied, so it is always retried; a 5xx, a timeout or a dropped connection may have
 been applied, so only idempotent requests are retried here — creates and sends are retried by their
-callers behind a look-up, never blindly.
+callers behind a look-up, never blindly. The API version is applied here too: :class:`GuardedRest` routes the
+path of every URL (the SDK only builds legacy ones) to the connection's version just before sending.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import tenacity
 import urllib3
@@ -39,7 +41,7 @@ log = logging.getLogger(__name__)
 #: POSTs that read, or that set a state and report NO_STATUS_CHANGE on a repeat: safe to resend.
 _IDEMPOTENT_POST = re.compile(
     r"(/search|/batch/read|/statuses/batch/write|/statuses/batch/unsubscribe-all(/read)?"
-    r"|/statuses/[^/]+(/unsubscribe-all)?|/v3/(un)?subscribe)/?$"
+    r"|/statuses/[^/]+(/unsubscribe-all)?|/(v3|\d{4}-\d{2})/(un)?subscribe)/?$"
 )
 _NOT_SENT = (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError,
              urllib3.exceptions.NameResolutionError)
@@ -77,12 +79,13 @@ def error_for(status: int, raw_body: Any, method: str, url: str) -> HubSpotError
     kw: dict[str, Any] = {"status": status, "correlation_id": body.get("correlationId"), "body": body}
     suffix = f" (correlationId {body['correlationId']})" if body.get("correlationId") else ""
     if status == 401:
-        return HubSpotAuthError(f"HubSpot rejected the token ({where}): {message} Check the private app token "
-                                f"in the connection's password.{suffix}", **kw)
+        return HubSpotAuthError(f"HubSpot rejected the token ({where}): {message} Check the Service Key (or legacy "
+                                f"private app token) in the connection's password.{suffix}", **kw)
     if status == 403 and body.get("category") == "MISSING_SCOPES":
         scopes = _missing_scopes(body)
-        return HubSpotScopeError(f"The private app lacks the scopes {', '.join(scopes) or '(unnamed)'} needed for "
-                                 f"{where}. Grant them in HubSpot's private app settings.{suffix}",
+        return HubSpotScopeError(f"The token lacks the scopes {', '.join(scopes) or '(unnamed)'} needed for "
+                                 f"{where}. Grant them to the Service Key (Development > Keys > Service keys) or, "
+                                 f"for a legacy private app token, in the private app's settings.{suffix}",
                                  missing_scopes=scopes, **kw)
     if status == 403:
         return HubSpotForbiddenError(f"HubSpot refused {where}: {message}{suffix}", **kw)
@@ -100,6 +103,17 @@ def error_for(status: int, raw_body: Any, method: str, url: str) -> HubSpotError
         return HubSpotConflict(f"HubSpot reports a conflict for {where}: {message}{suffix}", **kw)
     return HubSpotValidationError(f"HubSpot refused {where} ({status} {body.get('category', '')}): "
                                   f"{message}{suffix}", **kw)
+
+
+def batch_errors(answer: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """The per-input errors of a batch answer, however HubSpot delivered them.
+
+    v3 and v4 batch calls answer 207 Multi-Status when some inputs failed; date-based versions answer 200
+    with the same ``errors`` (and ``numErrors``) in the body. Both are successes to the transport (any 2xx
+    is), so every batch caller reads the body, never the status, to find what failed.
+    """
+    errors = (answer or {}).get("errors") or []
+    return [error for error in errors if isinstance(error, dict)]
 
 
 def _headers(response: Any) -> dict[str, str]:
@@ -191,17 +205,32 @@ class Transport:
 class GuardedRest:
     """Stands in for the SDK's ``RESTClientObject``: same methods, every call through :class:`Transport`.
 
-    Every request carries ``user_agent`` (the SDK's generated clients would send their own).
+    Every request carries ``user_agent`` (the SDK's generated clients would send their own), and its URL's
+    path goes through ``route`` first (e.g. a legacy path to its date-based equivalent): SDK calls and raw
+    ones alike, so no request can miss the connection's API version.
     """
 
     def __init__(self, inner: Any, transport: Transport, timeout: tuple[float, float], *,
-                 user_agent: str | None = None) -> None:
+                 user_agent: str | None = None, route: Callable[[str], str] | None = None) -> None:
         self.inner = inner
         self.transport = transport
         self.timeout = timeout
         self.user_agent = user_agent
+        self.route = route
+
+    def with_transport(self, transport: Transport) -> GuardedRest:
+        """The same client, pool, User-Agent and route under other retry rules (e.g. a single attempt)."""
+        return GuardedRest(self.inner, transport, self.timeout, user_agent=self.user_agent, route=self.route)
+
+    def routed(self, url: str) -> str:
+        """``url`` with its path as ``route`` names it (query and host unchanged)."""
+        if self.route is None:
+            return url
+        parts = urlsplit(url)
+        return urlunsplit(parts._replace(path=self.route(parts.path)))
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        url = self.routed(url)
         if kwargs.get("_request_timeout") is None:
             kwargs["_request_timeout"] = self.timeout
         if self.user_agent:

@@ -13,6 +13,7 @@ from reengagement.campaign import PARAMS_SCHEMA
 
 from include.hubspot_sandbox.process import SandboxProcess
 from tests.plugins.conftest import connection_json
+from tests.support.contract import read_exchanges
 
 #: Short waits: a round takes seconds, not a week (the sandbox's timings are in tests/conftest.py).
 FAST_CONF = {"wait": "PT4S"}
@@ -21,8 +22,23 @@ FAST_CONF = {"wait": "PT4S"}
 class Campaign:
     """One seeded portal and the DAG pointed at it; ``run()`` is one ``dag.test()``."""
 
-    def __init__(self, dag: Any, sandbox: SandboxProcess, exports: Path) -> None:
+    def __init__(self, dag: Any, sandbox: SandboxProcess, exports: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         self.dag, self.sandbox, self.exports = dag, sandbox, exports
+        self._monkeypatch = monkeypatch
+        self.speak()
+        record = sandbox.command()[sandbox.command().index("--record") + 1]
+        self._record = Path(record)
+        self._record_start = self._record.stat().st_size if self._record.exists() else 0
+
+    def speak(self, api_version: str | None = None) -> None:
+        """Point ``hubspot_default`` at the sandbox, in the given HubSpot API version (``None``: the default)."""
+        self._monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", connection_json(
+            self.sandbox.url, self.sandbox.token, api_version=api_version))
+
+    def paths_called(self) -> set[str]:
+        """Every HubSpot API path the sandbox answered since this test began (its admin calls left out)."""
+        exchanges, _ = read_exchanges(self._record, self._record_start)
+        return {e.path for e in exchanges if not e.path.startswith("/_sandbox")}
 
     def seed(self, contacts: int = 400, seed: int = 5, **kw: Any) -> dict[str, Any]:
         return self.sandbox.admin("POST", "seed", {"contacts": contacts, "seed": seed, **kw})
@@ -93,8 +109,7 @@ class Campaign:
 @pytest.fixture
 def campaign(dag, campaign_sandbox, tmp_path, monkeypatch) -> Campaign:
     campaign_sandbox.admin("POST", "reset")
-    monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", connection_json(campaign_sandbox.url, campaign_sandbox.token))
-    return Campaign(dag, campaign_sandbox, tmp_path / "exports")
+    return Campaign(dag, campaign_sandbox, tmp_path / "exports", monkeypatch)
 
 
 def states(dag_run) -> dict[str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import pytest
 from reengagement.campaign import confirm_url_for
@@ -17,10 +18,14 @@ SUB = str(MARKETING_SUBSCRIPTION_ID)
 CTA = confirm_url_for("https://www.example.com/still-subscribed", "c", 1)
 
 
-def connection_json(url: str, token: str) -> str:
+def connection_json(url: str, token: str, *, api_version: str | None = None) -> str:
+    """An Airflow connection (JSON) to ``url``; ``api_version`` goes in the extra (``None``: the hook's default)."""
     scheme, _, hostport = url.partition("://")
     host, _, port = hostport.partition(":")
-    return json.dumps({"conn_type": "http", "host": host, "schema": scheme, "port": int(port), "password": token})
+    conn: dict[str, Any] = {"conn_type": "http", "host": host, "schema": scheme, "port": int(port), "password": token}
+    if api_version is not None:
+        conn["extra"] = {"api_version": api_version}
+    return json.dumps(conn)
 
 
 @pytest.fixture

@@ -38,8 +38,10 @@ def test_base_url_comes_from_the_connection(conn, expected, monkeypatch):
 
 def test_connection_without_token_fails_clearly(monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_HS_TEST", json.dumps({"conn_type": "http", "host": "x"}))
-    with pytest.raises(errors.HubSpotAuthError, match="private app token"):
+    with pytest.raises(errors.HubSpotAuthError, match="'hs_test' has no password") as err:
         _ = HubSpotHook("hs_test").client
+    message = str(err.value)
+    assert message.index("Service Key") < message.index("legacy private app token")
 
 
 @pytest.mark.parametrize(("extra", "argument", "expected"), [(None, None, 5), ({"in_flight": 2}, None, 2),
@@ -66,9 +68,10 @@ def test_many_lookups_in_flight_give_the_same_answer_as_one_at_a_time(seeded, hu
     assert many == one and len(one) > 250 and "nobody@example.com" not in dict(one)
 
 
-def test_ui_field_behaviour_names_the_token_field():
+def test_ui_field_behaviour_names_the_service_key_and_the_api_version():
     behaviour = HubSpotHook.get_ui_field_behaviour()
-    assert behaviour["relabeling"]["password"] == "Private app token"
+    assert behaviour["relabeling"]["password"] == "Service Key (or legacy private app token)"
+    assert json.loads(behaviour["placeholders"]["extra"]) == {"api_version": "2026-09", "in_flight": 5}
 
 
 def test_test_connection_reports_the_portal(hook):
@@ -204,11 +207,10 @@ def test_token_never_reaches_logs_or_errors(hubspot_conn, caplog):
     assert hubspot_conn.token not in text
 
 
-def test_list_search_is_paged_and_names_are_compared_by_the_caller(seeded, hook):
+def test_a_list_is_found_by_its_exact_name_and_a_missing_one_is_none(seeded, hook):
     for n in range(3):
         make_list(hook, f"campaign x · r{n}", [])
-    make_list(hook, "other", [])
-    found = [item["name"] for item in hook.iter_lists_named("campaign x")]
-    assert sorted(found) == ["campaign x · r0", "campaign x · r1", "campaign x · r2"]
-    assert hook.get_list_by_name("campaign x · r1")["name"] == "campaign x · r1"
+    found = hook.get_list_by_name("campaign x · r1")
+    assert found["name"] == "campaign x · r1" and found["processingType"] == "MANUAL"
+    assert hook.get_list_by_name("campaign x") is None
     assert hook.get_list_by_name("missing") is None

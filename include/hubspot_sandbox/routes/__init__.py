@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from . import account, admin, contacts, emails, events, exports, forms, lists, subscriptions
 
-ROUTERS = [
-    module.endpoints.router
-    for module in (lists, contacts, emails, events, subscriptions, exports, forms, account, admin)
-]
+_MODULES = (lists, contacts, emails, events, subscriptions, exports, forms, account, admin)
+
+#: Every endpoint on its legacy path, and the sandbox's admin API.
+ROUTERS = [module.endpoints.router for module in _MODULES]
 ROUTERS.append(events.admin_router)  # the sending simulation's /_sandbox switches
+#: The same endpoints on their date-based paths (``/crm/lists/2026-09/...``), same handlers and names.
+DATED_ROUTERS = [module.endpoints.dated_router for module in _MODULES if module is not admin]

@@ -72,14 +72,18 @@ async def api_usage(request: Request) -> dict[str, Any]:
 
 @endpoints.post("/oauth/v2/private-apps/get/access-token-info", name="account.token_info", scopes=[])
 async def token_info(request: Request) -> dict[str, Any]:
-    """A private app token's portal and the scopes it really has (Enterprise-only scopes vanish on lower tiers)."""
+    """A private app token's portal and the scopes it really has (Enterprise-only scopes vanish on lower tiers).
+
+    HubSpot documents this for private app tokens only; what it answers for a Service Key is not public, so
+    the sandbox answers strictly, as for a token it does not know: a caller must not depend on it for keys.
+    """
     portal = portal_of(request)
     body = json_object(await json_body(request))
     token = body.get("tokenKey")
     if not isinstance(token, str) or not token:
         raise errors.validation_error("tokenKey is required.", field="tokenKey")
     grant = portal.grant_for(f"Bearer {token}")
-    if grant is None:
+    if grant is None or grant.is_service_key:
         raise errors.not_found("No private app has this access token.")
     return {"userId": 1, "hubId": portal.config.portal_id, "appId": 1,
             "scopes": sorted(portal.config.scopes_for(grant))}

@@ -15,7 +15,17 @@ from fastapi.responses import JSONResponse
 
 from .. import errors, properties, subscriptions_store
 from ..portal import Portal, iso, portal_of
-from ..routing import MAX_BATCH, Endpoints, batch_inputs, json_body, json_object, query_bool, query_int
+from ..routing import (
+    MAX_BATCH,
+    Endpoints,
+    batch_inputs,
+    is_dated,
+    json_body,
+    json_object,
+    path_for,
+    query_bool,
+    query_int,
+)
 
 endpoints = Endpoints()
 
@@ -94,7 +104,8 @@ async def list_contacts(request: Request) -> dict[str, Any]:
     body: dict[str, Any] = {"results": [_public(r) for r in records[:limit]]}
     if len(records) > limit:
         cursor = str(records[limit][0])
-        link = f"{str(request.base_url).rstrip('/')}/crm/v3/objects/contacts?after={cursor}&limit={limit}"
+        path = path_for(request, "/crm/v3/objects/contacts")
+        link = f"{str(request.base_url).rstrip('/')}{path}?after={cursor}&limit={limit}"
         body["paging"] = {"next": {"after": cursor, "link": link}}
     return body
 
@@ -167,7 +178,8 @@ async def batch_read(request: Request) -> Any:
         "errors": [],
         "links": {},
     }]
-    return JSONResponse(body, status_code=207)
+    # Legacy answers 207 Multi-Status; the date-based versions keep the errors inside a 200.
+    return JSONResponse(body, status_code=200 if is_dated(request) else 207)
 
 
 @endpoints.post("/crm/v3/objects/contacts/search", name="contacts.search", scopes=READ)

@@ -18,7 +18,7 @@ from fastapi import Request, Response
 
 from .. import errors, sending
 from ..portal import Portal, iso, parse_iso, portal_of
-from ..routing import Endpoints, json_body, json_object, query_bool, query_int
+from ..routing import Endpoints, json_body, json_object, path_for, query_bool, query_int
 
 endpoints = Endpoints()
 
@@ -277,7 +277,8 @@ async def list_emails(request: Request) -> dict[str, Any]:
     body: dict[str, Any] = {"total": total, "results": [public(portal, r, include_stats=include_stats) for r in rows]}
     if offset + len(rows) < total:
         after = str(offset + len(rows))
-        body["paging"] = {"next": {"after": after, "link": f"{portal.base_url}/marketing/v3/emails?after={after}"}}
+        link = f"{portal.base_url}{path_for(request, '/marketing/v3/emails')}?after={after}"
+        body["paging"] = {"next": {"after": after, "link": link}}
     return body
 
 

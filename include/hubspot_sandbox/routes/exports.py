@@ -33,7 +33,7 @@ from fastapi.responses import FileResponse, Response
 
 from .. import errors, properties
 from ..portal import Portal, iso, portal_of
-from ..routing import Endpoints, json_body, json_object, path_int
+from ..routing import Endpoints, json_body, json_object, path_for, path_int
 
 endpoints = Endpoints()
 
@@ -238,7 +238,7 @@ async def start(request: Request) -> dict[str, Any]:
 
 
 def _status_url(request: Request, export_id: int) -> str:
-    return f"{_base(request)}/crm/v3/exports/export/async/tasks/{export_id}/status"
+    return _base(request) + path_for(request, f"/crm/v3/exports/export/async/tasks/{export_id}/status")
 
 
 def _base(request: Request) -> str:

@@ -14,7 +14,7 @@ from fastapi import Request, Response
 
 from .. import errors, lists_store
 from ..portal import Portal, iso, portal_of
-from ..routing import Endpoints, json_body, json_object, path_int, query_bool, query_int
+from ..routing import Endpoints, is_dated, json_body, json_object, path_int, query_bool, query_int
 
 endpoints = Endpoints()
 
@@ -122,6 +122,8 @@ async def search_lists(request: Request) -> dict[str, Any]:
     offset = _body_int(body, "offset", 0, 0, None)
     count = _body_int(body, "count", SEARCH_DEFAULT, 1, SEARCH_MAX)
     where, params = _search_where(body)
+    if is_dated(request):
+        where.extend(_dated_search_where(body))
     if body.get("objectTypeId") not in (None, lists_store.CONTACTS):
         where.append("0")
     order = _search_order(body.get("sort"))
@@ -176,6 +178,22 @@ def _search_where(body: dict[str, Any]) -> tuple[list[str], list[Any]]:
         where.append(f"id IN ({', '.join('?' for _ in ids)})")
         params.extend(ids)
     return where, params
+
+
+#: Fields the date-based versions require in a list search (legacy treats both as optional).
+DATED_SEARCH_REQUIRED = ("listIds", "processingTypes")
+
+
+def _dated_search_where(body: dict[str, Any]) -> list[str]:
+    """The date-based search's extra rule: both fields required, and an empty one matches no list.
+
+    Whether HubSpot reads an empty ``listIds`` as "any list" or "no list" is not documented; the strict
+    reading is served so that a caller relying on either notices here rather than in a real portal.
+    """
+    missing = [key for key in DATED_SEARCH_REQUIRED if key not in body or body[key] is None]
+    if missing:
+        raise errors.validation_error(f"Invalid input: {' and '.join(missing)} required.", field=missing[0])
+    return ["0"] if any(not _string_list(body, key) for key in DATED_SEARCH_REQUIRED) else []
 
 
 def _search_order(sort: Any) -> str:

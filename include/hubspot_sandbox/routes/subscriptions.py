@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 from .. import errors
 from .. import subscriptions_store as store
 from ..portal import Portal, iso, portal_of
-from ..routing import MAX_BATCH, Endpoints, batch_inputs, json_body, json_object, query_bool
+from ..routing import MAX_BATCH, Endpoints, batch_inputs, is_dated, json_body, json_object, query_bool
 from ..subscriptions_store import Contact, Failure, Status, StatusWrite, SubscriptionType, WideResult
 
 endpoints = Endpoints()
@@ -131,9 +131,9 @@ def _envelope(started: int, portal: Portal, results: list[Any], failures: Sequen
     return body
 
 
-def _multi_status(body: dict[str, Any]) -> Any:
-    """Batch reads answer 207 Multi-Status when some inputs failed."""
-    return JSONResponse(body, status_code=207) if body.get("errors") else body
+def _multi_status(request: Request, body: dict[str, Any]) -> Any:
+    """Legacy batch reads answer 207 Multi-Status when some inputs failed; dated ones keep the errors in a 200."""
+    return JSONResponse(body, status_code=207) if body.get("errors") and not is_dated(request) else body
 
 
 # -- request parsing -------------------------------------------------------------------------------
@@ -209,8 +209,10 @@ def _raise_failure(failure: Failure) -> None:
 # -- v3 --------------------------------------------------------------------------------------------
 
 
-@endpoints.get("/communication-preferences/v3/definitions", name="subscriptions.v3.definitions", scopes=READ)
+@endpoints.get("/communication-preferences/v3/definitions", name="subscriptions.v3.definitions", scopes=READ,
+               dated=False)
 async def v3_definitions(request: Request) -> dict[str, Any]:
+    """v3's shape; the dated ``/definitions`` is v4's (``results[]``), served by :func:`v4_definitions`."""
     types = store.subscription_types(portal_of(request))
     return {"subscriptionDefinitions": [_definition(sub) for sub in types.values()]}
 
@@ -289,7 +291,7 @@ async def v4_batch_read(request: Request) -> Any:
         {"subscriberIdString": c.email, "statuses": [_public_status(s) for s in statuses[c.id]]} for c in found
     ]
     failures = [_not_found(s) for s in subscribers if store.normalise(s) not in contacts]
-    return _multi_status(_envelope(started, portal, results, failures))
+    return _multi_status(request, _envelope(started, portal, results, failures))
 
 
 @endpoints.post(f"{V4}/statuses/batch/write", name="subscriptions.v4.batch_write", scopes=BATCH_WRITE)
@@ -338,7 +340,7 @@ async def v4_batch_unsubscribe_all_read(request: Request) -> Any:
         for contact in (contacts[store.normalise(s)] for s in subscribers if store.normalise(s) in contacts)
     ]
     failures = [_not_found(s) for s in subscribers if store.normalise(s) not in contacts]
-    return _multi_status(_envelope(started, portal, results, failures))
+    return _multi_status(request, _envelope(started, portal, results, failures))
 
 
 # -- v4: one subscriber ----------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .. import segments
+from ..api_versions import DEFAULT_API_VERSION, LEGACY, LEGACY_ONLY
 from ..campaign import CampaignParams, confirm_url_problems, default_campaign, estimated_calls
 from ..errors import (
     HubSpotAuthError,
@@ -76,6 +77,17 @@ def run_probe(hook: Any, probe: CapabilityProbe) -> ProbeResult:
     return ProbeResult(probe, "inconclusive", "HubSpot accepted a call this probe expected it to refuse")
 
 
+def subscription_definitions(answer: dict[str, Any]) -> list[dict[str, Any]]:
+    """The subscription types of a definitions answer, in the shape the version answers.
+
+    The v3 path answers ``subscriptionDefinitions``; its date-based equivalent answers ``results`` (the v4
+    shape), with the same fields per type.
+    """
+    if "subscriptionDefinitions" in answer:
+        return list(answer["subscriptionDefinitions"] or [])
+    return list(answer.get("results") or [])
+
+
 class PreflightFailed(HubSpotPermanentError):
     """One or more settings make the campaign unsafe or impossible; the message lists them all.
 
@@ -95,6 +107,9 @@ class PreflightOperator(HubSpotOperator):
     - the confirmation URL is https and not a subscription-preferences or unsubscribe page;
     - the contact properties the unengaged list filters on exist, with types a filter can be built for;
     - the day's remaining API budget covers the campaign's estimated calls.
+
+    It logs the HubSpot API version the connection speaks and, for each endpoint still on a legacy path
+    (:data:`~reengagement.api_versions.LEGACY_ONLY`), the date HubSpot stops supporting it.
 
     Returns ``subscription_id``, ``portal_id``, ``ui_domain`` (for the other tasks' links), the counts the
     later tasks need and ``property_types`` (property name -> HubSpot type) for the unengaged list's filters,
@@ -119,6 +134,7 @@ class PreflightOperator(HubSpotOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         campaign = self._params(context)  # bad params fail here, before any call to HubSpot
+        self._log_api_version()
         problems: list[str] = list(confirm_url_problems(str(self.confirm_url)))
         subscription = self._subscription(problems)
         warnings = list(self._consent_warnings(subscription)) if subscription else []
@@ -155,9 +171,27 @@ class PreflightOperator(HubSpotOperator):
                       campaign.wait, campaign.opt_out_scope, " (dry run)" if campaign.dry_run else "")
         return campaign
 
+    def _log_api_version(self) -> None:
+        """Which HubSpot API version the run speaks, and which calls stay on legacy paths until when.
+
+        A connection naming an unknown version fails here, before any call, and is not retried.
+        """
+        try:
+            version = self.hook.api_version
+        except ValueError as err:
+            raise PreflightFailed(f"The campaign cannot start:\n- {err}") from err
+        if version == LEGACY:
+            self.log.warning("HubSpot API version: legacy (v1-v4 paths, which HubSpot is retiring). Set the "
+                             "connection's extra api_version to %r to use the date-based paths.", DEFAULT_API_VERSION)
+        else:
+            self.log.info("HubSpot API version: %s (date-based paths).", version)
+        for endpoint in LEGACY_ONLY:
+            self.log.info("Legacy endpoint still used: %s for %s; HubSpot stops supporting it from %s (%s).",
+                          endpoint.path, endpoint.purpose, endpoint.unsupported_from, endpoint.why)
+
     def _subscription(self, problems: list[str]) -> dict[str, Any] | None:
         api = self.hook.client.communication_preferences.definition_api
-        definitions = json.loads(api.get_page(_preload_content=False).data).get("subscriptionDefinitions", [])
+        definitions = subscription_definitions(json.loads(api.get_page(_preload_content=False).data))
         wanted = str(self.subscription_type).strip()
         found = [d for d in definitions if str(d["id"]) == wanted or d["name"].strip().lower() == wanted.lower()]
         if not found:

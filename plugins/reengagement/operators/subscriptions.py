@@ -1,4 +1,7 @@
-"""Step 6, second half: opt out the exported list 2 through Communication Preferences v4."""
+"""Step 6, second half: opt out the exported list 2 through Communication Preferences.
+
+The calls are written with their v4 paths; the hook sends them to the connection's API version.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from ..hook import BATCH_SIZE
 from ..ledger import ClickerLedger, email_key
 from ..links import ExportFileLink
 from ..storage import read_manifest, restrict
+from ..transport import batch_errors
 from .base import HubSpotOperator
 from .lists import read_clickers
 
@@ -346,8 +350,9 @@ def _wide_reason(result: dict[str, Any]) -> tuple[str, str]:
 
 
 def _failures(answer: dict[str, Any]) -> dict[str, str]:
+    """``email -> HubSpot's message`` for the inputs a batch failed (a 207 on v4, a 200 on date-based versions)."""
     failures: dict[str, str] = {}
-    for error in answer.get("errors") or []:
+    for error in batch_errors(answer):
         for subscriber in (error.get("context") or {}).get("subscriberIdString") or []:
             failures[str(subscriber).lower()] = str(error.get("message", "error"))
     return failures
