@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
@@ -24,12 +24,17 @@ LEGAL_BASES = (
 )
 OPT_OUT_SCOPES = ("all_email", "subscription_type")
 MAX_ROUNDS = 3
+#: The response windows offered in the trigger form; any other ISO 8601 duration of days to seconds works too.
+WAIT_EXAMPLES = ("P7D", "P14D", "P3D", "P1D", "PT12H")
 SEPARATOR = " · "
 
 _DURATION = re.compile(
     r"^P(?!$)(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
     r"(?:T(?=\d)(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+)S)?)?$"
 )
+_YEARS_OR_MONTHS = re.compile(r"^P(?:[^T]*[YM])")
+_EMAIL_ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_DIGITS = re.compile(r"^\d+$")
 #: Links whose clicks HubSpot does not track as CTA clicks, or that unsubscribe instead of confirming.
 _HUBSPOT_PREFERENCE_PAGE = re.compile(
     r"(/hs/manage-preferences|/hs/preferences-center|/email-preferences|unsubscribe|/_hcms/preferences)",
@@ -54,13 +59,15 @@ PARAMS_SCHEMA: dict[str, dict[str, Any]] = {
                        "must be at least this old.",
     },
     "focus_email_id": {
-        "type": ["null", "string"], "default": None, "pattern": r"^\d+$", "title": "Focus email id",
-        "description": "Optional: only contacts who received this marketing email and did not open it. "
+        "type": ["null", "string"], "default": None, "title": "Focus email id",
+        "description": "Optional: the numeric id of a marketing email (from its URL in HubSpot); only contacts "
+                       "who received it and did not open it. "
                        "Not implemented yet: a run that sets it stops before touching HubSpot.",
     },
     "template_email_id": {
-        "type": ["null", "string"], "default": None, "pattern": r"^\d+$", "title": "Template email id",
-        "description": "Optional: a designed marketing email to clone. Empty: the built-in template.",
+        "type": ["null", "string"], "default": None, "title": "Template email id",
+        "description": "Optional: the numeric id of a designed marketing email to clone (from its URL in "
+                       "HubSpot). Empty: the built-in template.",
     },
     "subject": {
         "type": "string", "default": "Do you still want to hear from us?", "minLength": 1, "maxLength": 200,
@@ -71,33 +78,49 @@ PARAMS_SCHEMA: dict[str, dict[str, Any]] = {
         "title": "From name", "description": "Sender name shown to recipients.",
     },
     "reply_to": {
-        "type": "string", "default": "marketing@example.com", "pattern": r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
-        "title": "Reply-to address", "description": "Address replies go to.",
+        "type": "string", "default": "marketing@example.com", "format": "email",
+        "title": "Reply-to address", "description": "Address replies go to, e.g. marketing@example.com.",
     },
     "confirm_url": {
-        "type": "string", "default": "https://www.example.com/still-subscribed", "pattern": r"^https://",
+        "type": "string", "default": "https://www.example.com/still-subscribed", "minLength": 1,
         "title": "Confirmation page",
         "description": "The thank-you page the CTA links to (https, tracked by HubSpot; never a "
                        "subscription-preferences or unsubscribe page). The campaign and round are added "
                        "to its query string.",
     },
     "wait": {
-        "type": "string", "default": "P7D", "pattern": _DURATION.pattern, "title": "Response window",
-        "description": "How long to wait after each send before reading who confirmed (ISO 8601 duration, "
-                       "e.g. P7D, PT2M).",
+        # The format sits under allOf: at the top level it would swap the form's text field with suggestions
+        # for Airflow's bare duration field. Years and months (P1Y, P1M) pass the format; CampaignParams
+        # refuses them.
+        "type": "string", "default": "P7D", "examples": list(WAIT_EXAMPLES), "allOf": [{"format": "duration"}],
+        "title": "Response window",
+        "description": "How long to wait after each send before reading who confirmed, as an ISO 8601 "
+                       "duration: P7D = 7 days, P14D = 14 days, PT12H = 12 hours, P1DT6H = 1 day 6 hours.",
     },
     "rounds": {
-        "type": "integer", "default": 1, "minimum": 1, "maximum": MAX_ROUNDS, "title": "Rounds",
+        "type": "integer", "default": 1, "enum": list(range(1, MAX_ROUNDS + 1)), "title": "Rounds",
+        "values_display": {"1": "1 email", "2": "2 emails (1 reminder)", "3": "3 emails (2 reminders)"},
         "description": "Emails to send before the opt-out: each later round goes only to those still "
                        "unconfirmed.",
     },
     "opt_out_scope": {
         "type": "string", "default": "all_email", "enum": list(OPT_OUT_SCOPES), "title": "Opt-out scope",
+        "values_display": {"all_email": "All email (like HubSpot's opt-out import)",
+                           "subscription_type": "Only the mailed subscription type"},
         "description": "all_email: unsubscribe from all email (what HubSpot's opt-out import does). "
                        "subscription_type: unsubscribe from the mailed subscription type only.",
     },
     "legal_basis": {
         "type": "string", "default": "LEGITIMATE_INTEREST_OTHER", "enum": list(LEGAL_BASES),
+        "values_display": {
+            "LEGITIMATE_INTEREST_OTHER": "Legitimate interest (other)",
+            "LEGITIMATE_INTEREST_CLIENT": "Legitimate interest (existing customer)",
+            "LEGITIMATE_INTEREST_PQL": "Legitimate interest (product-qualified lead)",
+            "CONSENT_WITH_NOTICE": "Consent with notice",
+            "PERFORMANCE_OF_CONTRACT": "Performance of a contract",
+            "PROCESS_AND_STORE": "Consent to process and store",
+            "NON_GDPR": "Not subject to GDPR",
+        },
         "title": "Legal basis", "description": "Recorded by HubSpot with each status change.",
     },
     "legal_basis_explanation": {
@@ -155,16 +178,21 @@ class CampaignParams:
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any], *, default_campaign: str) -> CampaignParams:
-        """Validate the run's params against :data:`PARAMS_SCHEMA` and the rules a schema cannot say."""
-        problems = list(_schema_problems(params))
+        """Validate the run's params, saying in plain words what each bad one should be.
+
+        The schema's checks run first (they are what the trigger form and the REST API enforce), then the
+        rules the schema cannot say without a regular expression; each param is reported once.
+        """
+        problems = _schema_problems(params)
         values = {name: params.get(name, spec["default"]) for name, spec in PARAMS_SCHEMA.items()}
-        if not problems:
-            problems.extend(confirm_url_problems(str(values["confirm_url"])))
-        if values["focus_email_id"]:
-            problems.append("focus_email_id: restricting the cohort to one email's non-openers is not implemented "
-                            "yet; leave it empty")
+        for name, check in _RULE_CHECKS.items():
+            if name not in problems and (found := check(values[name])):
+                problems[name] = found
+        if "focus_email_id" not in problems and values["focus_email_id"]:
+            problems["focus_email_id"] = ("focus_email_id: restricting the cohort to one email's non-openers is "
+                                          "not implemented yet; leave it empty")
         if problems:
-            raise InvalidParams("Invalid campaign params: " + "; ".join(problems))
+            raise InvalidParams("Invalid campaign params: " + "; ".join(problems.values()))
         values["campaign"] = (values["campaign"] or default_campaign).strip()
         values["wait"] = parse_duration(values["wait"])
         return cls(**{f.name: values[f.name] for f in fields(cls)})
@@ -173,16 +201,89 @@ class CampaignParams:
         return object_name(self.campaign, role, round_no)
 
 
-def _schema_problems(params: Mapping[str, Any]) -> list[str]:
+def _schema_problems(params: Mapping[str, Any]) -> dict[str, str]:
+    """One plain sentence per param the schema refuses (jsonschema's own messages can quote the schema)."""
     import jsonschema  # an Airflow dependency; imported here so parsing the DAG stays cheap
 
     schema = {"type": "object", "properties": PARAMS_SCHEMA}
-    validator = jsonschema.Draft7Validator(schema)
-    problems = []
-    for error in sorted(validator.iter_errors(dict(params)), key=lambda e: list(e.path)):
-        where = ".".join(str(p) for p in error.path) or "params"
-        problems.append(f"{where}: {error.message}")
+    validator = jsonschema.Draft7Validator(schema, format_checker=jsonschema.FormatChecker())
+    problems: dict[str, str] = {}
+    for error in sorted(validator.iter_errors(dict(params)), key=lambda e: [str(p) for p in e.path]):
+        name = str(error.path[0]) if error.path else ""
+        if name in PARAMS_SCHEMA:
+            problems.setdefault(name, not_allowed(name, params[name]))
+        else:
+            problems.setdefault(name, f"params: {error.message}")
     return problems
+
+
+def not_allowed(name: str, value: Any) -> str:
+    """``<param>: <value> is not <what it must be>``: the message for any value a param refuses."""
+    return f"{name}: {value!r} is not {expected(name)}"
+
+
+def expected(name: str) -> str:
+    """What a param must be, in the words of the trigger form (no regular expressions)."""
+    spec = PARAMS_SCHEMA[name]
+    rule = _RULES.get(name) or _rule_from_schema(spec)
+    nullable = isinstance(spec["type"], list) and "null" in spec["type"]
+    return f"{rule}, or empty" if nullable else rule
+
+
+def _rule_from_schema(spec: Mapping[str, Any]) -> str:
+    types = [t for t in (spec["type"] if isinstance(spec["type"], list) else [spec["type"]]) if t != "null"]
+    if "enum" in spec:
+        return "one of the allowed values " + _or_list([repr(v) for v in spec["enum"]])
+    if types == ["boolean"]:
+        return "true or false"
+    if types[0] in ("integer", "number"):
+        kind = "a whole number" if types[0] == "integer" else "a number"
+        return f"{kind} from {spec['minimum']} to {spec['maximum']}"
+    low, high = spec.get("minLength", 0), spec.get("maxLength")
+    if high:
+        return f"text of {low} to {high} characters" if low else f"text of at most {high} characters"
+    return "text of at least 1 character" if low else "text"
+
+
+def _or_list(items: Sequence[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]
+
+
+def _is_email_id(value: str | None) -> bool:
+    return not value or bool(_DIGITS.match(value))
+
+
+#: Rules the schema does not state in words; every other param's rule is read from its schema.
+_RULES = {
+    "wait": "a duration like P7D (7 days) or PT12H (12 hours)",
+    "reply_to": "an email address like marketing@example.com",
+    "focus_email_id": "the numeric id of a marketing email, e.g. 123456789",
+    "template_email_id": "the numeric id of a marketing email, e.g. 123456789",
+    "confirm_url": "an https URL like https://www.example.com/still-subscribed",
+    "export_base": "a folder URI like s3://bucket/reengagement or file:///data/reengagement",
+}
+
+
+def _wait_problem(text: str) -> str | None:
+    try:
+        parse_duration(text)
+    except InvalidParams as err:
+        return str(err)
+    return None
+
+
+def _confirm_url_problem(url: str) -> str | None:
+    return " ".join(confirm_url_problems(url)) or None
+
+
+#: Checks after the schema's, for what a JSON schema could only say with a regular expression.
+_RULE_CHECKS: dict[str, Callable[[Any], str | None]] = {
+    "wait": _wait_problem,
+    "reply_to": lambda v: None if _EMAIL_ADDRESS.match(v) else not_allowed("reply_to", v),
+    "focus_email_id": lambda v: None if _is_email_id(v) else not_allowed("focus_email_id", v),
+    "template_email_id": lambda v: None if _is_email_id(v) else not_allowed("template_email_id", v),
+    "confirm_url": _confirm_url_problem,
+}
 
 
 def default_campaign(dag_id: str, when: dt.datetime) -> str:
@@ -197,12 +298,36 @@ def object_name(campaign: str, role: str, round_no: int | None = None) -> str:
 
 
 def parse_duration(text: str) -> dt.timedelta:
-    """An ISO 8601 duration of weeks, days, hours, minutes and seconds (``P7D``, ``PT2M``, ``P1DT12H``)."""
-    match = _DURATION.match(text or "")
+    """An ISO 8601 duration of weeks, days, hours, minutes and seconds (``P7D``, ``PT2M``, ``P1DT12H``).
+
+    Years and months are refused: their length varies, and a response window should not.
+    """
+    match = _DURATION.match(text or "") if isinstance(text, str) else None
     if not match:
-        raise InvalidParams(f"wait: {text!r} is not an ISO 8601 duration such as P7D or PT2M")
+        hint = " (years and months vary in length: count days, e.g. P30D)" if _YEARS_OR_MONTHS.match(
+            str(text)) else ""
+        raise InvalidParams(not_allowed("wait", text) + hint)
     parts = {k: int(v) for k, v in match.groupdict().items() if v}
     return dt.timedelta(**parts)
+
+
+_UNITS = (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
+
+
+def human_duration(duration: dt.timedelta | str) -> str:
+    """A duration as people write it: ``7 days``, ``12 hours``, ``1 day 6 hours`` (never ``7 days, 0:00:00``).
+
+    Accepts a ``timedelta`` or an ISO 8601 duration such as the ``wait`` param. Parts below a second are dropped.
+    """
+    delta = parse_duration(duration) if isinstance(duration, str) else duration
+    seconds = int(abs(delta.total_seconds()))
+    parts = []
+    for unit, size in _UNITS:
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count} {unit}{'' if count == 1 else 's'}")
+    text = " ".join(parts) or "0 seconds"
+    return f"minus {text}" if delta < dt.timedelta(0) and parts else text
 
 
 def confirm_url_problems(url: str) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .campaign import confirm_url_for, object_name
+from .campaign import confirm_url_for, human_duration, object_name
 
 PREFLIGHT = "preflight"
 
@@ -40,5 +40,6 @@ def ref(task_id: str, key: str) -> str:
     return f"{{{{ result_of(ti, {task_id!r}, {key!r}) }}}}"
 
 
+#: ``{{ human_duration(params.wait) }}`` renders ``7 days`` for ``P7D`` in approval texts and reports.
 MACROS = {"name_of": name_of, "cta_of": cta_of, "campaign_of": campaign_of, "result_of": result_of,
-          "campaign_or_param": campaign_or_param}
+          "campaign_or_param": campaign_or_param, "human_duration": human_duration}

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.standard.sensors.time_delta import TimeDeltaSensor
 
-from .campaign import parse_duration
+from .campaign import human_duration, parse_duration
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -43,6 +43,6 @@ class SendWindowSensor(TimeDeltaSensor):
         sent = dt.datetime.fromisoformat(str(self.sent_at).replace("Z", "+00:00"))
         if sent.tzinfo is None:
             sent = sent.replace(tzinfo=dt.timezone.utc)
-        self.log.info("Waiting %s after the send at %s, until %s.", self._resolve_delta(), sent,
+        self.log.info("Waiting %s after the send at %s, until %s.", human_duration(self._resolve_delta()), sent,
                       sent + self._resolve_delta())
         return sent

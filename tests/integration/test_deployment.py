@@ -17,8 +17,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from reengagement.campaign import PARAMS_SCHEMA
+from reengagement.campaign import PARAMS_SCHEMA, WAIT_EXAMPLES
 
+from include.airflow_stack.api import AirflowApiError
 from include.airflow_stack.shape import ADMIN_PASSWORD, ADMIN_USER
 from include.airflow_stack.stack import DAG_ID
 from tests.integration.conftest import Deployment
@@ -221,6 +222,19 @@ def test_the_trigger_form_shows_the_params_with_their_descriptions(logged_in, de
     shown = wait_until(lambda: [d for d in descriptions if d in page_text(logged_in)], "the params' descriptions")
     logged_in.save_screenshot(str(ARTIFACTS / "trigger_form.png"))
     assert len(shown) == len(descriptions), set(descriptions) - set(shown)
+    suggestions = [o.get_attribute("value") for o in logged_in.find_elements(By.CSS_SELECTOR, "#list_wait option")]
+    assert suggestions == list(WAIT_EXAMPLES)
+
+
+@pytest.mark.parametrize(("conf", "refusal"), [({"rounds": 5}, "is not one of [1, 2, 3]"),
+                                                ({"wait": "P7X"}, "is not a 'duration'")])
+def test_a_run_with_an_invalid_param_is_refused_in_plain_words(deployment: Deployment, conf, refusal):
+    with pytest.raises(AirflowApiError) as refused:
+        deployment.api.trigger(DAG_ID, "ci-refused", conf)
+    assert "-> 400" in str(refused.value) and refusal in str(refused.value)
+    assert "pattern" not in str(refused.value)
+    with pytest.raises(AirflowApiError, match="-> 404"):  # no run was created
+        deployment.api.run(DAG_ID, "ci-refused")
 
 
 def test_a_finished_task_links_to_its_hubspot_list(logged_in, deployment: Deployment, finished_run: str):

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import segments
 from ..api_versions import DEFAULT_API_VERSION, LEGACY, LEGACY_ONLY
-from ..campaign import CampaignParams, confirm_url_problems, default_campaign, estimated_calls
+from ..campaign import CampaignParams, confirm_url_problems, default_campaign, estimated_calls, human_duration
 from ..errors import (
     HubSpotAuthError,
     HubSpotError,
@@ -168,7 +168,7 @@ class PreflightOperator(HubSpotOperator):
         campaign = CampaignParams.from_params(dict(context.get("params") or {}),
                                               default_campaign=default_campaign(dag_id, when))
         self.log.info("Campaign %r: %d round(s), wait %s, opt-out scope %s%s.", campaign.campaign, campaign.rounds,
-                      campaign.wait, campaign.opt_out_scope, " (dry run)" if campaign.dry_run else "")
+                      human_duration(campaign.wait), campaign.opt_out_scope, " (dry run)" if campaign.dry_run else "")
         return campaign
 
     def _log_api_version(self) -> None:
