@@ -53,11 +53,6 @@ def signal_session(sid: int, sig: int) -> int:
     return count
 
 
-def stop_session(sid: int, *, timeout: float = 30.0) -> bool:
-    """SIGTERM the session, SIGKILL what is left after ``timeout``; True when it had to kill."""
-    return bool(stop_sessions([sid], timeout=timeout))
-
-
 def stop_sessions(sids: Sequence[int], *, timeout: float = 30.0) -> list[int]:
     """SIGTERM every session at once, SIGKILL what is left after ``timeout``; the sessions that were killed.
 

@@ -38,11 +38,10 @@ def create_list(sandbox, prefix: str, name: str, processing_type: str = "MANUAL"
 
 def wait_list_complete(sandbox, path: str, timeout: float = 5.0) -> dict:
     deadline = time.monotonic() + timeout
-    while True:
-        found = call(sandbox, "GET", path).json()["list"]
-        if found["processingStatus"] == "COMPLETE" or time.monotonic() > deadline:
-            return found
+    while (found := call(sandbox, "GET", path).json()["list"])["processingStatus"] != "COMPLETE":
+        assert time.monotonic() < deadline, f"{path} still {found['processingStatus']} after {timeout} s"
         time.sleep(0.05)
+    return found
 
 
 def mailable(sandbox, n: int) -> list[dict]:

@@ -35,7 +35,7 @@ def test_killing_a_session_reaches_a_child_that_left_the_process_group(tmp_path)
 
 def test_stopping_a_session_asks_first_and_reports_no_kill_when_it_obeys(tmp_path):
     child = processes.start(["sleep", "60"], env=dict(os.environ), log=tmp_path / "s.log", cwd=tmp_path)
-    assert processes.stop_session(child.pid, timeout=10) is False
+    assert processes.stop_sessions([child.pid], timeout=10) == []
     assert child.wait(timeout=5) == -15
 
 
