@@ -54,11 +54,13 @@ def show_report(exports: Path) -> Path:
 
 def check_outcome(sandbox: SandboxProcess, folder: Path, rounds: int) -> bool:
     truth = set(sandbox.admin("GET", "ground-truth", rounds=rounds)["opt_out"])
-    # Rows spared (never sent, confirmed late) are SKIPPED; a contact who unsubscribed through the email's own
-    # link answers NO_STATUS_CHANGE: neither was opted out by the campaign.
-    with (folder / "opt_out_result.csv").open() as handle:
-        opted = {row["contact_id"] for row in csv.DictReader(handle)
-                 if row["status"] != "SKIPPED" and row["reason"] != "NO_STATUS_CHANGE"}
+    # The campaign's audit ledger holds every answer HubSpot gave; a contact who unsubscribed through the email's
+    # own link answers NO_STATUS_CHANGE, so was not opted out by the campaign.
+    opted = set()
+    for part in sorted((folder.parent / "audit_ledger").glob("*.csv")):
+        with part.open() as handle:
+            opted |= {row["contact_id"] for row in csv.DictReader(handle)
+                      if row["reason"] in ("REQUESTED_CHANGE_OCCURRED", "UNSUBSCRIBE_FROM_ALL_OCCURRED")}
     changed = {c["contactId"] for c in sandbox.admin("GET", "status-changes")["results"]}
     print(f"\nopted out: {len(opted)}; the seeded ground truth says {len(truth)}; "
           f"HubSpot recorded {len(changed)} status changes")

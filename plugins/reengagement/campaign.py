@@ -121,12 +121,14 @@ PARAMS_SCHEMA: dict[str, dict[str, Any]] = {
             "PROCESS_AND_STORE": "Consent to process and store",
             "NON_GDPR": "Not subject to GDPR",
         },
-        "title": "Legal basis", "description": "Recorded by HubSpot with each status change.",
+        "title": "Legal basis",
+        "description": "Kept with every change in the campaign's audit ledger. HubSpot records it too only with "
+                       "opt-out scope 'subscription_type': its all-email unsubscribe takes no legal basis.",
     },
     "legal_basis_explanation": {
         "type": "string", "default": "Did not confirm their subscription in a permission-pass campaign.",
         "minLength": 1, "maxLength": 500, "title": "Legal basis explanation",
-        "description": "Recorded with each status change; the campaign id is appended.",
+        "description": "Kept with the legal basis (same rule); the campaign id is appended.",
     },
     "dry_run": {
         "type": "boolean", "default": False, "title": "Dry run",

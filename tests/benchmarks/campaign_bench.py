@@ -267,12 +267,11 @@ def facts_of(box: SandboxProcess, xcom: dict[str, Any], rounds: int) -> steps.Fa
 def check_outcome(box: SandboxProcess, exports: Path, run: Run) -> None:
     """The campaign opted out exactly the seeded ground truth, and HubSpot changed exactly those."""
     truth = box.admin("GET", "ground-truth", rounds=run.rounds)["opt_out"]
-    results = sorted(exports.glob("*/*/opt_out_result.csv"))
     opted: set[str] = set()
-    if results:
-        with results[-1].open() as handle:  # the rows whose status this campaign changed
-            opted = {row["contact_id"] for row in csv.DictReader(handle)
-                     if row["status"] != "SKIPPED" and row["reason"] != "NO_STATUS_CHANGE"}
+    for part in sorted(exports.glob("*/audit_ledger/*.csv")):  # the audit ledger: the rows this campaign changed
+        with part.open() as handle:
+            opted |= {row["contact_id"] for row in csv.DictReader(handle)
+                      if row["reason"] in ("REQUESTED_CHANGE_OCCURRED", "UNSUBSCRIBE_FROM_ALL_OCCURRED")}
     changed = {c["contactId"] for c in box.admin("GET", "status-changes")["results"]}
     run.opt_out_ids = sorted(truth, key=int)
     run.outcome_ok = opted == set(truth) == changed

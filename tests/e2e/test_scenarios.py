@@ -49,7 +49,7 @@ def test_dry_run_changes_no_subscription_and_writes_the_would_be_opt_out(campaig
     dag_run = campaign.run(rounds=1, dry_run=True)
     assert str(dag_run.state) == "success", states(dag_run)
     assert campaign.status_changes() == []
-    (would_be,) = campaign.exports.glob("*/*/opt_out_dry_run.csv")
+    (would_be,) = campaign.exports.glob("*/*/opt_out_dry_run.try-*.csv")
     frame = pd.read_csv(would_be, dtype="string")
     # Rows of list 2 HubSpot never sent, or who confirmed, are written as SKIPPED, not as would-be opt-outs.
     would_be = frame[(frame["status"] == "DRY_RUN") & (frame["reason"] == "would be opted out")]

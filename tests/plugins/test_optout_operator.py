@@ -4,12 +4,14 @@ and only contacts HubSpot sent the email and who did not confirm are ever opted 
 from __future__ import annotations
 
 import re
+from argparse import Namespace
 from typing import Any
 
 import pandas as pd
 import pytest
 from airflow.sdk import ObjectStoragePath
 from airflow.sdk.exceptions import AirflowFailException
+from reengagement import audit
 from reengagement.errors import HubSpotDailyLimitError, HubSpotTransientError, OptOutRefused
 from reengagement.operators.emails import SendEmailOperator
 from reengagement.operators.lists import ExportListOperator
@@ -115,7 +117,9 @@ def test_the_daily_limit_mid_way_fails_with_the_progress_and_the_next_day_finish
     processed = int(re.search(r" (\d+) of 150 contacts were processed", str(failure.value))[1])
     changed = {c["contactId"] for c in changes(sandbox)}
     assert processed in (100, 50) and len(changed) == processed
-    written = pd.read_csv(ObjectStoragePath(exported["uri"]).parent.joinpath("opt_out_result.csv").path, dtype="string")
+    (first_try,) = ObjectStoragePath(exported["uri"]).parent.glob("opt_out_result.try-*.csv")
+    assert first_try.name in str(failure.value)
+    written = pd.read_csv(first_try.path, dtype="string")
     assert set(written["contact_id"]) == changed
     sandbox.admin("POST", "clock", {"advance_seconds": 86_400})  # the portal's next day: a new budget
     rerun = run_operator(opt_out(exported), RUN)
@@ -185,9 +189,8 @@ def test_an_empty_list_two_opts_out_nobody(mailed, hook, tmp_path):
     assert (result["rows"], result["opted_out"]) == (0, 0)
 
 
-def result_rows(exported: dict[str, Any], name: str = "opt_out_result.csv") -> dict[str, tuple[str, str]]:
-    path = ObjectStoragePath(exported["uri"]).parent.joinpath(name).path
-    frame = pd.read_csv(path, dtype="string", keep_default_na=False)
+def result_rows(result: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    frame = pd.read_csv(ObjectStoragePath(result["result_uri"]).path, dtype="string", keep_default_na=False)
     return {row.contact_id: (row.status, row.reason) for row in frame.itertuples(index=False)}
 
 
@@ -201,7 +204,7 @@ def test_a_late_clicker_and_a_contact_added_to_list_one_are_spared_though_the_ex
     result = run_operator(opt_out(exported), RUN)
     assert {c["contactId"] for c in changes(sandbox)} == set(exported["ids"]) - {late, by_hand}
     assert (result["rows"], result["to_opt_out"], result["opted_out"], result["spared_confirmed"]) == (150, 148, 148, 2)
-    written = result_rows(exported)
+    written = result_rows(result)
     assert written[late] == written[by_hand] == ("SKIPPED", "CONFIRMED")
     assert len(written) == 150
 
@@ -215,7 +218,7 @@ def test_a_contact_in_the_export_who_was_never_sent_is_not_opted_out_and_is_repo
     result = run_operator(opt_out(exported), RUN)
     assert {c["contactId"] for c in changes(sandbox)} == set(ids)
     assert (result["rows"], result["opted_out"], result["never_sent"], result["spared_confirmed"]) == (53, 50, 3, 0)
-    written = result_rows(exported)
+    written = result_rows(result)
     assert {written[c] for c in unsent} == {("SKIPPED", "NOT_SENT")}
 
 
@@ -285,3 +288,57 @@ def test_a_tripped_guard_is_a_permanent_failure_that_names_the_file_and_says_nob
         guards.execute({})
     assert isinstance(tripped.value, AirflowFailException)
     assert "Nobody was opted out from file:///exports/c/run/unconfirmed.csv" in str(tripped.value)
+
+
+# -- the audit ledger: each try adds its own part, nothing is rewritten --------------------------------------------
+def ledger_of(exported: dict[str, Any]) -> pd.DataFrame:
+    return audit.read_ledger(audit.ledger_folder(ObjectStoragePath(exported["uri"]).parent))
+
+
+def test_each_try_writes_its_own_result_and_adds_to_the_ledger_without_rewriting_it(exported):
+    first = run_operator(opt_out(exported), {**RUN, "ti": Namespace(try_number=1)})
+    after_first = ledger_of(exported)
+    parts_before = {p.name: p.read_bytes() for p in audit.parts(audit.ledger_folder(
+        ObjectStoragePath(exported["uri"]).parent))}
+    second = run_operator(opt_out(exported), {**RUN, "ti": Namespace(try_number=2)})
+    assert first["result_uri"] != second["result_uri"]
+    assert (first["opted_out"], second["opted_out"], second["already_opted_out"]) == (150, 0, 150)
+    # The first try's record is still there, byte for byte; the second added its own part.
+    folder = audit.ledger_folder(ObjectStoragePath(exported["uri"]).parent)
+    assert {p.name: p.read_bytes() for p in audit.parts(folder) if p.name in parts_before} == parts_before
+    assert len(audit.parts(folder)) == 2
+    ledger = ledger_of(exported)
+    assert ledger.head(len(after_first)).equals(after_first)
+    assert list(ledger["try_number"].value_counts().sort_index().items()) == [("1", 150), ("2", 150)]
+    assert set(ledger.loc[ledger["try_number"] == "1", "reason"]) == {"UNSUBSCRIBE_FROM_ALL_OCCURRED"}
+    assert set(ledger.loc[ledger["try_number"] == "2", "reason"]) == {"NO_STATUS_CHANGE"}
+    assert audit.changed_ids(ledger) == audit.opted_out_ids(ledger) == set(exported["ids"])
+    assert set(ledger["run_id"]) == {RUN["run_id"]} and set(ledger["scope"]) == {"all_email"}
+    tries = ledger.groupby("try_number")["time"]
+    assert tries.max()["1"] <= tries.min()["2"]  # each row's time is when HubSpot answered its batch
+    # The same try number again (``airflow tasks test``) still never overwrites.
+    third = run_operator(opt_out(exported), {**RUN, "ti": Namespace(try_number=2)})
+    assert third["result_uri"] not in (first["result_uri"], second["result_uri"])
+    assert len(audit.parts(folder)) == 3
+
+
+def test_the_ledger_records_our_legal_basis_always_and_hubspots_where_the_api_takes_it(exported):
+    run_operator(opt_out(exported, scope="subscription_type", subscription_id=str(MARKETING_SUBSCRIPTION_ID)), RUN)
+    by_type = ledger_of(exported)
+    assert set(by_type["legal_basis"]) == set(by_type["hubspot_legal_basis"]) == {"LEGITIMATE_INTEREST_OTHER"}
+    assert set(by_type["hubspot_legal_basis_explanation"]) == {"Did not confirm in campaign c"}
+    assert set(by_type["subscription_id"]) == {str(MARKETING_SUBSCRIPTION_ID)}
+    run_operator(opt_out(exported), RUN)  # all email: unsubscribe-all takes no legal basis
+    wide = ledger_of(exported).iloc[len(by_type):]
+    assert set(wide["legal_basis"]) == {"LEGITIMATE_INTEREST_OTHER"}
+    assert set(wide["hubspot_legal_basis"]) == {""} and set(wide["subscription_id"]) == {""}
+
+
+def test_a_dry_run_and_spared_contacts_add_nothing_to_the_ledger(exported, hook):
+    run_operator(opt_out(exported, dry_run="True"), RUN)
+    assert ledger_of(exported).empty
+    late = exported["ids"][0]
+    exported["sandbox"].admin("POST", "events", {"emailId": exported["email"]["email_id"], "contactId": late,
+                                                 "type": "CLICK", "url": exported["email"]["cta_url"]})
+    run_operator(opt_out(exported), RUN)
+    assert late not in set(ledger_of(exported)["contact_id"]) and len(ledger_of(exported)) == 149

@@ -38,7 +38,7 @@ def test_the_token_is_nowhere_in_what_the_campaigns_leave_behind(lab, baseline):
     leaks = [where for where, text in texts.items() if token in text]
     assert leaks == []
     kinds = {"XCom": 20, "rendered fields": 10, ".log": 1, "report.html": 1, "report.csv": 1, "unconfirmed.csv": 1,
-             "opt_out_result.csv": 1}
+             "opt_out_result.try-": 1}
     for kind, at_least in kinds.items():  # the scan saw the real thing
         assert sum(kind in where for where in texts) >= at_least, kind
 
@@ -82,7 +82,9 @@ def test_xcom_holds_no_email_address_or_contact_property(lab, baseline):
 
 def test_exports_and_reports_are_owner_only_and_carry_the_run_id(baseline):
     files = [Path(p) for p in baseline.exports]
-    assert {p.name for p in files} >= {"unconfirmed.csv", "opt_out_result.csv", "report.csv", "report.html"}
+    assert {p.name for p in files} >= {"unconfirmed.csv", "report.csv", "report.html"}
+    assert any(p.name.startswith("opt_out_result.try-") for p in files)
+    assert any(p.parent.name == "audit_ledger" for p in files)
     run_ids = set()
     for path in files:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path

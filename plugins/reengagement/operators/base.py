@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +12,13 @@ from ..hook import HubSpotHook
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+
+def as_outputs(value: Any) -> list[Any]:
+    """Results of several tasks: a list, or the JSON list the ``outputs_of`` macro renders (``None`` = skipped)."""
+    if isinstance(value, str):
+        value = json.loads(value) if value.strip() else []
+    return list(value or [])
 
 
 class HubSpotOperator(BaseOperator):

@@ -5,6 +5,7 @@ The calls are written with their v4 paths; the hook sends them to the connection
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ import numpy as np
 import pandas as pd
 from airflow.sdk import ObjectStoragePath
 
-from .. import report
+from .. import audit, report
 from ..concurrency import in_order
 from ..errors import HubSpotDailyLimitError, OptOutRefused
 from ..hook import BATCH_SIZE
@@ -22,18 +23,19 @@ from ..ledger import ClickerLedger, email_key
 from ..links import ExportFileLink
 from ..storage import read_manifest, restrict
 from ..transport import batch_errors
-from .base import HubSpotOperator
+from .base import HubSpotOperator, as_outputs
 from .lists import read_clickers
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-CHANGED = frozenset({"REQUESTED_CHANGE_OCCURRED", "UNSUBSCRIBE_FROM_ALL_OCCURRED"})
 UNSUBSCRIBE_ALL = "/communication-preferences/v4/statuses/batch/unsubscribe-all"
 BATCH_WRITE = "/communication-preferences/v4/statuses/batch/write"
 #: Rows of the export written to the result without any call: why each was not opted out.
 SKIPPED, CONFIRMED, NOT_SENT = "SKIPPED", "CONFIRMED", "NOT_SENT"
 DRY_RUN = "DRY_RUN"
+#: HubSpot's answer for one contact: status, reason, and the legal basis and explanation it recorded.
+Answer = tuple[str, str, str, str]
 #: Errors of a file that fail the same way on every retry.
 BAD_FILE = (report.BadOptOutFile, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError)
 
@@ -170,13 +172,21 @@ class OptOutOperator(HubSpotOperator):
             raise OptOutFileRefused(f"The opt-out file {source} was refused, so nobody was opted out: {err}") from err
         # An empty list 2 needs no reads: there is nobody to narrow down.
         audience = self._audience(source, run_id) if rows else Audience.empty()
-        target = source.parent / ("opt_out_dry_run.csv" if self.is_dry_run else "opt_out_result.csv")
+        # Each try writes its own result and, for real changes, its own part of the campaign's audit ledger:
+        # nothing that records an irreversible change is ever rewritten.
+        try_number = int(getattr(context.get("ti"), "try_number", 0) or 0)
+        target = audit.fresh_path(source.parent, f"{'opt_out_dry_run' if self.is_dry_run else 'opt_out_result'}"
+                                                 f".try-{try_number}")
+        ledger = audit.LedgerPart(audit.ledger_folder(source.parent),
+                                  audit.part_stem(dt.datetime.now(dt.UTC), run_id, try_number))
         self.file_uri = str(target)
         counts = dict.fromkeys(("done", "changed", "already", "errors", "self", CONFIRMED, NOT_SENT), 0)
         self.log.info("%s (%s) those of the %d rows of %s whom HubSpot sent the email and who did not confirm.",
                       "Dry run: would opt out" if self.is_dry_run else "Opting out", self.scope, rows, source)
         try:
-            self._write_results(source, target, run_id, rows, audience, counts)
+            with ledger:
+                self._write_results(source, target, run_id, rows, audience, counts,
+                                    None if self.is_dry_run else (ledger, try_number))
         except HubSpotDailyLimitError as err:
             raise HubSpotDailyLimitError(
                 f"{err} {counts['done']} of {rows} contacts were processed before the limit ({counts['changed']} "
@@ -193,7 +203,8 @@ class OptOutOperator(HubSpotOperator):
                    "unsubscribed_themselves": len(audience.unsubscribed),
                    "unsubscribed_themselves_in_file": counts["self"], "spared_confirmed": counts[CONFIRMED],
                    "never_sent": counts[NOT_SENT], "errors": counts["errors"], "dry_run": self.is_dry_run,
-                   "result_uri": str(target)}
+                   "result_uri": str(target), "ledger_rows": ledger.rows,
+                   "ledger_uri": str(ledger.path) if ledger.path else None}
         self.log.info("Opt-out finished: %s", summary)
         return summary
 
@@ -228,7 +239,7 @@ class OptOutOperator(HubSpotOperator):
 
     def _audience(self, source: ObjectStoragePath, run_id: str) -> Audience:
         """Who was sent, who unsubscribed themselves, who confirmed: paged reads, nothing per contact."""
-        emails = [e for e in (self.emails or []) if e]
+        emails = [e for e in as_outputs(self.emails) if e]
         campaign_ids = [c for e in emails for c in (e.get("campaign_ids") or [])]
         if not campaign_ids:
             raise OptOutRefused(f"No email campaign id was given (emails={self.emails!r}): without HubSpot's SENT "
@@ -256,16 +267,11 @@ class OptOutOperator(HubSpotOperator):
 
     def _recipients(self, campaign_ids: list[Any], event_type: str,
                     keep: Callable[[dict[str, Any]], bool] | None = None) -> np.ndarray:
-        """Address keys (sorted, unique) of the recipients of one event type (those ``keep`` accepts), 16 bytes each."""
-        keys = bytearray()
-        for campaign_id in campaign_ids:
-            for event in self.hook.iter_email_events(campaign_id, event_type):
-                if event.get("recipient") and (keep is None or keep(event)):
-                    keys += email_key(str(event["recipient"]))
-        return np.unique(np.frombuffer(bytes(keys), dtype="S16"))
+        return recipients_of(self.hook, campaign_ids, event_type, keep)
 
     def _write_results(self, source: ObjectStoragePath, target: ObjectStoragePath, run_id: str, rows: int,
-                       audience: Audience, counts: dict[str, int]) -> None:
+                       audience: Audience, counts: dict[str, int],
+                       ledger: tuple[audit.LedgerPart, int] | None) -> None:
         """Opt out batch by batch, a few in flight, writing each answered batch's per-contact result in file order.
 
         Spared rows ride along with the next batch, so batches stay full and the result keeps the file's
@@ -274,29 +280,32 @@ class OptOutOperator(HubSpotOperator):
         """
         failed = threading.Event()
 
-        def apply(batch: list[tuple[Any, str, bool]]) -> tuple[list[tuple[Any, str, bool]], Any]:
+        def apply(batch: list[tuple[Any, str, bool]]) -> tuple[list[tuple[Any, str, bool]], Any, str]:
             if failed.is_set():
-                return batch, None
+                return batch, None, ""
             emails = [row.email for row, spared, _ in batch if not spared]
             try:
-                return batch, (self._apply(emails) if emails else {})
+                answer = self._apply(emails) if emails else {}
+                return batch, answer, dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
             except Exception as err:  # noqa: BLE001 - raised below, once every answered batch is recorded
                 failed.set()
-                return batch, err
+                return batch, err, ""
 
         first_error: Exception | None = None
         with source.open("r") as handle, target.open("w") as out:
             restrict(target)  # before the first row: it holds email addresses
             out.write(",".join(report.RESULT_COLUMNS) + "\n")
             batches = _batches(report.read_opt_out_file(handle, run_id), audience)
-            for batch, outcome in in_order(apply, batches, in_flight=self.hook.in_flight):
+            for batch, outcome, answered_at in in_order(apply, batches, in_flight=self.hook.in_flight):
                 if isinstance(outcome, Exception):
                     first_error = first_error or outcome
                 if not isinstance(outcome, dict):
                     continue
-                results = [(SKIPPED, spared) if spared else self._result(outcome[row.email], mine)
+                results = [(SKIPPED, spared, "", "") if spared else self._result(outcome[row.email], mine)
                            for row, spared, mine in batch]
-                frame = pd.DataFrame([(row.contact_id, row.email, *result, run_id)
+                if ledger is not None:
+                    ledger[0].write(self._ledger_rows(batch, results, run_id, ledger[1], answered_at))
+                frame = pd.DataFrame([(row.contact_id, row.email, *result[:2], run_id)
                                       for (row, _, _), result in zip(batch, results, strict=True)],
                                      columns=report.RESULT_COLUMNS)
                 _count(frame, [mine for _, spared, mine in batch], counts)
@@ -310,14 +319,29 @@ class OptOutOperator(HubSpotOperator):
         if first_error is not None:
             raise first_error
 
-    def _result(self, answer: tuple[str, str], themselves: bool) -> tuple[str, str]:
+    def _result(self, answer: Answer, themselves: bool) -> Answer:
         """HubSpot's answer; a dry run also tells apart those who unsubscribed themselves (HubSpot would say so)."""
-        return (DRY_RUN, "unsubscribed themselves") if self.is_dry_run and themselves else answer
+        return (DRY_RUN, "unsubscribed themselves", "", "") if self.is_dry_run and themselves else answer
 
-    def _apply(self, emails: list[str]) -> dict[str, tuple[str, str]]:
-        """``email -> (status, reason)`` for one batch of at most 100."""
+    def _ledger_rows(self, batch: list[tuple[Any, str, bool]], results: list[Answer], run_id: str, try_number: int,
+                     answered_at: str) -> pd.DataFrame:
+        """The batch's rows HubSpot was asked about, as audit-ledger rows (spared rows changed nobody)."""
+        subscription = str(self.subscription_id or "") if self.scope == "subscription_type" else ""
+        return pd.DataFrame(
+            [(answered_at, run_id, str(try_number), row.contact_id, row.email, self.scope, subscription,
+              str(self.legal_basis or ""), str(self.legal_basis_explanation or ""), basis, explanation, status, reason)
+             for (row, spared, _), (status, reason, basis, explanation) in zip(batch, results, strict=True)
+             if not spared],
+            columns=audit.COLUMNS)
+
+    def _apply(self, emails: list[str]) -> dict[str, Answer]:
+        """``email -> (status, reason, legal basis HubSpot recorded, its explanation)`` for one batch of at most 100.
+
+        ``unsubscribe-all`` takes no legal basis, so HubSpot records none for ``all_email``; the ledger
+        always holds the campaign's own.
+        """
         if self.is_dry_run:
-            return {e: (DRY_RUN, "would be opted out") for e in emails}
+            return {e: (DRY_RUN, "would be opted out", "", "") for e in emails}
         if self.scope == "all_email":
             answer = self.hook.request("POST", UNSUBSCRIBE_ALL, params={"channel": "EMAIL", "verbose": True},
                                        json_body={"inputs": emails})
@@ -327,10 +351,25 @@ class OptOutOperator(HubSpotOperator):
                        "statusState": "UNSUBSCRIBED", "channel": "EMAIL", "legalBasis": self.legal_basis,
                        "legalBasisExplanation": self.legal_basis_explanation} for e in emails]
             answer = self.hook.request("POST", BATCH_WRITE, json_body={"inputs": inputs})
-            results = {str(r["subscriberIdString"]).lower(): (r.get("status", ""), r.get("setStatusSuccessReason", ""))
+            results = {str(r["subscriberIdString"]).lower(): (r.get("status", ""), r.get("setStatusSuccessReason", ""),
+                                                               *_recorded_basis(r))
                        for r in answer.get("results", [])}
         failures = _failures(answer)
-        return {e: results.get(e) or ("ERROR", failures.get(e, "HubSpot returned no result")) for e in emails}
+        return {e: results.get(e) or ("ERROR", failures.get(e, "HubSpot returned no result"), "", "") for e in emails}
+
+
+def recipients_of(hook: Any, campaign_ids: list[Any], event_type: str,
+                  keep: Callable[[dict[str, Any]], bool] | None = None) -> np.ndarray:
+    """Address keys (sorted, unique) of the recipients of one event type (those ``keep`` accepts), 16 bytes each.
+
+    ``hook`` is anything with ``iter_email_events`` (the report hands in one that stops at its cut-off).
+    """
+    keys = bytearray()
+    for campaign_id in campaign_ids:
+        for event in hook.iter_email_events(campaign_id, event_type):
+            if event.get("recipient") and (keep is None or keep(event)):
+                keys += email_key(str(event["recipient"]))
+    return np.unique(np.frombuffer(bytes(keys), dtype="S16"))
 
 
 def _exported_rows(source: ObjectStoragePath) -> np.ndarray | None:
@@ -343,10 +382,16 @@ def _exported_rows(source: ObjectStoragePath) -> np.ndarray | None:
         return np.load(handle, allow_pickle=False)
 
 
-def _wide_reason(result: dict[str, Any]) -> tuple[str, str]:
+def _wide_reason(result: dict[str, Any]) -> Answer:
     statuses = result.get("statuses") or []
     reason = statuses[0].get("setStatusSuccessReason") if statuses else "UNSUBSCRIBE_FROM_ALL_OCCURRED"
-    return "UNSUBSCRIBED", str(reason or "")
+    # The statuses listed are the contact's per-type records, not this change: unsubscribe-all takes no basis.
+    return "UNSUBSCRIBED", str(reason or ""), "", ""
+
+
+def _recorded_basis(status: dict[str, Any]) -> tuple[str, str]:
+    """The legal basis and explanation HubSpot's answer says it recorded (empty when it recorded none)."""
+    return str(status.get("legalBasis") or ""), str(status.get("legalBasisExplanation") or "")
 
 
 def _failures(answer: dict[str, Any]) -> dict[str, str]:
@@ -377,7 +422,7 @@ def _batches(chunks: Iterable[pd.DataFrame], audience: Audience) -> Iterator[lis
 def _count(frame: pd.DataFrame, themselves: list[bool], counts: dict[str, int]) -> None:
     """Tally one answered batch; a contact who unsubscribed themselves is not counted as opted out by the campaign."""
     own = np.asarray(themselves, dtype=bool) & (frame["status"] != SKIPPED).to_numpy()
-    counts["changed"] += int((frame["reason"].isin(CHANGED).to_numpy() & ~own).sum())
+    counts["changed"] += int((frame["reason"].isin(audit.CHANGED).to_numpy() & ~own).sum())
     counts["already"] += int(((frame["reason"] == "NO_STATUS_CHANGE").to_numpy() & ~own).sum())
     counts["self"] += int((own & (frame["status"] != "ERROR").to_numpy()).sum())
     counts["errors"] += int((frame["status"] == "ERROR").sum())
