@@ -28,7 +28,7 @@ import pendulum
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import DAG, Param, TaskGroup, chain
 from reengagement.campaign import MAX_ROUNDS, PARAMS_SCHEMA
-from reengagement.macros import MACROS, ref
+from reengagement.macros import MACROS, outputs, ref
 from reengagement.operators.emails import CreatePermissionEmailOperator, EmailMetricsOperator, SendEmailOperator
 from reengagement.operators.flow import (
     AnotherRoundOperator,
@@ -88,23 +88,25 @@ with DAG(
         "portal_from": "preflight",
     },
 ) as dag:
-    preflight = PreflightOperator(
-        task_id="preflight", doc_md=STEP[1], subscription_type="{{ params.subscription_type }}",
-        confirm_url="{{ params.confirm_url }}", template_email_id="{{ params.template_email_id or '' }}",
-        rounds="{{ params.rounds }}",
-    )
-    unengaged = EnsureListOperator(
-        task_id="build_unengaged_list", doc_md=STEP[2], list_name="{{ name_of(ti, 'unengaged') }}",
-        processing_type="DYNAMIC", segment="unengaged",
-        segment_args={"subscription_id": SUBSCRIPTION, "inactivity_weeks": "{{ params.inactivity_weeks }}",
-                      "property_types": PROPERTY_TYPES},
-    )
-    has_unengaged = HasUnengagedOperator(
-        task_id="has_unengaged", doc_md=STEP[2] + " An empty list ends the campaign here.",
-        unengaged=unengaged.output, first_round="round_1.build_recipients_list", when_empty="campaign_report",
-        pool=NO_POOL,
-    )
-    chain(preflight, unengaged, has_unengaged)
+    # Groups draw the seven steps; their tasks keep their plain ids (prefix_group_id=False).
+    with TaskGroup("select_cohort", prefix_group_id=False, tooltip="Steps 1-2: review settings, find the unengaged"):
+        preflight = PreflightOperator(
+            task_id="preflight", doc_md=STEP[1], subscription_type="{{ params.subscription_type }}",
+            confirm_url="{{ params.confirm_url }}", template_email_id="{{ params.template_email_id or '' }}",
+            rounds="{{ params.rounds }}", export_base=EXPORT_BASE,
+        )
+        unengaged = EnsureListOperator(
+            task_id="build_unengaged_list", doc_md=STEP[2], list_name="{{ name_of(ti, 'unengaged') }}",
+            processing_type="DYNAMIC", segment="unengaged",
+            segment_args={"subscription_id": SUBSCRIPTION, "inactivity_weeks": "{{ params.inactivity_weeks }}",
+                          "property_types": PROPERTY_TYPES},
+        )
+        has_unengaged = HasUnengagedOperator(
+            task_id="has_unengaged", doc_md=STEP[2] + " An empty list ends the campaign here.",
+            unengaged=unengaged.output, first_round="round_1.build_recipients_list", when_empty="campaign_report",
+            pool=NO_POOL,
+        )
+        chain(preflight, unengaged, has_unengaged)
 
     audience, previous_branch, rounds, ends = unengaged, has_unengaged, [], []
     for k in range(1, MAX_ROUNDS + 1):
@@ -155,57 +157,66 @@ with DAG(
         else:
             ends.append(group)
 
-    refresh = BuildConfirmedListOperator(
-        task_id="refresh_confirmed_list",
-        doc_md=STEP[6] + " First, list 1 takes in late clicks, and every clicker is checked to be in it.",
-        list_name="{{ name_of(ti, 'confirmed') }}", emails=[r["send"].output for r in rounds],
-        campaign=CAMPAIGN, export_base=EXPORT_BASE, verify_members=True, trigger_rule=AFTER_SKIPPED_ROUNDS,
-    )
+    # Inputs from every round are pulled as one JSON list: rounds that were skipped are None, and quiet.
+    every_round = {name: outputs(*(f"round_{k}.{name}" for k in range(1, MAX_ROUNDS + 1)))
+                   for name in ("send_email", "review_metrics", "build_unconfirmed_list")}
+    with TaskGroup("opt_out", prefix_group_id=False, tooltip="Step 6: after the wait, opt out list 2"):
+        refresh = BuildConfirmedListOperator(
+            task_id="refresh_confirmed_list",
+            doc_md=STEP[6] + " First, list 1 takes in late clicks, and every clicker is checked to be in it.",
+            list_name="{{ name_of(ti, 'confirmed') }}", emails=every_round["send_email"],
+            campaign=CAMPAIGN, export_base=EXPORT_BASE, verify_members=True, trigger_rule=AFTER_SKIPPED_ROUNDS,
+        )
+        export = ExportListOperator(
+            task_id="export_unconfirmed", doc_md=STEP[6] + " The CSV is the audit record, written before any change.",
+            list_id=every_round["build_unconfirmed_list"], campaign=CAMPAIGN, export_base=EXPORT_BASE,
+            trigger_rule=AFTER_SKIPPED_ROUNDS,
+        )
+        guards = CheckGuardsOperator(
+            task_id="check_guards", doc_md=STEP[6] + " Stops if tracking looks broken or too many would go.",
+            metrics=every_round["review_metrics"], confirmed=refresh.output, export=export.output,
+            max_fraction="{{ params.max_opt_out_fraction }}", pool=NO_POOL, trigger_rule=AFTER_SKIPPED_ROUNDS,
+        )
+        needs_approval = NeedsApprovalOperator(
+            task_id="needs_approval", doc_md="Sends the opt-out through a person when `require_approval` is set.",
+            require_approval="{{ params.require_approval }}", approval_task="approve_opt_out",
+            opt_out_task="opt_out_unconfirmed", pool=NO_POOL,
+        )
+        approve = ApprovalOperator(
+            task_id="approve_opt_out", doc_md=STEP[6] + " A person approves the irreversible step.",
+            subject=f"Opt out {ref('check_guards', 'would_change')} contacts? ({CAMPAIGN})",
+            body=f"At most {ref('check_guards', 'would_change')} of the {ref('check_guards', 'to_opt_out')} contacts "
+                 f"in list 2 would be opted out now; {ref('check_guards', 'already_opted_out')} already were, by an "
+                 f"earlier try of this run (the audit ledger). {ref('check_guards', 'sent')} contacts were sent the "
+                 "email. Those who confirm before the opt-out, or whom HubSpot never sent it, are spared then.\n\n"
+                 "List 2: {{ served_url_of(ti, result_of(ti, 'export_unconfirmed', 'export_uri')) }}\n"
+                 "Scope: {{ params.opt_out_scope }}; legal basis: {{ params.legal_basis }} (kept in the audit ledger "
+                 "always; HubSpot records it only for scope subscription_type); dry run: {{ params.dry_run }}.",
+            pool=NO_POOL,
+        )
+        opt_out = OptOutOperator(
+            task_id="opt_out_unconfirmed", doc_md=STEP[6] + " The one step that cannot be undone.",
+            export_uri=ref(export.task_id, "export_uri"), scope="{{ params.opt_out_scope }}",
+            subscription_id=SUBSCRIPTION, emails=every_round["send_email"],
+            confirmed_list_id=ref(refresh.task_id, "list_id"), legal_basis="{{ params.legal_basis }}",
+            legal_basis_explanation="{{ params.legal_basis_explanation }} (campaign {{ campaign_of(ti) }})",
+            dry_run="{{ params.dry_run }}", trigger_rule=AFTER_SKIPPED_ROUNDS,
+        )
+        chain(refresh, export, guards, needs_approval, [approve, opt_out])
+        approve >> opt_out
     ends >> refresh
-
-    export = ExportListOperator(
-        task_id="export_unconfirmed", doc_md=STEP[6] + " The CSV is the audit record, written before any change.",
-        list_id=[r["unconfirmed"].output for r in rounds], campaign=CAMPAIGN, export_base=EXPORT_BASE,
-        trigger_rule=AFTER_SKIPPED_ROUNDS,
-    )
-    guards = CheckGuardsOperator(
-        task_id="check_guards", doc_md=STEP[6] + " Stops if tracking looks broken or too many would go.",
-        metrics=[r["metrics"].output for r in rounds], confirmed=refresh.output, export=export.output,
-        max_fraction="{{ params.max_opt_out_fraction }}", pool=NO_POOL, trigger_rule=AFTER_SKIPPED_ROUNDS,
-    )
-    needs_approval = NeedsApprovalOperator(
-        task_id="needs_approval", doc_md="Sends the opt-out through a person when `require_approval` is set.",
-        require_approval="{{ params.require_approval }}", approval_task="approve_opt_out",
-        opt_out_task="opt_out_unconfirmed", pool=NO_POOL,
-    )
-    approve = ApprovalOperator(
-        task_id="approve_opt_out", doc_md=STEP[6] + " A person approves the irreversible step.",
-        subject="Opt out {{ ti.xcom_pull(task_ids='export_unconfirmed')['rows'] }} contacts? ({{ campaign_of(ti) }})",
-        body="{{ ti.xcom_pull(task_ids='export_unconfirmed')['rows'] }} of "
-             "{{ ti.xcom_pull(task_ids='check_guards')['sent'] }} contacts sent did not confirm. "
-             "The list is at {{ ti.xcom_pull(task_ids='export_unconfirmed')['export_uri'] }}. "
-             "Scope: {{ params.opt_out_scope }}; dry run: {{ params.dry_run }}.",
-        pool=NO_POOL,
-    )
-    opt_out = OptOutOperator(
-        task_id="opt_out_unconfirmed", doc_md=STEP[6] + " The one step that cannot be undone.",
-        export_uri=ref(export.task_id, "export_uri"), scope="{{ params.opt_out_scope }}", subscription_id=SUBSCRIPTION,
-        emails=[r["send"].output for r in rounds], confirmed_list_id=ref(refresh.task_id, "list_id"),
-        legal_basis="{{ params.legal_basis }}",
-        legal_basis_explanation="{{ params.legal_basis_explanation }} (campaign {{ campaign_of(ti) }})",
-        dry_run="{{ params.dry_run }}", trigger_rule=AFTER_SKIPPED_ROUNDS,
-    )
     report = CampaignReportOperator(
-        task_id="campaign_report", doc_md="The funnel of every round, as CSV and HTML next to the exports.",
-        campaign="{{ campaign_or_param(ti, params) }}", unengaged=unengaged.output, export=export.output,
-        opt_out=opt_out.output, retries=1,
-        approval_task_id=approve.task_id, export_base=EXPORT_BASE, trigger_rule="all_done", pool=NO_POOL,
-        rounds=[{name: r[name].output for name in ("recipients", "metrics", "confirmed", "unconfirmed")}
-                for r in rounds],
+        task_id="campaign_report", doc_md="The funnel of every round, read from HubSpot and the audit ledger, as CSV "
+                                          "and HTML next to the exports.",
+        campaign="{{ campaign_or_param(ti, params) }}", unengaged=unengaged.output, opt_out=opt_out.output,
+        recipients=outputs(*(f"round_{k}.build_recipients_list" for k in range(1, MAX_ROUNDS + 1))),
+        emails=every_round["send_email"], metrics=every_round["review_metrics"], retries=1,
+        approval_task_id=approve.task_id, export_base=EXPORT_BASE, trigger_rule="all_done",
     )
-    chain(refresh, export, guards, needs_approval, [approve, opt_out])
-    approve >> opt_out >> report
+    opt_out >> report
     has_unengaged >> report
-    # The report always runs; this makes the run itself fail when any step did.
-    dag.tasks >> FailIfAnyFailedOperator(task_id="fail_if_any_step_failed", pool=NO_POOL, retries=0,
-                                         doc_md="Fails the run when any step failed (the report runs anyway).")
+    # The report always runs; this makes the run itself fail when any step did. A failed step leaves the
+    # opt-out upstream_failed (every path leads to it), so the opt-out and the report are all it must watch.
+    [opt_out, report] >> FailIfAnyFailedOperator(
+        task_id="fail_if_any_step_failed", pool=NO_POOL, retries=0,
+        doc_md="Fails the run when any step failed (the report runs anyway).")

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseBranchOperator, BaseOperator, TriggerRule
+from airflow.sdk import BaseBranchOperator, BaseOperator, ObjectStoragePath, TriggerRule
 from airflow.sdk.exceptions import DownstreamTasksSkipped
 
+from .. import audit, report
 from ..campaign import GuardFigures, another_round, guard_problems
 from ..errors import HubSpotPermanentError
+from .base import as_outputs
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -116,7 +118,7 @@ class CheckGuardsOperator(BaseOperator):
         if not isinstance(self.export, dict) or not isinstance(self.confirmed, dict):
             raise GuardTripped("Nobody was opted out: the export or the last read of list 1 left no result "
                                f"(export={self.export!r}, confirmed={self.confirmed!r}).")
-        rounds = [m for m in self.metrics or [] if m]
+        rounds = [m for m in as_outputs(self.metrics) if m]
         figures = GuardFigures(
             sent=int(rounds[0]["sent"]) if rounds else 0,
             delivered=sum(int(m["delivered"]) for m in rounds),
@@ -129,8 +131,23 @@ class CheckGuardsOperator(BaseOperator):
         if problems:
             raise GuardTripped(f"Nobody was opted out from {self.export.get('export_uri', 'the export')}, because:\n- "
                                + "\n- ".join(problems))
-        self.log.info("Guards passed: %s", figures)
-        return {"sent": figures.sent, "to_opt_out": figures.to_opt_out, "cta_clickers": figures.cta_clickers}
+        already = already_opted_out(ObjectStoragePath(str(self.export["export_uri"])), str(context["run_id"]))
+        self.log.info("Guards passed: %s. %d of the %d contacts in list 2 were already opted out by an earlier try "
+                      "of this run (the audit ledger).", figures, already, figures.to_opt_out)
+        return {"sent": figures.sent, "to_opt_out": figures.to_opt_out, "cta_clickers": figures.cta_clickers,
+                "already_opted_out": already, "would_change": figures.to_opt_out - already}
+
+
+def already_opted_out(export: ObjectStoragePath, run_id: str) -> int:
+    """How many rows of the export an earlier try of this run already opted out, by the audit ledger."""
+    done = audit.opted_out_ids(audit.read_ledger(audit.ledger_folder(export.parent), run_id))
+    if not done:
+        return 0
+    found = 0
+    with export.open("r") as handle:
+        for chunk in report.read_opt_out_file(handle, run_id):
+            found += int(chunk["contact_id"].isin(done).sum())
+    return found
 
 
 class FailIfAnyFailedOperator(BaseOperator):

@@ -29,7 +29,7 @@ from ..ledger import ClickerLedger, Clickers, email_key
 from ..links import ExportFileLink, HubSpotObjectLink, list_url
 from ..storage import read_manifest, restrict, run_folder, write_manifest
 from ..triggers import ExportReadyTrigger, ListProcessedTrigger
-from .base import HubSpotOperator
+from .base import HubSpotOperator, as_outputs
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -214,7 +214,7 @@ class BuildConfirmedListOperator(HubSpotOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         list_id, size = self._list()
-        emails = [e for e in (self.emails or []) if e]
+        emails = [e for e in as_outputs(self.emails) if e]
         ledger = self._ledger(context, list_id)
         known = ledger.load() if ledger else Clickers.empty()
         clicked, new = read_clickers(self.hook, emails, known)
@@ -326,8 +326,8 @@ class ExportListOperator(HubSpotOperator):
 
     @property
     def source_list_id(self) -> str:
-        if isinstance(self.list_id, (list, tuple)):
-            return str(last_done(self.list_id)["list_id"])
+        if isinstance(self.list_id, (list, tuple)) or str(self.list_id).lstrip().startswith("["):
+            return str(last_done(as_outputs(self.list_id))["list_id"])
         return str(self.list_id)
 
     def _target(self, context: Context) -> Any:

@@ -1,106 +1,174 @@
-"""The campaign report: the funnel per round as CSV, as an HTML page with a chart, and in the log."""
+"""The campaign report: the funnel per round as CSV, as an HTML page with a chart, and in the log.
+
+The report is a function of facts a rerun does not move: HubSpot's email events and the rounds' snapshot
+lists, the run's audit ledger, and the results of tasks that find their objects by name. It never counts
+from the size of a dynamic list or from the opt-out's summary, which a cleared and rerun task rewrites
+(a rerun of the opt-out finds everybody already opted out).
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .. import report
-from ..links import ExportFileLink
+import numpy as np
+
+from .. import audit, report
+from ..ledger import Clickers
+from ..links import CampaignReportLink
 from ..storage import restrict, run_folder
+from .base import HubSpotOperator, as_outputs
+from .lists import read_clickers
+from .subscriptions import recipients_of, unsubscribed_themselves
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-from airflow.sdk import BaseOperator
+
+class EventsUntil:
+    """The hook, with email events only up to a cut-off: HubSpot filters by ``endTimestamp``, each event is
+    checked again. Handed to the readers the list 1 and opt-out tasks use, so all count events alike."""
+
+    def __init__(self, hook: Any, end_ms: int) -> None:
+        self.hook, self.end_ms = hook, end_ms
+
+    def iter_email_events(self, campaign_id: str | int, event_type: str, **kwargs: Any) -> Any:
+        for event in self.hook.iter_email_events(campaign_id, event_type, **{**kwargs, "end_ms": self.end_ms}):
+            if int(event.get("created") or 0) <= self.end_ms:
+                yield event
 
 
-class CampaignReportOperator(BaseOperator):
+class _EveryoneKnown(Clickers):
+    """``known`` for ``read_clickers`` that knows every clicker, so it keeps no address: keys are enough here."""
+
+    def __contains__(self, key: bytes) -> bool:
+        return True
+
+
+class CampaignReportOperator(HubSpotOperator):
     """Step-by-step outcome of the run, written next to the exports; runs whatever happened before.
 
-    Every input is the output of an earlier task (``None`` when it was skipped or failed), so the
-    report also explains a campaign that stopped early: nobody unengaged, a guard, a rejection.
+    Reads, for each round that was sent: the size of its recipients snapshot list, the SENT, CTA CLICK and
+    self-unsubscribe events of its email, and HubSpot's statistics as ``review_metrics`` read them; then the
+    run's audit ledger. Clicks and unsubscribes count up to the run's first opt-out change in the ledger
+    (else up to now), so the report reads the same after any rerun. Every figure is defined in
+    :func:`reengagement.report.funnel` and in the page's footnote (``report.DEFINITIONS``):
+
+    - recipients = size of the round's snapshot list; sent = distinct SENT recipients of its email;
+      never sent = recipients - sent;
+    - confirmed = distinct contacts sent this round or earlier who clicked this round's CTA up to the cut-off,
+      not counted in an earlier round; unconfirmed = sent so far - confirmed so far;
+    - cohort = the unengaged list's size (round 1), else the previous round's unconfirmed;
+    - unsubscribed themselves = distinct recipients who unsubscribed through the campaign's emails;
+    - opted out = contacts a try of this run changed (ledger), less those who unsubscribed themselves;
+      already opted out = NO_STATUS_CHANGE answers for contacts no try changed; errors = contacts whose
+      latest answer is ERROR. A dry run changes nobody: its would-be figures come from its summary.
+    - rates: confirmed and opted out over the distinct contacts sent any round's email.
 
     :param campaign: the campaign id (templated).
-    :param unengaged: output of ``build_unengaged_list``.
-    :param rounds: per round, ``{"recipients", "metrics", "confirmed", "unconfirmed"}`` outputs.
-    :param export: output of ``export_unconfirmed``.
-    :param opt_out: output of ``opt_out_unconfirmed``.
+    :param unengaged: output of ``build_unengaged_list`` (its ``size`` is the first cohort).
+    :param recipients: outputs of every round's ``build_recipients_list`` (``list_id``), a list or the JSON
+        list of the ``outputs_of`` macro; ``None`` for a round that did not run (templated).
+    :param emails: outputs of every round's ``send_email`` (``campaign_ids``, ``cta_url``); a round is in the
+        report when its email was sent (templated).
+    :param metrics: outputs of every round's ``review_metrics`` (templated).
+    :param opt_out: output of ``opt_out_unconfirmed``: whether it ran, and a dry run's figures (templated).
     :param approval_task_id: the approval task, read at run time: a rejection skips the approval's direct
         downstream tasks, so the report must not be one of them.
     :param export_base: ObjectStoragePath URI of the exports folder (templated).
     """
 
-    template_fields: Sequence[str] = ("campaign", "unengaged", "rounds", "export", "opt_out", "export_base")
-    operator_extra_links = (ExportFileLink(),)
+    template_fields: Sequence[str] = ("campaign", "unengaged", "recipients", "emails", "metrics", "opt_out",
+                                      "export_base")
+    operator_extra_links = (CampaignReportLink(),)
     ui_color = "#dcedc8"
 
-    def __init__(self, *, campaign: Any, unengaged: Any, rounds: Any, export: Any = None, opt_out: Any = None,
-                 approval_task_id: str | None = None, export_base: Any = None, **kwargs: Any) -> None:
+    def __init__(self, *, campaign: Any, unengaged: Any, recipients: Any, emails: Any, metrics: Any = None,
+                 opt_out: Any = None, approval_task_id: str | None = None, export_base: Any = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.campaign, self.unengaged, self.rounds = campaign, unengaged, rounds
-        self.export, self.opt_out, self.export_base = export, opt_out, export_base
+        self.campaign, self.unengaged = campaign, unengaged
+        self.recipients, self.emails, self.metrics = recipients, emails, metrics
+        self.opt_out, self.export_base = opt_out, export_base
         self.approval_task_id = approval_task_id
-        self.rejected = False
         self.file_uri: str | None = None
 
-    def _round_rows(self) -> list[dict[str, int]]:
-        """The funnel of each round that ran; "confirmed" counts the round's new confirmations."""
-        rows: list[dict[str, int]] = []
-        confirmed_before = 0
-        for r in self.rounds or []:
-            if not r.get("recipients"):
-                continue
-            metrics = r.get("metrics") or {}
-            confirmed_so_far = int((r.get("confirmed") or {}).get("size", 0))
-            rows.append({"cohort": int(rows[-1]["unconfirmed"]) if rows else int((self.unengaged or {}).get("size", 0)),
-                         "recipients": int(r["recipients"].get("size", 0)),
-                         "sent": int(metrics.get("sent", 0)), "delivered": int(metrics.get("delivered", 0)),
-                         "opened": int(metrics.get("open", 0)), "confirmed": confirmed_so_far - confirmed_before,
-                         "unconfirmed": int((r.get("unconfirmed") or {}).get("size", 0))})
-            confirmed_before = confirmed_so_far
-        return rows
+    def _rejected(self, context: Context) -> bool:
+        if not self.approval_task_id:
+            return False
+        # A rejection leaves no result, only the list of tasks the approval skipped.
+        skipped = context["ti"].xcom_pull(task_ids=self.approval_task_id, key="skipmixin_key") or {}
+        return bool(skipped.get("skipped"))
 
-    def summary(self, rows: list[dict[str, int]]) -> str:
-        campaign = self.campaign or "campaign"
-        if self.unengaged is not None and int(self.unengaged.get("size", 0)) == 0:
-            return f"{campaign}: nobody is unengaged; nothing was sent and nobody was opted out."
-        sent = rows[0]["sent"] if rows else 0
-        if self.opt_out:
-            o = self.opt_out
-            verb = "would opt out" if o.get("dry_run") else "opted out"
-            count = o.get("to_opt_out", o["rows"]) if o.get("dry_run") else o["opted_out"]
-            return (f"{campaign}: {len(rows)} round(s), {sent:,} sent, {rows[-1]['unconfirmed'] if rows else 0:,} "
-                    f"unconfirmed; the campaign {verb} {count:,} ({o.get('already_opted_out', 0):,} already, "
-                    f"{o.get('errors', 0):,} errors); {o.get('unsubscribed_themselves', 0):,} unsubscribed "
-                    f"themselves; {o.get('never_sent', 0):,} never sent and {o.get('spared_confirmed', 0):,} "
-                    "confirmed late were not opted out.")
-        if self.rejected:
-            return f"{campaign}: the opt-out was rejected at the approval step; nobody was opted out."
-        return f"{campaign}: {len(rows)} round(s), {sent:,} sent; the opt-out did not run, nobody was opted out."
+    def _rounds(self, events: EventsUntil) -> list[report.RoundFacts]:
+        """The facts of each round whose email was sent: paged reads, address keys only."""
+        recipients, emails, metrics = (as_outputs(x) for x in (self.recipients, self.emails, self.metrics))
+        found = []
+        for number, email in enumerate(emails, start=1):
+            if not email:
+                continue
+            lists = recipients[number - 1] if number <= len(recipients) else None
+            stats = (metrics[number - 1] if number <= len(metrics) else None) or {}
+            campaign_ids = list(email.get("campaign_ids") or [])
+            clicked, _ = read_clickers(events, [email], _EveryoneKnown.empty())
+            unsubscribed = np.union1d(recipients_of(events, campaign_ids, "UNSUBSCRIBED"),
+                                      recipients_of(events, campaign_ids, "STATUSCHANGE", unsubscribed_themselves))
+            found.append(report.RoundFacts(
+                number=number, recipients=self._list_size(lists), sent=recipients_of(events, campaign_ids, "SENT"),
+                clickers=clicked, unsubscribed=unsubscribed,
+                delivered=stats.get("delivered") if stats else None, opened=stats.get("open") if stats else None))
+        return found
+
+    def _list_size(self, found: dict[str, Any] | None) -> int:
+        """The size of a round's recipients list: a snapshot, so HubSpot's figure is fixed."""
+        if not found or not found.get("list_id"):
+            return 0
+        return int(self.hook.client.crm.lists.lists_api.get_by_id(str(found["list_id"])).list.size or 0)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        if self.approval_task_id:
-            # A rejection leaves no result, only the list of tasks the approval skipped.
-            skipped = context["ti"].xcom_pull(task_ids=self.approval_task_id, key="skipmixin_key") or {}
-            self.rejected = bool(skipped.get("skipped"))
-        rows = self._round_rows()
-        opted = int((self.opt_out or {}).get("opted_out", 0))
-        errors = int((self.opt_out or {}).get("errors", 0))
-        frame = report.funnel(rows, self.opt_out, rejected=self.rejected)
-        summary = self.summary(rows)
-        folder = run_folder(self.export_base, str(self.campaign), str(context["run_id"]))
-        with (folder / "report.csv").open("w") as out:
-            frame.assign(run_id=str(context["run_id"])).to_csv(out, index=False)
+        run_id = str(context["run_id"])
+        campaign = str(self.campaign or "campaign")
+        folder = run_folder(self.export_base, campaign, run_id)
+        ledger = audit.read_ledger(audit.ledger_folder(folder), run_id)
+        opt_out = self.opt_out if isinstance(self.opt_out, dict) else None
+        state = report.opt_out_state(opt_out, rejected=self._rejected(context), ledger_rows=len(ledger))
+        until, from_ledger = report.cut_off(audit.first_change_at(ledger), dt.datetime.now(dt.UTC))
+        rounds = self._rounds(EventsUntil(self.hook, report.epoch_ms(until)))
+        if state in (report.DONE, report.UNFINISHED):
+            themselves = np.unique(np.concatenate([r.unsubscribed for r in rounds])) if rounds else np.empty(0, "S16")
+            figures: dict[str, int] | None = report.ledger_figures(ledger, themselves)
+        else:
+            figures = report.dry_run_figures(opt_out) if state == report.DRY_RUN and opt_out else None
+        cohort = int(self.unengaged.get("size") or 0) if isinstance(self.unengaged, dict) else None
+        frame, totals = report.funnel(cohort or 0, rounds, figures, state)
+        summary = report.summary(campaign, cohort, frame, totals, state)
+        lines = report.header_lines(_run_date(context), until, from_ledger, totals, state)
+
+        table = folder / "report.csv"
+        with table.open("w") as out:
+            frame.assign(run_id=run_id).to_csv(out, index=False, lineterminator="\n")
         page = folder / "report.html"
         with page.open("w") as out:
-            out.write(report.html_page(f"Permission pass {self.campaign}", summary, frame))
-        for path in (folder / "report.csv", page):
+            out.write(report.html_page(f"Permission pass {campaign}", summary, frame, lines=lines,
+                                       params=report.shown_params(dict(context.get("params") or {}))))
+        for path in (table, page):
             restrict(path)
         self.file_uri = str(page)
-        self.log.info("Campaign funnel:\n%s", report.text_table(frame))
+        self.log.info("Campaign funnel (events counted up to %s):\n%s", until.isoformat(), report.text_table(frame))
         self.log.info("Report: %s", page)
         self.log.info("%s", summary)
-        return {"report_uri": str(page), "rounds": len(rows), "opted_out": opted, "errors": errors,
-                "opt_out": report.opt_out_state(self.opt_out, rejected=self.rejected)}
+        return {"report_uri": str(page), "csv_uri": str(table), "rounds": len(frame), "sent": totals.sent,
+                "confirmed": totals.confirmed, "opted_out": totals.opted_out,
+                "errors": int(figures["errors"]) if figures else None, "opt_out": state}
 
+
+def _run_date(context: Context) -> str:
+    """The run's logical date, and when it was due to run (Airflow 3 runs may have no logical date)."""
+    dag_run = context.get("dag_run")
+    logical = context.get("logical_date") or getattr(dag_run, "logical_date", None)
+    after = getattr(dag_run, "run_after", None)
+    parts = [f"logical date {logical.isoformat()}" if logical else "no logical date"]
+    if after:
+        parts.append(f"run after {after.isoformat()}")
+    return ", ".join(parts)

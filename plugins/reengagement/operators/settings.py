@@ -19,6 +19,7 @@ from ..errors import (
     HubSpotPermanentError,
     HubSpotScopeError,
 )
+from ..storage import run_folder
 from .base import HubSpotOperator
 
 if TYPE_CHECKING:
@@ -119,14 +120,18 @@ class PreflightOperator(HubSpotOperator):
     :param confirm_url: the thank-you page of the CTA (templated).
     :param template_email_id: optional email to clone (templated).
     :param rounds: how many emails the campaign may send (for the budget estimate).
+    :param export_base: where the campaign's files go (templated); the run's folder is made here and
+        returned as ``folder``, so the files can be found (and served) from the run alone.
     """
 
-    template_fields: Sequence[str] = ("subscription_type", "confirm_url", "template_email_id", "rounds")
+    template_fields: Sequence[str] = ("subscription_type", "confirm_url", "template_email_id", "rounds",
+                                      "export_base")
     ui_color = "#eeeeee"
 
     def __init__(self, *, subscription_type: str, confirm_url: str, template_email_id: str | None = None,
-                 rounds: int | str = 1, **kwargs: Any) -> None:
+                 rounds: int | str = 1, export_base: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.export_base = export_base
         self.subscription_type = subscription_type
         self.confirm_url = confirm_url
         self.template_email_id = template_email_id
@@ -152,12 +157,13 @@ class PreflightOperator(HubSpotOperator):
         if problems:
             raise PreflightFailed("The campaign cannot start:\n- " + "\n- ".join(problems))
         portal = self.hook.portal
+        folder = run_folder(self.export_base or None, campaign.campaign, str(context["run_id"]))
         self.log.info("Preflight passed: subscription type %r (%s), portal %s, %d contacts, budget %s calls left.",
                       subscription["name"], subscription["id"], portal["portalId"], contacts, budget)
         return {"campaign": campaign.campaign, "subscription_id": str(subscription["id"]),
                 "portal_id": str(portal["portalId"]), "ui_domain": portal["uiDomain"], "contacts": contacts,
                 "consent_warnings": len(warnings), "property_types": property_types,
-                "inconclusive_probes": [result.probe.key for result in inconclusive]}
+                "inconclusive_probes": [result.probe.key for result in inconclusive], "folder": str(folder)}
 
     def _params(self, context: Context) -> CampaignParams:
         """The run's params, validated; the campaign id defaults to the DAG id and the run's quarter."""
