@@ -84,8 +84,9 @@ class AirflowApi:
             time.sleep(1)
 
     def clear(self, dag_id: str, run_id: str, task_ids: list[str], **options: Any) -> list[dict[str, Any]]:
-        """Clear tasks for real (the endpoint's ``dry_run`` defaults to true)."""
-        body = {"dry_run": False, "dag_run_id": run_id, "task_ids": task_ids, **options}
+        """Clear tasks for real, whatever their state, as the UI's Clear does (the endpoint's ``dry_run`` and
+        ``only_failed`` default to true)."""
+        body = {"dry_run": False, "only_failed": False, "dag_run_id": run_id, "task_ids": task_ids, **options}
         return self.call("POST", f"dags/{dag_id}/clearTaskInstances", body)["task_instances"]
 
     def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:

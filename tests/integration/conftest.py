@@ -52,6 +52,13 @@ class Deployment:
         conf = {"campaign": run_id, "wait": "PT4S", "export_base": f"file://{self.exports}", **conf}
         self.api.trigger(DAG_ID, run_id, conf)
 
+    def served(self, run_id: str, path: str) -> str:
+        """One of the run's files as the api-server serves it (``report``, ``files/<name>``, ``ledger.csv``)."""
+        url = f"{self.stack.config.api_url}/reengagement/runs/{DAG_ID}/{run_id}/{path}"
+        response = self.api.session.get(url, timeout=30)
+        assert response.status_code == 200, f"GET {url} -> {response.status_code}: {response.text[:300]}"
+        return response.text
+
     def states(self, run_id: str) -> dict[str, str | None]:
         return {task: ti["state"] for task, ti in self.api.task_instances(DAG_ID, run_id).items()}
 

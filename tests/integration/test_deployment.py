@@ -8,6 +8,8 @@ workers take whole files (``--dist loadfile``).
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import shutil
 import subprocess
@@ -90,6 +92,29 @@ def test_a_two_round_campaign_waits_in_the_triggerer_and_finishes_once_after_a_f
     assert f"trigger {DAG_ID}/ci-two-rounds/{WAIT_TASK}/-1/1" in log  # ... and the triggerer ran the wait
 
 
+def test_a_finished_campaign_cleared_from_list_one_adds_to_its_ledger_and_keeps_its_report(deployment: Deployment):
+    """Clearing ``round_1.build_confirmed_list`` with everything after it reruns both rounds' later steps and the
+    opt-out: the audit ledger only grows (the rerun's try finds everyone already opted out), the report stays."""
+    run_id = "ci-two-rounds"  # the first test's campaign, finished
+    ledger, report = deployment.served(run_id, "ledger.csv"), deployment.served(run_id, "files/report.csv")
+    changed = {c["contactId"] for c in deployment.status_changes()}
+    cleared = deployment.api.clear(DAG_ID, run_id, ["round_1.build_confirmed_list"], include_downstream=True)
+    assert {"round_1.build_confirmed_list", "round_2.send_email", "opt_out_unconfirmed"} <= {
+        ti["task_id"] for ti in cleared}
+    run = deployment.api.wait_for_run(DAG_ID, run_id, timeout=600)
+    assert run["state"] == "success", deployment.states(run_id)
+
+    rerun_ledger = deployment.served(run_id, "ledger.csv")
+    assert rerun_ledger.startswith(ledger) and len(rerun_ledger) > len(ledger)  # it only grew
+    before = list(csv.DictReader(io.StringIO(ledger)))
+    added = list(csv.DictReader(io.StringIO(rerun_ledger)))[len(before):]
+    assert {row["reason"] for row in added} == {"NO_STATUS_CHANGE"}
+    assert {row["contact_id"] for row in added} == {row["contact_id"] for row in before} >= changed
+    assert deployment.served(run_id, "files/report.csv") == report
+    assert {c["contactId"] for c in deployment.status_changes()} == changed  # nobody changed twice
+    assert_no_duplicates(deployment, run_id, rounds=2)
+
+
 def test_a_worker_killed_during_the_opt_out_is_replaced_and_everyone_is_opted_out_once(deployment: Deployment):
     deployment.fresh_portal(contacts=3000)
     # Slow opt-out batches (about ten, five in flight at once), so the worker dies with some applied and some not.
@@ -128,9 +153,8 @@ def test_make_up_status_finds_the_running_stack_from_its_folder(deployment: Depl
 # -- the UI, in a real browser ----------------------------------------------------------------------------------
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-STEP_TASKS = ["preflight", "build_unengaged_list", "has_unengaged", "round_1", "another_round_1",
-              "refresh_confirmed_list", "export_unconfirmed", "check_guards", "needs_approval", "approve_opt_out",
-              "opt_out_unconfirmed", "campaign_report"]
+#: The grid's top level: a group per step (or round), the branches between rounds, the report.
+STEP_TASKS = ["select_cohort", "round_1", "another_round_1", "round_2", "opt_out", "campaign_report"]
 
 
 @pytest.fixture(scope="module")
@@ -209,6 +233,33 @@ def test_the_grid_shows_every_step_of_the_campaign(logged_in, deployment: Deploy
     wait_until(lambda: all(task in page_text(logged_in) for task in STEP_TASKS), "every step task in the grid")
     time.sleep(2)  # let the cells paint before the screenshot
     logged_in.save_screenshot(str(ARTIFACTS / "grid.png"))
+
+
+def test_the_run_page_shows_the_campaign_report_and_the_report_task_links_to_it(logged_in, deployment: Deployment,
+                                                                               finished_run: str):
+    from selenium.webdriver.common.by import By
+
+    base = deployment.stack.config.api_url
+    # The "Campaign report" tab of the run page: the plugin's report, in a frame, with the UI's own login.
+    logged_in.get(f"{base}/dags/{DAG_ID}/runs/{finished_run}/plugin/campaign-report")
+    frame = wait_until(lambda: logged_in.find_element(By.TAG_NAME, "iframe"), "the report tab's frame")
+    logged_in.switch_to.frame(frame)
+    try:
+        wait_until(lambda: "Round 1" in page_text(logged_in) and "confirmed" in page_text(logged_in),
+                   "the funnel in the report tab")
+    finally:
+        logged_in.switch_to.default_content()
+    logged_in.save_screenshot(str(ARTIFACTS / "report_tab.png"))
+    # The report task's extra link opens the same report.
+    logged_in.get(f"{base}/dags/{DAG_ID}/runs/{finished_run}/tasks/campaign_report/details")
+    link = wait_until(lambda: next(a for a in logged_in.find_elements(By.TAG_NAME, "a")
+                                   if a.text.strip() == "Report"), "the report task's Report link")
+    href = link.get_attribute("href")
+    assert f"/reengagement/runs/{DAG_ID}/" in href, href
+    logged_in.get(href)
+    wait_until(lambda: "Round 1" in page_text(logged_in) and "opted out" in page_text(logged_in),
+               "the funnel behind the Report link")
+    logged_in.save_screenshot(str(ARTIFACTS / "report.png"))
 
 
 def test_the_trigger_form_shows_the_params_with_their_descriptions(logged_in, deployment: Deployment):
