@@ -7,7 +7,9 @@ import csv
 import io
 
 from airflow.models.xcom import XComModel
+from airflow.sdk import ObjectStoragePath
 from airflow.utils.session import create_session
+from reengagement import audit
 from sqlalchemy import select
 
 from tests.e2e.conftest import states
@@ -72,3 +74,10 @@ def test_the_report_equals_the_ground_truth_and_a_rerun_rewrites_it_byte_for_byt
     assert xcom(dag_run, "opt_out_unconfirmed")["opted_out"] == 0  # what the old report showed
     assert table.read_bytes() == written
     assert page.read_bytes() == written_page
+
+    # Asked again now, the approval would count only those no try of this run has opted out yet.
+    rerun(campaign, dag_run, "check_guards")
+    guards, rows = xcom(dag_run, "check_guards"), xcom(dag_run, "export_unconfirmed")["rows"]
+    ledger = audit.read_ledger(audit.ledger_folder(ObjectStoragePath(f"file://{table.parent}")), dag_run.run_id)
+    assert guards["to_opt_out"] == rows and guards["already_opted_out"] == len(audit.opted_out_ids(ledger)) > 0
+    assert guards["would_change"] == rows - guards["already_opted_out"] < rows
