@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from airflow.sdk import ObjectStoragePath
 from fastapi import FastAPI
@@ -315,3 +316,31 @@ def test_the_api_server_serves_a_run_to_its_logged_in_users_only(airflow_db, fol
     assert csv.status_code == 200 and csv.text == (folder / "unconfirmed.csv").read_text()
     assert api.get(served_url(dag_id, "manual__other"), cookies={"_token": token}).status_code == 404
     assert api.get(served_url(dag_id, RUN), headers={"Authorization": "Bearer forged"}).status_code == 403
+
+
+def test_any_export_base_objectstoragepath_reads_is_served(lookups):
+    """Not only local folders: the same routes over an fsspec object store (here fsspec's in-memory one,
+    attached as a provider attaches S3 or GCS)."""
+    import fsspec
+    from airflow.sdk.io import attach
+
+    attach("memory", fs=fsspec.filesystem("memory"))
+    run = ObjectStoragePath("memory://exports/campaign_2026-Q4/run-in-memory")
+    run.mkdir(parents=True, exist_ok=True)
+    with (run / "report.html").open("w") as out:
+        out.write("<!doctype html><h1>Permission pass in memory</h1>")
+    with (run / "unconfirmed.csv").open("w") as out:
+        out.write("contact_id,email,run_id\n1,a@example.com,r\n")
+    part = audit.LedgerPart(audit.ledger_folder(run), "20261204T140000.000Z__r__try-1")
+    with part:
+        part.write(pd.DataFrame([ledger_row(1, 1).rstrip("\n").split(",")], columns=audit.COLUMNS))
+    files_app.app.dependency_overrides[files_app.get_run_folder] = lambda dag_id, run_id: run
+    files_app.app.dependency_overrides[files_app.can_read_runs] = lambda: None
+    root = FastAPI()
+    root.mount(PREFIX, files_app.app)
+    client = TestClient(root)
+    base = f"{PREFIX}/runs/{DAG}/{RUN}"
+    assert "in memory" in client.get(f"{base}/report").text
+    assert client.get(f"{base}/files/unconfirmed.csv").text.startswith("contact_id,email,run_id")
+    ledger = client.get(f"{base}/ledger.csv").text.splitlines()
+    assert ledger[0] == ",".join(audit.COLUMNS) and ledger[1].split(",")[3] == "1"
