@@ -110,6 +110,15 @@ def test_a_cleared_sensor_waits_only_what_is_left_and_a_finished_window_does_not
     assert sensor(long_ago.isoformat()).execute({}) is True
 
 
+def test_a_window_longer_than_a_sensors_default_timeout_is_waited_in_full_in_the_triggerer():
+    sent = dt.datetime.now(dt.timezone.utc)
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor(sent.isoformat(), delta="P14D").execute({})
+    assert deferred.value.trigger.moment == sent + dt.timedelta(days=14)
+    assert deferred.value.timeout is None  # not the sensor's 7-day default, which would end the wait early
+    assert type(deferred.value.trigger).__name__ == "DateTimeTrigger"
+
+
 def test_sensor_without_send_time_fails_clearly():
     with pytest.raises(ValueError, match="no send time"):
         sensor("").execute({})
