@@ -20,93 +20,102 @@ def _backoff(attempt: int, ceiling: float) -> float:
     return min(ceiling, 0.5 * 2**attempt)
 
 
-class ListProcessedTrigger(BaseTrigger):
-    """Fires once a list's ``processingStatus`` is no longer PROCESSING."""
+class HubSpotPollingTrigger(BaseTrigger):
+    """Poll HubSpot until :meth:`check` has an answer, with a growing pause before each check.
 
-    def __init__(self, *, list_id: str, hubspot_conn_id: str, poll_interval: float = 5.0,
-                 max_polls: int = 720, caller: str | None = None) -> None:
+    Subclasses say what they wait for (``check``) and what identifies it (``fields``); the pause, the
+    error handling and the serialisation are shared.
+    """
+
+    #: Constructor arguments besides the shared ones, as (argument, attribute) pairs.
+    fields: tuple[tuple[str, str], ...] = ()
+
+    def __init__(self, *, hubspot_conn_id: str, poll_interval: float = 5.0, max_polls: int = 720,
+                 caller: str | None = None) -> None:
         super().__init__()
-        self.list_id = list_id
         self.hubspot_conn_id = hubspot_conn_id
         self.poll_interval = poll_interval
         self.max_polls = max_polls
         self.caller = caller
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
+        own = {argument: getattr(self, attribute) for argument, attribute in self.fields}
         return (f"{type(self).__module__}.{type(self).__qualname__}",
-                {"list_id": self.list_id, "hubspot_conn_id": self.hubspot_conn_id,
-                 "poll_interval": self.poll_interval, "max_polls": self.max_polls, "caller": self.caller})
+                {**own, "hubspot_conn_id": self.hubspot_conn_id, "poll_interval": self.poll_interval,
+                 "max_polls": self.max_polls, "caller": self.caller})
+
+    def check(self, hook: Any) -> dict[str, Any] | None:
+        """One look at HubSpot (in a thread): the event's payload once there is an answer, else ``None``."""
+        raise NotImplementedError
+
+    def waiting(self) -> str:
+        """What is still being waited for, for the log and the error after the last check."""
+        raise NotImplementedError
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from .hook import HubSpotHook
 
         hook = HubSpotHook(self.hubspot_conn_id, caller=self.caller)
         for attempt in range(self.max_polls):
-            await asyncio.sleep(_backoff(attempt, self.poll_interval))  # the task has just seen PROCESSING
+            await asyncio.sleep(_backoff(attempt, self.poll_interval))  # the task has only just looked
             try:
-                status = await asyncio.to_thread(_list_status, hook, self.list_id)
+                answer = await asyncio.to_thread(self.check, hook)
             except Exception as err:  # noqa: BLE001 - reported to the task, which raises it
-                yield TriggerEvent({"status": "error", "list_id": self.list_id, "message": str(err)})
+                yield TriggerEvent({"status": "error", **self._ids(), "message": str(err)})
                 return
-            if status["processingStatus"] != "PROCESSING":
-                yield TriggerEvent({"status": "done", **status})
+            if answer is not None:
+                yield TriggerEvent(answer)
                 return
-            self.log.info("List %s is still PROCESSING; checking again in %.1fs", self.list_id,
-                          _backoff(attempt + 1, self.poll_interval))
-        yield TriggerEvent({"status": "error", "list_id": self.list_id,
-                            "message": f"list still PROCESSING after {self.max_polls} checks"})
+            self.log.info("%s; checking again in %.1fs", self.waiting(), _backoff(attempt + 1, self.poll_interval))
+        yield TriggerEvent({"status": "error", **self._ids(),
+                            "message": f"{self.waiting()} after {self.max_polls} checks"})
+
+    def _ids(self) -> dict[str, Any]:
+        return {argument: getattr(self, attribute) for argument, attribute in self.fields}
 
 
-def _list_status(hook: Any, list_id: str) -> dict[str, Any]:
-    found = hook.client.crm.lists.lists_api.get_by_id(list_id, include_filters=False)
-    return {"list_id": str(found.list.list_id), "processingStatus": found.list.processing_status,
-            "size": found.list.size}
+class ListProcessedTrigger(HubSpotPollingTrigger):
+    """Fires once a list's ``processingStatus`` is no longer PROCESSING."""
+
+    fields = (("list_id", "list_id"),)
+
+    def __init__(self, *, list_id: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.list_id = list_id
+
+    def waiting(self) -> str:
+        return f"list {self.list_id} still PROCESSING"
+
+    def check(self, hook: Any) -> dict[str, Any] | None:
+        found = hook.client.crm.lists.lists_api.get_by_id(self.list_id, include_filters=False)
+        if found.list.processing_status == "PROCESSING":
+            return None
+        return {"status": "done", "list_id": str(found.list.list_id), "processingStatus": found.list.processing_status,
+                "size": found.list.size}
 
 
-class ExportReadyTrigger(BaseTrigger):
+class ExportReadyTrigger(HubSpotPollingTrigger):
     """Fires once a CRM export task is COMPLETE (with its download URL) or failed.
 
     A queued export (PENDING: HubSpot runs one export at a time per portal) is waited for like a running one.
     """
 
-    def __init__(self, *, task_id: str, hubspot_conn_id: str, poll_interval: float = 5.0,
-                 max_polls: int = 720, caller: str | None = None) -> None:
-        super().__init__()
+    fields = (("task_id", "export_task_id"),)
+
+    def __init__(self, *, task_id: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.export_task_id = task_id
-        self.hubspot_conn_id = hubspot_conn_id
-        self.poll_interval = poll_interval
-        self.max_polls = max_polls
-        self.caller = caller
 
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (f"{type(self).__module__}.{type(self).__qualname__}",
-                {"task_id": self.export_task_id, "hubspot_conn_id": self.hubspot_conn_id,
-                 "poll_interval": self.poll_interval, "max_polls": self.max_polls, "caller": self.caller})
+    def waiting(self) -> str:
+        return f"export {self.export_task_id} not ready"
 
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        from .hook import HubSpotHook
-
-        hook = HubSpotHook(self.hubspot_conn_id, caller=self.caller)
-        for attempt in range(self.max_polls):
-            await asyncio.sleep(_backoff(attempt, self.poll_interval))  # the export has only just started
-            try:
-                status = await asyncio.to_thread(_export_status, hook, self.export_task_id)
-            except Exception as err:  # noqa: BLE001 - reported to the task, which raises it
-                yield TriggerEvent({"status": "error", "message": str(err)})
-                return
-            if status["status"] == "COMPLETE":
-                # The task reads the task's status again for a new URL right before it downloads: this one may
-                # expire (after five minutes) before the task resumes.
-                yield TriggerEvent({"status": "done", "task_id": self.export_task_id, "url": status["result"]})
-                return
-            if status["status"] in ("CANCELED", "FAILED"):
-                yield TriggerEvent({"status": "error", "task_id": self.export_task_id,
-                                    "message": f"export {self.export_task_id} {status['status']}"})
-                return
-        yield TriggerEvent({"status": "error", "task_id": self.export_task_id,
-                            "message": f"export {self.export_task_id} not ready in time"})
-
-
-def _export_status(hook: Any, task_id: str) -> dict[str, Any]:
-    status = hook.client.crm.exports.public_exports_api.get_status(task_id)
-    return {"status": status.status, "result": status.result}
+    def check(self, hook: Any) -> dict[str, Any] | None:
+        status = hook.client.crm.exports.public_exports_api.get_status(self.export_task_id)
+        if status.status == "COMPLETE":
+            # The task reads the export's status again for a new URL right before it downloads: this one may
+            # expire (after five minutes) before the task resumes.
+            return {"status": "done", "task_id": self.export_task_id, "url": status.result}
+        if status.status in ("CANCELED", "FAILED"):
+            return {"status": "error", "task_id": self.export_task_id,
+                    "message": f"export {self.export_task_id} {status.status}"}
+        return None
