@@ -200,7 +200,7 @@ with DAG(
             subscription_id=SUBSCRIPTION, emails=every_round["send_email"],
             confirmed_list_id=ref(refresh.task_id, "list_id"), legal_basis="{{ params.legal_basis }}",
             legal_basis_explanation="{{ params.legal_basis_explanation }} (campaign {{ campaign_of(ti) }})",
-            dry_run="{{ params.dry_run }}", trigger_rule=AFTER_SKIPPED_ROUNDS,
+            simulate="{{ params.dry_run }}", trigger_rule=AFTER_SKIPPED_ROUNDS,
         )
         chain(refresh, export, guards, needs_approval, [approve, opt_out])
         approve >> opt_out
@@ -211,7 +211,8 @@ with DAG(
         campaign="{{ campaign_or_param(ti, params) }}", unengaged=unengaged.output, opt_out=opt_out.output,
         recipients=outputs(*(f"round_{k}.build_recipients_list" for k in range(1, MAX_ROUNDS + 1))),
         emails=every_round["send_email"], metrics=every_round["review_metrics"], retries=1,
-        approval_task_id=approve.task_id, export_base=EXPORT_BASE, trigger_rule="all_done",
+        approval_task_id=approve.task_id, opt_out_task_id=opt_out.task_id, export_base=EXPORT_BASE,
+        trigger_rule="all_done",
     )
     opt_out >> report
     has_unengaged >> report

@@ -105,7 +105,7 @@ def test_rerun_after_a_failure_mid_way_finishes_the_rest_and_repeats_no_change(e
 def test_the_daily_limit_mid_way_fails_with_the_progress_and_the_next_day_finishes_the_rest(exported):
     sandbox = exported["sandbox"]
     before = sandbox.admin("GET", "settings")["daily_used"]
-    run_operator(opt_out(exported, dry_run=True), RUN)  # the reads before the first change, counted
+    run_operator(opt_out(exported, simulate=True), RUN)  # the reads before the first change, counted
     used = sandbox.admin("GET", "settings")["daily_used"]
     reads = used - before
     # Room for the reads and one of the two batches.
@@ -147,7 +147,7 @@ def test_subscription_scope_unsubscribes_from_that_type_only(exported):
 
 
 def test_dry_run_changes_nothing_and_writes_the_would_be_result(exported):
-    result = run_operator(opt_out(exported, dry_run="True"), RUN)
+    result = run_operator(opt_out(exported, simulate="True"), RUN)
     assert result["dry_run"] and result["rows"] == 150 and result["opted_out"] == 0
     assert changes(exported["sandbox"]) == []
     frame = pd.read_csv(ObjectStoragePath(result["result_uri"]).path, dtype="string")
@@ -335,7 +335,7 @@ def test_the_ledger_records_our_legal_basis_always_and_hubspots_where_the_api_ta
 
 
 def test_a_dry_run_and_spared_contacts_add_nothing_to_the_ledger(exported, hook):
-    run_operator(opt_out(exported, dry_run="True"), RUN)
+    run_operator(opt_out(exported, simulate="True"), RUN)
     assert ledger_of(exported).empty
     late = exported["ids"][0]
     exported["sandbox"].admin("POST", "events", {"emailId": exported["email"]["email_id"], "contactId": late,

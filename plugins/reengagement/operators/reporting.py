@@ -74,8 +74,9 @@ class CampaignReportOperator(HubSpotOperator):
         report when its email was sent (templated).
     :param metrics: outputs of every round's ``review_metrics`` (templated).
     :param opt_out: output of ``opt_out_unconfirmed``: whether it ran, and a dry run's figures (templated).
-    :param approval_task_id: the approval task, read at run time: a rejection skips the approval's direct
-        downstream tasks, so the report must not be one of them.
+    :param approval_task_id: the approval task; a rejection skips the approval's direct downstream tasks (the
+        opt-out, ``opt_out_task_id``), so the report must not be one of them, and tells it from the two states.
+    :param opt_out_task_id: the opt-out task.
     :param export_base: ObjectStoragePath URI of the exports folder (templated).
     """
 
@@ -85,21 +86,23 @@ class CampaignReportOperator(HubSpotOperator):
     ui_color = "#dcedc8"
 
     def __init__(self, *, campaign: Any, unengaged: Any, recipients: Any, emails: Any, metrics: Any = None,
-                 opt_out: Any = None, approval_task_id: str | None = None, export_base: Any = None,
-                 **kwargs: Any) -> None:
+                 opt_out: Any = None, approval_task_id: str | None = None,
+                 opt_out_task_id: str = "opt_out_unconfirmed", export_base: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.campaign, self.unengaged = campaign, unengaged
         self.recipients, self.emails, self.metrics = recipients, emails, metrics
         self.opt_out, self.export_base = opt_out, export_base
-        self.approval_task_id = approval_task_id
+        self.approval_task_id, self.opt_out_task_id = approval_task_id, opt_out_task_id
         self.file_uri: str | None = None
 
     def _rejected(self, context: Context) -> bool:
         if not self.approval_task_id:
             return False
-        # A rejection leaves no result, only the list of tasks the approval skipped.
-        skipped = context["ti"].xcom_pull(task_ids=self.approval_task_id, key="skipmixin_key") or {}
-        return bool(skipped.get("skipped"))
+        # A rejection leaves the approval succeeded and the opt-out after it skipped (no result is kept).
+        ti = context["ti"]
+        states = ti.get_task_states(dag_id=ti.dag_id, task_ids=[self.approval_task_id, self.opt_out_task_id],
+                                    run_ids=[ti.run_id]).get(ti.run_id, {})
+        return (states.get(self.approval_task_id), states.get(self.opt_out_task_id)) == ("success", "skipped")
 
     def _rounds(self, events: EventsUntil) -> list[report.RoundFacts]:
         """The facts of each round whose email was sent: paged reads, address keys only."""

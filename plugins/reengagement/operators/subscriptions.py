@@ -121,7 +121,8 @@ class OptOutOperator(HubSpotOperator):
     (``HubSpotHook.in_flight``) under the shared rate limiter. HubSpot answers NO_STATUS_CHANGE for a
     contact already opted out, so a rerun after a crash at any batch changes nothing twice. A file or an
     argument that fails the same way every time raises :class:`~reengagement.errors.OptOutRefused` (no
-    retry). ``dry_run`` writes the would-be result and calls nothing that changes HubSpot.
+    retry). ``simulate`` (the campaign's ``dry_run``) writes the would-be result and calls nothing that changes
+    HubSpot; it is not called ``dry_run``, which is ``BaseOperator``'s own method.
 
     :param export_uri: the CSV written by the export task (templated).
     :param emails: outputs of the rounds' email tasks (``campaign_ids`` and ``cta_url`` each), ``None`` for
@@ -131,17 +132,17 @@ class OptOutOperator(HubSpotOperator):
     :param subscription_id: the mailed subscription type (for ``subscription_type``).
     :param legal_basis: HubSpot legal basis recorded with each change.
     :param legal_basis_explanation: recorded with each change; should name the campaign.
-    :param dry_run: write the would-be result only.
+    :param simulate: write the would-be result only (templated; a bool or "true"/"false").
     """
 
     template_fields: Sequence[str] = ("export_uri", "emails", "confirmed_list_id", "scope", "subscription_id",
-                                      "legal_basis", "legal_basis_explanation", "dry_run")
+                                      "legal_basis", "legal_basis_explanation", "simulate")
     operator_extra_links = (ExportFileLink(),)
     ui_color = "#ffcdd2"
 
     def __init__(self, *, export_uri: str, emails: Any, confirmed_list_id: Any, scope: str = "all_email",
                  subscription_id: str | None = None, legal_basis: str = "LEGITIMATE_INTEREST_OTHER",
-                 legal_basis_explanation: str = "", dry_run: bool | str = False, **kwargs: Any) -> None:
+                 legal_basis_explanation: str = "", simulate: bool | str = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.export_uri = export_uri
         self.emails = emails
@@ -150,12 +151,12 @@ class OptOutOperator(HubSpotOperator):
         self.subscription_id = subscription_id
         self.legal_basis = legal_basis
         self.legal_basis_explanation = legal_basis_explanation
-        self.dry_run = dry_run
+        self.simulate = simulate
         self.file_uri: str | None = None
 
     @property
     def is_dry_run(self) -> bool:
-        return self.dry_run is True or str(self.dry_run).lower() == "true"
+        return self.simulate is True or str(self.simulate).lower() == "true"
 
     def execute(self, context: Context) -> dict[str, Any]:
         source = ObjectStoragePath(self.export_uri)
