@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import socket
-import textwrap
-import time
 
 import pytest
 from reengagement.campaign import PARAMS_SCHEMA
@@ -100,27 +98,3 @@ def test_bad_params_are_refused_naming_the_field(bag):
     params = ParamsDict(bag.dags["hubspot_reengagement"].params)
     with pytest.raises(ParamValidationError, match="rounds"):
         params["rounds"] = 4
-
-
-def test_parse_time_against_a_trivial_dag(tmp_path):
-    from tests.conftest import ROOT
-
-    (tmp_path / "trivial.py").write_text(textwrap.dedent("""
-        import pendulum
-        from airflow.sdk import DAG
-        from airflow.providers.standard.operators.empty import EmptyOperator
-        with DAG("trivial", schedule=None, start_date=pendulum.datetime(2026, 1, 1)):
-            EmptyOperator(task_id="t")
-    """))
-
-    def best_of(folder, n=5):
-        times = []
-        for _ in range(n):
-            started = time.perf_counter()
-            assert load(folder).import_errors == {}
-            times.append(time.perf_counter() - started)
-        return min(times)
-
-    best_of(ROOT / "dags", 1)  # warm the module cache, as a running dag-processor has it
-    ours, trivial = best_of(ROOT / "dags"), best_of(tmp_path)
-    print(f"\nDAG parse: {ours * 1000:.0f} ms; trivial DAG {trivial * 1000:.0f} ms; ratio {ours / trivial:.2f}")
