@@ -54,15 +54,15 @@ AFTER_SKIPPED_ROUNDS = "none_failed_min_one_success"
 NO_POOL = "default_pool"
 STEP = {
     1: "Step 1 of HubSpot's permission pass: *review settings* — subscription types, consent text on forms, "
-       "resubscription emails, token scopes.",
+    "resubscription emails, token scopes.",
     2: "Step 2: *build an active list of contacts who have not engaged* — no marketing-email open for 52 weeks "
-       "(or never).",
+    "(or never).",
     3: "Step 3: *create the permission-pass email* (tracked CTA to a thank-you page, never a preferences page) "
-       "and *send it* to that list under the same subscription type.",
+    "and *send it* to that list under the same subscription type.",
     4: "Step 4: *read the post-send metrics*.",
     5: "Step 5: *list 1 = contacts who clicked the CTA; list 2 = contacts who were sent it and are not in list 1*.",
     6: "Step 6: *after one week, opt out list 2* (HubSpot's way: export list 2 as CSV, re-import it as an opt-out "
-       "list; here the export is the audit record and the opt-out goes through the Communication Preferences API).",
+    "list; here the export is the audit record and the opt-out goes through the Communication Preferences API).",
     7: "Step 7: *optionally repeat*: a 2nd and 3rd email to those still unconfirmed before the opt-out.",
 }
 
@@ -75,8 +75,9 @@ with DAG(
     max_active_runs=1,
     doc_md=__doc__,
     tags=["hubspot", "marketing", "permission-pass"],
-    params={name: Param(spec.pop("default"), **spec) for name, spec in
-            ((n, dict(s)) for n, s in PARAMS_SCHEMA.items())},
+    params={
+        name: Param(spec.pop("default"), **spec) for name, spec in ((n, dict(s)) for n, s in PARAMS_SCHEMA.items())
+    },
     user_defined_macros=MACROS,
     # The first retry waits [core] default_task_retry_delay (Airflow's default: 300 s), then doubles.
     default_args={
@@ -91,19 +92,32 @@ with DAG(
     # Groups draw the seven steps; their tasks keep their plain ids (prefix_group_id=False).
     with TaskGroup("select_cohort", prefix_group_id=False, tooltip="Steps 1-2: review settings, find the unengaged"):
         preflight = PreflightOperator(
-            task_id="preflight", doc_md=STEP[1], subscription_type="{{ params.subscription_type }}",
-            confirm_url="{{ params.confirm_url }}", template_email_id="{{ params.template_email_id or '' }}",
-            rounds="{{ params.rounds }}", export_base=EXPORT_BASE,
+            task_id="preflight",
+            doc_md=STEP[1],
+            subscription_type="{{ params.subscription_type }}",
+            confirm_url="{{ params.confirm_url }}",
+            template_email_id="{{ params.template_email_id or '' }}",
+            rounds="{{ params.rounds }}",
+            export_base=EXPORT_BASE,
         )
         unengaged = EnsureListOperator(
-            task_id="build_unengaged_list", doc_md=STEP[2], list_name="{{ name_of(ti, 'unengaged') }}",
-            processing_type="DYNAMIC", segment="unengaged",
-            segment_args={"subscription_id": SUBSCRIPTION, "inactivity_weeks": "{{ params.inactivity_weeks }}",
-                          "property_types": PROPERTY_TYPES},
+            task_id="build_unengaged_list",
+            doc_md=STEP[2],
+            list_name="{{ name_of(ti, 'unengaged') }}",
+            processing_type="DYNAMIC",
+            segment="unengaged",
+            segment_args={
+                "subscription_id": SUBSCRIPTION,
+                "inactivity_weeks": "{{ params.inactivity_weeks }}",
+                "property_types": PROPERTY_TYPES,
+            },
         )
         has_unengaged = HasUnengagedOperator(
-            task_id="has_unengaged", doc_md=STEP[2] + " An empty list ends the campaign here.",
-            unengaged=unengaged.output, first_round="round_1.build_recipients_list", when_empty="campaign_report",
+            task_id="has_unengaged",
+            doc_md=STEP[2] + " An empty list ends the campaign here.",
+            unengaged=unengaged.output,
+            first_round="round_1.build_recipients_list",
+            when_empty="campaign_report",
             pool=NO_POOL,
         )
         chain(preflight, unengaged, has_unengaged)
@@ -112,44 +126,83 @@ with DAG(
     for k in range(1, MAX_ROUNDS + 1):
         with TaskGroup(f"round_{k}", tooltip=f"Permission-pass email #{k}") as group:
             recipients = EnsureListOperator(
-                task_id="build_recipients_list", doc_md=STEP[3 if k == 1 else 7] + " Who this round mails, frozen.",
-                list_name=f"{{{{ name_of(ti, 'recipients', {k}) }}}}", processing_type="SNAPSHOT",
-                segment="snapshot_of", segment_args={"list_id": ref(audience.task_id, "list_id")},
+                task_id="build_recipients_list",
+                doc_md=STEP[3 if k == 1 else 7] + " Who this round mails, frozen.",
+                list_name=f"{{{{ name_of(ti, 'recipients', {k}) }}}}",
+                processing_type="SNAPSHOT",
+                segment="snapshot_of",
+                segment_args={"list_id": ref(audience.task_id, "list_id")},
             )
             email = CreatePermissionEmailOperator(
-                task_id="create_email", doc_md=STEP[3], email_name=f"{{{{ name_of(ti, 'email', {k}) }}}}",
-                subject="{{ params.subject }}", from_name="{{ params.from_name }}", reply_to="{{ params.reply_to }}",
+                task_id="create_email",
+                doc_md=STEP[3],
+                email_name=f"{{{{ name_of(ti, 'email', {k}) }}}}",
+                subject="{{ params.subject }}",
+                from_name="{{ params.from_name }}",
+                reply_to="{{ params.reply_to }}",
                 confirm_url=f"{{{{ cta_of(ti, params.confirm_url, {k}) }}}}",
-                recipients_list_id=ref(recipients.task_id, "list_id"), subscription_id=SUBSCRIPTION,
+                recipients_list_id=ref(recipients.task_id, "list_id"),
+                subscription_id=SUBSCRIPTION,
                 template_email_id="{{ params.template_email_id or '' }}",
             )
-            send = SendEmailOperator(task_id="send_email", doc_md=STEP[3] + " Never twice.",
-                                     email_id=ref(email.task_id, "email_id"), cta_url=ref(email.task_id, "cta_url"),
-                                     retries=0)
-            wait = SendWindowSensor(task_id="wait_for_responses", doc_md=STEP[6] + " Measured from this send.",
-                                    sent_at=ref(send.task_id, "sent_at"), delta="{{ params.wait }}", poke_interval=30)
-            metrics = EmailMetricsOperator(task_id="review_metrics", doc_md=STEP[4],
-                                           email_id=ref(email.task_id, "email_id"))
+            send = SendEmailOperator(
+                task_id="send_email",
+                doc_md=STEP[3] + " Never twice.",
+                email_id=ref(email.task_id, "email_id"),
+                cta_url=ref(email.task_id, "cta_url"),
+                retries=0,
+            )
+            wait = SendWindowSensor(
+                task_id="wait_for_responses",
+                doc_md=STEP[6] + " Measured from this send.",
+                sent_at=ref(send.task_id, "sent_at"),
+                delta="{{ params.wait }}",
+                poke_interval=30,
+            )
+            metrics = EmailMetricsOperator(
+                task_id="review_metrics", doc_md=STEP[4], email_id=ref(email.task_id, "email_id")
+            )
             confirmed = BuildConfirmedListOperator(
-                task_id="build_confirmed_list", doc_md=STEP[5] + " List 1.",
-                list_name="{{ name_of(ti, 'confirmed') }}", emails=[r["send"].output for r in rounds] + [send.output],
-                campaign=CAMPAIGN, export_base=EXPORT_BASE,
+                task_id="build_confirmed_list",
+                doc_md=STEP[5] + " List 1.",
+                list_name="{{ name_of(ti, 'confirmed') }}",
+                emails=[r["send"].output for r in rounds] + [send.output],
+                campaign=CAMPAIGN,
+                export_base=EXPORT_BASE,
             )
             unconfirmed = EnsureListOperator(
-                task_id="build_unconfirmed_list", doc_md=STEP[5] + " List 2.",
-                list_name=f"{{{{ name_of(ti, 'unconfirmed', {k}) }}}}", processing_type="DYNAMIC",
-                segment="unconfirmed", segment_args={"recipients_list_id": ref(recipients.task_id, "list_id"),
-                                                     "confirmed_list_id": ref(confirmed.task_id, "list_id")},
+                task_id="build_unconfirmed_list",
+                doc_md=STEP[5] + " List 2.",
+                list_name=f"{{{{ name_of(ti, 'unconfirmed', {k}) }}}}",
+                processing_type="DYNAMIC",
+                segment="unconfirmed",
+                segment_args={
+                    "recipients_list_id": ref(recipients.task_id, "list_id"),
+                    "confirmed_list_id": ref(confirmed.task_id, "list_id"),
+                },
             )
             chain(recipients, email, send, wait, metrics, confirmed, unconfirmed)
         previous_branch >> group
-        rounds.append({"recipients": recipients, "email": email, "send": send, "metrics": metrics,
-                       "confirmed": confirmed, "unconfirmed": unconfirmed})
+        rounds.append(
+            {
+                "recipients": recipients,
+                "email": email,
+                "send": send,
+                "metrics": metrics,
+                "confirmed": confirmed,
+                "unconfirmed": unconfirmed,
+            }
+        )
         if k < MAX_ROUNDS:
             branch = AnotherRoundOperator(
-                task_id=f"another_round_{k}", doc_md=STEP[7], round_no=k, rounds="{{ params.rounds }}",
-                unconfirmed=unconfirmed.output, next_round=f"round_{k + 1}.build_recipients_list",
-                opt_out_path="refresh_confirmed_list", pool=NO_POOL,
+                task_id=f"another_round_{k}",
+                doc_md=STEP[7],
+                round_no=k,
+                rounds="{{ params.rounds }}",
+                unconfirmed=unconfirmed.output,
+                next_round=f"round_{k + 1}.build_recipients_list",
+                opt_out_path="refresh_confirmed_list",
+                pool=NO_POOL,
             )
             group >> branch
             audience, previous_branch = unconfirmed, branch
@@ -158,60 +211,90 @@ with DAG(
             ends.append(group)
 
     # Inputs from every round are pulled as one JSON list: rounds that were skipped are None, and quiet.
-    every_round = {name: outputs(*(f"round_{k}.{name}" for k in range(1, MAX_ROUNDS + 1)))
-                   for name in ("send_email", "review_metrics", "build_unconfirmed_list")}
+    every_round = {
+        name: outputs(*(f"round_{k}.{name}" for k in range(1, MAX_ROUNDS + 1)))
+        for name in ("send_email", "review_metrics", "build_unconfirmed_list")
+    }
     with TaskGroup("opt_out", prefix_group_id=False, tooltip="Step 6: after the wait, opt out list 2"):
         refresh = BuildConfirmedListOperator(
             task_id="refresh_confirmed_list",
             doc_md=STEP[6] + " First, list 1 takes in late clicks, and every clicker is checked to be in it.",
-            list_name="{{ name_of(ti, 'confirmed') }}", emails=every_round["send_email"],
-            campaign=CAMPAIGN, export_base=EXPORT_BASE, verify_members=True, trigger_rule=AFTER_SKIPPED_ROUNDS,
+            list_name="{{ name_of(ti, 'confirmed') }}",
+            emails=every_round["send_email"],
+            campaign=CAMPAIGN,
+            export_base=EXPORT_BASE,
+            verify_members=True,
+            trigger_rule=AFTER_SKIPPED_ROUNDS,
         )
         export = ExportListOperator(
-            task_id="export_unconfirmed", doc_md=STEP[6] + " The CSV is the audit record, written before any change.",
-            list_id=every_round["build_unconfirmed_list"], campaign=CAMPAIGN, export_base=EXPORT_BASE,
+            task_id="export_unconfirmed",
+            doc_md=STEP[6] + " The CSV is the audit record, written before any change.",
+            list_id=every_round["build_unconfirmed_list"],
+            campaign=CAMPAIGN,
+            export_base=EXPORT_BASE,
             trigger_rule=AFTER_SKIPPED_ROUNDS,
         )
         guards = CheckGuardsOperator(
-            task_id="check_guards", doc_md=STEP[6] + " Stops if tracking looks broken or too many would go.",
-            metrics=every_round["review_metrics"], confirmed=refresh.output, export=export.output,
-            max_fraction="{{ params.max_opt_out_fraction }}", pool=NO_POOL, trigger_rule=AFTER_SKIPPED_ROUNDS,
+            task_id="check_guards",
+            doc_md=STEP[6] + " Stops if tracking looks broken or too many would go.",
+            metrics=every_round["review_metrics"],
+            confirmed=refresh.output,
+            export=export.output,
+            max_fraction="{{ params.max_opt_out_fraction }}",
+            pool=NO_POOL,
+            trigger_rule=AFTER_SKIPPED_ROUNDS,
         )
         needs_approval = NeedsApprovalOperator(
-            task_id="needs_approval", doc_md="Sends the opt-out through a person when `require_approval` is set.",
-            require_approval="{{ params.require_approval }}", approval_task="approve_opt_out",
-            opt_out_task="opt_out_unconfirmed", pool=NO_POOL,
+            task_id="needs_approval",
+            doc_md="Sends the opt-out through a person when `require_approval` is set.",
+            require_approval="{{ params.require_approval }}",
+            approval_task="approve_opt_out",
+            opt_out_task="opt_out_unconfirmed",
+            pool=NO_POOL,
         )
         approve = ApprovalOperator(
-            task_id="approve_opt_out", doc_md=STEP[6] + " A person approves the irreversible step.",
+            task_id="approve_opt_out",
+            doc_md=STEP[6] + " A person approves the irreversible step.",
             subject=f"Opt out {ref('check_guards', 'would_change')} contacts? ({CAMPAIGN})",
             body=f"At most {ref('check_guards', 'would_change')} of the {ref('check_guards', 'to_opt_out')} contacts "
-                 f"in list 2 would be opted out now; {ref('check_guards', 'already_opted_out')} already were, by an "
-                 f"earlier try of this run (the audit ledger). {ref('check_guards', 'sent')} contacts were sent the "
-                 "email. Those who confirm before the opt-out, or whom HubSpot never sent it, are spared then.\n\n"
-                 "List 2: {{ served_url_of(ti, result_of(ti, 'export_unconfirmed', 'export_uri')) }}\n"
-                 "Scope: {{ params.opt_out_scope }}; legal basis: {{ params.legal_basis }} (kept in the audit ledger "
-                 "always; HubSpot records it only for scope subscription_type); dry run: {{ params.dry_run }}.",
+            f"in list 2 would be opted out now; {ref('check_guards', 'already_opted_out')} already were, by an "
+            f"earlier try of this run (the audit ledger). {ref('check_guards', 'sent')} contacts were sent the "
+            "email. Those who confirm before the opt-out, or whom HubSpot never sent it, are spared then.\n\n"
+            "List 2: {{ served_url_of(ti, result_of(ti, 'export_unconfirmed', 'export_uri')) }}\n"
+            "Scope: {{ params.opt_out_scope }}; legal basis: {{ params.legal_basis }} (kept in the audit ledger "
+            "always; HubSpot records it only for scope subscription_type); dry run: {{ params.dry_run }}.",
             pool=NO_POOL,
         )
         opt_out = OptOutOperator(
-            task_id="opt_out_unconfirmed", doc_md=STEP[6] + " The one step that cannot be undone.",
-            export_uri=ref(export.task_id, "export_uri"), scope="{{ params.opt_out_scope }}",
-            subscription_id=SUBSCRIPTION, emails=every_round["send_email"],
-            confirmed_list_id=ref(refresh.task_id, "list_id"), legal_basis="{{ params.legal_basis }}",
+            task_id="opt_out_unconfirmed",
+            doc_md=STEP[6] + " The one step that cannot be undone.",
+            export_uri=ref(export.task_id, "export_uri"),
+            scope="{{ params.opt_out_scope }}",
+            subscription_id=SUBSCRIPTION,
+            emails=every_round["send_email"],
+            confirmed_list_id=ref(refresh.task_id, "list_id"),
+            legal_basis="{{ params.legal_basis }}",
             legal_basis_explanation="{{ params.legal_basis_explanation }} (campaign {{ campaign_of(ti) }})",
-            simulate="{{ params.dry_run }}", trigger_rule=AFTER_SKIPPED_ROUNDS,
+            simulate="{{ params.dry_run }}",
+            trigger_rule=AFTER_SKIPPED_ROUNDS,
         )
         chain(refresh, export, guards, needs_approval, [approve, opt_out])
         approve >> opt_out
     ends >> refresh
     report = CampaignReportOperator(
-        task_id="campaign_report", doc_md="The funnel of every round, read from HubSpot and the audit ledger, as CSV "
-                                          "and HTML next to the exports.",
-        campaign="{{ campaign_or_param(ti, params) }}", unengaged=unengaged.output, opt_out=opt_out.output,
+        task_id="campaign_report",
+        doc_md="The funnel of every round, read from HubSpot and the audit ledger, as CSV "
+        "and HTML next to the exports.",
+        campaign="{{ campaign_or_param(ti, params) }}",
+        unengaged=unengaged.output,
+        opt_out=opt_out.output,
         recipients=outputs(*(f"round_{k}.build_recipients_list" for k in range(1, MAX_ROUNDS + 1))),
-        emails=every_round["send_email"], metrics=every_round["review_metrics"], retries=1,
-        approval_task_id=approve.task_id, opt_out_task_id=opt_out.task_id, export_base=EXPORT_BASE,
+        emails=every_round["send_email"],
+        metrics=every_round["review_metrics"],
+        retries=1,
+        approval_task_id=approve.task_id,
+        opt_out_task_id=opt_out.task_id,
+        export_base=EXPORT_BASE,
         trigger_rule="all_done",
     )
     opt_out >> report
@@ -219,5 +302,8 @@ with DAG(
     # The report always runs; this makes the run itself fail when any step did. A failed step leaves the
     # opt-out upstream_failed (every path leads to it), so the opt-out and the report are all it must watch.
     [opt_out, report] >> FailIfAnyFailedOperator(
-        task_id="fail_if_any_step_failed", pool=NO_POOL, retries=0,
-        doc_md="Fails the run when any step failed (the report runs anyway).")
+        task_id="fail_if_any_step_failed",
+        pool=NO_POOL,
+        retries=0,
+        doc_md="Fails the run when any step failed (the report runs anyway).",
+    )

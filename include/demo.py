@@ -26,8 +26,13 @@ DAG_ID = "hubspot_reengagement"
 
 
 def airflow_env(home: Path, sandbox: SandboxProcess) -> dict[str, str]:
-    connection = {"conn_type": "http", "host": "127.0.0.1", "port": sandbox.port, "schema": "http",
-                  "password": sandbox.token}
+    connection = {
+        "conn_type": "http",
+        "host": "127.0.0.1",
+        "port": sandbox.port,
+        "schema": "http",
+        "password": sandbox.token,
+    }
     return {**os.environ, **single_process_settings(home), "AIRFLOW_CONN_HUBSPOT_DEFAULT": json.dumps(connection)}
 
 
@@ -59,11 +64,16 @@ def check_outcome(sandbox: SandboxProcess, folder: Path, rounds: int) -> bool:
     opted = set()
     for part in sorted((folder.parent / "audit_ledger").glob("*.csv")):
         with part.open() as handle:
-            opted |= {row["contact_id"] for row in csv.DictReader(handle)
-                      if row["reason"] in ("REQUESTED_CHANGE_OCCURRED", "UNSUBSCRIBE_FROM_ALL_OCCURRED")}
+            opted |= {
+                row["contact_id"]
+                for row in csv.DictReader(handle)
+                if row["reason"] in ("REQUESTED_CHANGE_OCCURRED", "UNSUBSCRIBE_FROM_ALL_OCCURRED")
+            }
     changed = {c["contactId"] for c in sandbox.admin("GET", "status-changes")["results"]}
-    print(f"\nopted out: {len(opted)}; the seeded ground truth says {len(truth)}; "
-          f"HubSpot recorded {len(changed)} status changes")
+    print(
+        f"\nopted out: {len(opted)}; the seeded ground truth says {len(truth)}; "
+        f"HubSpot recorded {len(changed)} status changes"
+    )
     return opted == truth == changed
 
 
@@ -79,8 +89,18 @@ def main(argv: list[str] | None = None) -> int:
     home.mkdir(parents=True)
     log = DEMO_DIR / "demo.log"
     started = time.monotonic()
-    sandbox_args = ["--seed-contacts", str(args.contacts), "--seed", "1", "--list-processing-seconds", "1",
-                    "--export-processing-seconds", "1", "--response-window-seconds", "10"]
+    sandbox_args = [
+        "--seed-contacts",
+        str(args.contacts),
+        "--seed",
+        "1",
+        "--list-processing-seconds",
+        "1",
+        "--export-processing-seconds",
+        "1",
+        "--response-window-seconds",
+        "10",
+    ]
     with SandboxProcess(DEMO_DIR / "portal.db", args=sandbox_args) as sandbox:
         print(f"HubSpot sandbox on {sandbox.url} with {args.contacts} seeded contacts")
         env = airflow_env(home, sandbox)
@@ -92,8 +112,10 @@ def main(argv: list[str] | None = None) -> int:
         airflow(env, "dags", "test", DAG_ID, "-c", json.dumps(conf), log=log)
         folder = show_report(exports)
         matches = check_outcome(sandbox, folder, args.rounds)
-    print(f"\nReport: {folder / 'report.html'}\nFinished in {time.monotonic() - started:.0f}s; "
-          f"outcome {'matches' if matches else 'DOES NOT match'} the ground truth.")
+    print(
+        f"\nReport: {folder / 'report.html'}\nFinished in {time.monotonic() - started:.0f}s; "
+        f"outcome {'matches' if matches else 'DOES NOT match'} the ground truth."
+    )
     return 0 if matches else 1
 
 

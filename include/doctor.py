@@ -71,48 +71,81 @@ def _probe(key: str, path: str, *ok: int) -> CapabilityProbe:
     return CapabilityProbe(key, key, "GET", path, allowed=frozenset(ok or {200}))
 
 
-CONTACTS = Need(("crm.objects.contacts.read",), "contacts and their property types",
-                _probe("contact property", "/crm/v3/properties/contacts/email"))
+CONTACTS = Need(
+    ("crm.objects.contacts.read",),
+    "contacts and their property types",
+    _probe("contact property", "/crm/v3/properties/contacts/email"),
+)
 EMAIL_SCOPES = ("content", "marketing.email.read", "marketing.email.write")
 EMAILS_PROBE = _probe("emails", "/marketing/v3/emails?limit=1")
 #: Each campaign step with the scopes it needs, in the order a campaign runs them.
 STEPS: tuple[Step, ...] = (
-    Step("review settings", (
-        Need(("communication_preferences.read", "communication_preferences.read_write"), "the subscription types",
-             _probe("subscription types", "/communication-preferences/v4/definitions")),
-        Need(("forms",), "the consent text on forms", _probe("forms", "/marketing/v3/forms?limit=1")),
-        CONTACTS,
-    )),
-    Step("build lists", (
-        Need(("crm.lists.read",), "reading the campaign's lists", _probe("lists", "/crm/v3/lists?listIds=0")),
-        Need(("crm.lists.write",), "creating the lists and adding the clickers"),
-        CONTACTS,
-    )),
-    Step("create/send email", (
-        Need(EMAIL_SCOPES, "creating the email", EMAILS_PROBE),
-        Need(("marketing-email", "transactional-email"), "publishing the email"),
-    )),
-    Step("read events", (
-        Need(("content",), "the emails' SENT and CLICK events",
-             _probe("email events", "/email/public/v1/events?limit=1")),
-        Need(EMAIL_SCOPES, "the email's statistics", EMAILS_PROBE),
-    )),
-    Step("export", (
-        Need(("crm.export",), "exporting list 2, the audit record of the opt-out",
-             _probe("export status", "/crm/v3/exports/export/async/tasks/0/status", 200, 400, 404)),
-    )),
-    Step("opt out", (
-        Need(("communication_preferences.statuses.batch.write",), "batch status writes"),
-    )),
+    Step(
+        "review settings",
+        (
+            Need(
+                ("communication_preferences.read", "communication_preferences.read_write"),
+                "the subscription types",
+                _probe("subscription types", "/communication-preferences/v4/definitions"),
+            ),
+            Need(("forms",), "the consent text on forms", _probe("forms", "/marketing/v3/forms?limit=1")),
+            CONTACTS,
+        ),
+    ),
+    Step(
+        "build lists",
+        (
+            Need(("crm.lists.read",), "reading the campaign's lists", _probe("lists", "/crm/v3/lists?listIds=0")),
+            Need(("crm.lists.write",), "creating the lists and adding the clickers"),
+            CONTACTS,
+        ),
+    ),
+    Step(
+        "create/send email",
+        (
+            Need(EMAIL_SCOPES, "creating the email", EMAILS_PROBE),
+            Need(("marketing-email", "transactional-email"), "publishing the email"),
+        ),
+    ),
+    Step(
+        "read events",
+        (
+            Need(
+                ("content",),
+                "the emails' SENT and CLICK events",
+                _probe("email events", "/email/public/v1/events?limit=1"),
+            ),
+            Need(EMAIL_SCOPES, "the email's statistics", EMAILS_PROBE),
+        ),
+    ),
+    Step(
+        "export",
+        (
+            Need(
+                ("crm.export",),
+                "exporting list 2, the audit record of the opt-out",
+                _probe("export status", "/crm/v3/exports/export/async/tasks/0/status", 200, 400, 404),
+            ),
+        ),
+    ),
+    Step("opt out", (Need(("communication_preferences.statuses.batch.write",), "batch status writes"),)),
 )
 #: HubSpot's daily limits for private apps by the account's highest tier (requests a day); an API limit
 #: increase pack adds a million, so a high limit alone does not prove Enterprise.
-DAILY_LIMIT_TIERS = ((1_000_000, "Enterprise, or an API limit increase"), (625_000, "Professional"),
-                     (250_000, "Free or Starter"))
+DAILY_LIMIT_TIERS = (
+    (1_000_000, "Enterprise, or an API limit increase"),
+    (625_000, "Professional"),
+    (250_000, "Free or Starter"),
+)
 #: Read-only: the Enterprise-only batch status scope, asked with no contacts.
 BATCH_READ_PROBE = CapabilityProbe(
-    "batch_read_statuses", "batch-read subscription statuses (Marketing Hub Enterprise)", "POST",
-    "/communication-preferences/v4/statuses/batch/read?channel=EMAIL", {"inputs": []}, frozenset({200, 207}))
+    "batch_read_statuses",
+    "batch-read subscription statuses (Marketing Hub Enterprise)",
+    "POST",
+    "/communication-preferences/v4/statuses/batch/read?channel=EMAIL",
+    {"inputs": []},
+    frozenset({200, 207}),
+)
 CLICK_SAMPLE = 1000
 
 
@@ -144,17 +177,30 @@ def connect(hook: HubSpotHook) -> tuple[Line, Portal | None]:
     try:
         details, headers = hook.request_with_headers("GET", "/account-info/v3/details")
     except HubSpotAuthError as err:
-        return Line(FAIL, "connection", f"HubSpot refused the token: {err}", "nothing can run: put a valid "
-                    "Service Key (or legacy private app token) in HUBSPOT_CONNECTION"), None
+        return Line(
+            FAIL,
+            "connection",
+            f"HubSpot refused the token: {err}",
+            "nothing can run: put a valid Service Key (or legacy private app token) in HUBSPOT_CONNECTION",
+        ), None
     except HubSpotScopeError as err:
-        return Line(FAIL, "connection", f"the key may not read the account's details: it lacks "
-                    f"{', '.join(err.missing_scopes) or 'a scope'}", "nothing can run: grant it to the Service Key "
-                    f"({WHERE_KEYS_ARE}) or the private app"), None
+        return Line(
+            FAIL,
+            "connection",
+            f"the key may not read the account's details: it lacks {', '.join(err.missing_scopes) or 'a scope'}",
+            f"nothing can run: grant it to the Service Key ({WHERE_KEYS_ARE}) or the private app",
+        ), None
     except HubSpotError as err:
-        return Line(FAIL, "connection", f"could not reach HubSpot at {hook.base_url}: {err}",
-                    "nothing can run: check the host in HUBSPOT_CONNECTION and the network"), None
-    found = (f"portal {details.get('portalId')} at {hook.base_url} ({details.get('uiDomain')}, time zone "
-             f"{details.get('timeZone')})")
+        return Line(
+            FAIL,
+            "connection",
+            f"could not reach HubSpot at {hook.base_url}: {err}",
+            "nothing can run: check the host in HUBSPOT_CONNECTION and the network",
+        ), None
+    found = (
+        f"portal {details.get('portalId')} at {hook.base_url} ({details.get('uiDomain')}, time zone "
+        f"{details.get('timeZone')})"
+    )
     return Line(PASS, "connection", found, "every task reaches HubSpot through this connection"), Portal(headers)
 
 
@@ -163,8 +209,15 @@ def api_version_lines(hook: HubSpotHook, today: dt.date | None = None) -> list[L
     try:
         version = hook.api_version
     except ValueError as err:
-        return [Line(FAIL, "API version", str(err), 'nothing can run: fix "api_version" in the connection\'s extra '
-                     f'or remove it for {api_versions.DEFAULT_API_VERSION}')]
+        return [
+            Line(
+                FAIL,
+                "API version",
+                str(err),
+                'nothing can run: fix "api_version" in the connection\'s extra '
+                f"or remove it for {api_versions.DEFAULT_API_VERSION}",
+            )
+        ]
     return [version_line(version), *legacy_only_lines(today or dt.datetime.now(dt.timezone.utc).date())]
 
 
@@ -172,15 +225,27 @@ def version_line(version: str) -> Line:
     """PASS for the newest date-based version; WARN for an older one or legacy paths, which HubSpot retires."""
     newest = api_versions.DEFAULT_API_VERSION
     if version == api_versions.LEGACY:
-        return Line(WARN, "API version", f"legacy: every call goes to the v1-v4 paths; HubSpot stops supporting "
-                    f"{LEGACY_UNSUPPORTED}", f'set the connection\'s extra "api_version" to "{newest}" (or remove '
-                    "it): the calls move to date-based paths")
+        return Line(
+            WARN,
+            "API version",
+            f"legacy: every call goes to the v1-v4 paths; HubSpot stops supporting {LEGACY_UNSUPPORTED}",
+            f'set the connection\'s extra "api_version" to "{newest}" (or remove '
+            "it): the calls move to date-based paths",
+        )
     example = api_versions.versioned_path("/crm/v3/lists", version)
     if version != newest:
-        return Line(WARN, "API version", f"{version} (date-based, e.g. {example}); the newest is {newest}",
-                    f"HubSpot supports each date-based version about 18 months: set \"api_version\" to \"{newest}\"")
-    return Line(PASS, "API version", f"{version} (date-based, e.g. {example})",
-                "every call goes to its date-based path, except the legacy-only ones below")
+        return Line(
+            WARN,
+            "API version",
+            f"{version} (date-based, e.g. {example}); the newest is {newest}",
+            f'HubSpot supports each date-based version about 18 months: set "api_version" to "{newest}"',
+        )
+    return Line(
+        PASS,
+        "API version",
+        f"{version} (date-based, e.g. {example})",
+        "every call goes to its date-based path, except the legacy-only ones below",
+    )
 
 
 def legacy_only_lines(today: dt.date) -> list[Line]:
@@ -189,10 +254,14 @@ def legacy_only_lines(today: dt.date) -> list[Line]:
     for endpoint in api_versions.LEGACY_ONLY:
         ends = _month_start(endpoint.unsupported_from)
         soon = ends is None or ends <= _a_year_after(today)
-        lines.append(Line(WARN if soon else PASS, _legacy_check_name(endpoint.path),
-                          f"{endpoint.path}, for {endpoint.purpose}: HubSpot's support ends "
-                          f"{endpoint.unsupported_from}",
-                          f"stays on the legacy path, because {endpoint.why}"))
+        lines.append(
+            Line(
+                WARN if soon else PASS,
+                _legacy_check_name(endpoint.path),
+                f"{endpoint.path}, for {endpoint.purpose}: HubSpot's support ends {endpoint.unsupported_from}",
+                f"stays on the legacy path, because {endpoint.why}",
+            )
+        )
     return lines
 
 
@@ -202,11 +271,20 @@ def credentials_line(hook: HubSpotHook, portal: Portal) -> Line:
         info = hook.access_token_info()
         portal.scopes = set(info.get("scopes") or [])
     except HubSpotError as err:
-        return Line(PASS, "credentials", f"a Service Key, or a token HubSpot does not introspect ({err.status}): "
-                    "each step's scopes are learnt from read-only calls", "a scope only a write can prove is "
-                    "checked by preflight (publishing, batch status writes) or by the step that needs it")
-    return Line(PASS, "credentials", f"a legacy private app token with {len(portal.scopes)} scopes (HubSpot "
-                "introspected it)", f"it keeps working; new integrations use a Service Key ({WHERE_KEYS_ARE})")
+        return Line(
+            PASS,
+            "credentials",
+            f"a Service Key, or a token HubSpot does not introspect ({err.status}): "
+            "each step's scopes are learnt from read-only calls",
+            "a scope only a write can prove is "
+            "checked by preflight (publishing, batch status writes) or by the step that needs it",
+        )
+    return Line(
+        PASS,
+        "credentials",
+        f"a legacy private app token with {len(portal.scopes)} scopes (HubSpot introspected it)",
+        f"it keeps working; new integrations use a Service Key ({WHERE_KEYS_ARE})",
+    )
 
 
 def step_scope_lines(hook: HubSpotHook, portal: Portal) -> list[Line]:
@@ -225,8 +303,9 @@ def step_scope_lines(hook: HubSpotHook, portal: Portal) -> list[Line]:
     return lines
 
 
-def _granted(hook: HubSpotHook, portal: Portal, need: Need,
-             answers: dict[str, list[str] | str | None]) -> list[str] | str | None:
+def _granted(
+    hook: HubSpotHook, portal: Portal, need: Need, answers: dict[str, list[str] | str | None]
+) -> list[str] | str | None:
     """None if granted, the scopes HubSpot asks for if not, or why it cannot be told."""
     if portal.scopes is not None:
         return None if portal.scopes.intersection(need.scopes) else [" or ".join(need.scopes)]
@@ -254,13 +333,21 @@ def _probe_scopes(hook: HubSpotHook, probe: CapabilityProbe, scopes: tuple[str, 
 
 def _step_line(step: Step, missing: list[str], unproven: list[str]) -> Line:
     if missing:
-        return Line(FAIL, step.name, "lacks " + "; ".join(missing),
-                    f"grant the missing scopes to the Service Key ({WHERE_KEYS_ARE}; a key holds only scopes its "
-                    "creator has) or to the private app: the step cannot run until then")
+        return Line(
+            FAIL,
+            step.name,
+            "lacks " + "; ".join(missing),
+            f"grant the missing scopes to the Service Key ({WHERE_KEYS_ARE}; a key holds only scopes its "
+            "creator has) or to the private app: the step cannot run until then",
+        )
     if unproven:
-        return Line(WARN, step.name, "not proven: " + "; ".join(unproven),
-                    "preflight probes publishing and batch status writes before every campaign; any other missing "
-                    "scope fails its step with HubSpot's message naming it")
+        return Line(
+            WARN,
+            step.name,
+            "not proven: " + "; ".join(unproven),
+            "preflight probes publishing and batch status writes before every campaign; any other missing "
+            "scope fails its step with HubSpot's message naming it",
+        )
     granted = "; ".join(f"{' or '.join(need.scopes)} ({need.purpose})" for need in step.needs)
     return Line(PASS, step.name, "granted: " + granted, "the step can make its calls")
 
@@ -275,10 +362,18 @@ def tier_line(hook: HubSpotHook, portal: Portal) -> Line:
     found += f"; Enterprise-only batch status read: {portal.batch_read}"
     publish = portal.scopes is None or bool(portal.scopes.intersection(("marketing-email", "transactional-email")))
     if portal.batch_read == "allowed" and publish:
-        return Line(PASS, "tier", found + " -> Marketing Hub Enterprise",
-                    "the email can be published through the API and the opt-out written in batches")
-    return Line(WARN, "tier", found + " -> not Marketing Hub Enterprise, or the token lacks its scopes",
-                "publishing through the API needs Marketing Hub Enterprise: preflight stops the campaign here")
+        return Line(
+            PASS,
+            "tier",
+            found + " -> Marketing Hub Enterprise",
+            "the email can be published through the API and the opt-out written in batches",
+        )
+    return Line(
+        WARN,
+        "tier",
+        found + " -> not Marketing Hub Enterprise, or the token lacks its scopes",
+        "publishing through the API needs Marketing Hub Enterprise: preflight stops the campaign here",
+    )
 
 
 def limits_line(hook: HubSpotHook, portal: Portal) -> Line:
@@ -286,14 +381,24 @@ def limits_line(hook: HubSpotHook, portal: Portal) -> Line:
     per_interval = _int(_header(headers, "X-HubSpot-RateLimit-Max"))
     interval_ms = _int(_header(headers, "X-HubSpot-RateLimit-Interval-Milliseconds"))
     usage = _daily_usage(hook)
-    daily_part = (f"; {usage[1] - usage[0]:,} of {usage[1]:,} calls left today" if usage else "")
+    daily_part = f"; {usage[1] - usage[0]:,} of {usage[1]:,} calls left today" if usage else ""
     if per_interval is None or not interval_ms:
-        return Line(WARN, "API limits", "HubSpot sent no X-HubSpot-RateLimit headers" + daily_part,
-                    "the hook keeps to 100 calls per 10 s (the lowest published limit) and backs off on a 429")
-    found = (f"{per_interval} calls per {interval_ms / 1000:g} s "
-             f"({_header(headers, 'X-HubSpot-RateLimit-Remaining')} left in this window)" + daily_part)
-    return Line(PASS, "API limits", found, "the hook paces every task under this limit; preflight stops a "
-                "campaign the day's remaining calls cannot cover")
+        return Line(
+            WARN,
+            "API limits",
+            "HubSpot sent no X-HubSpot-RateLimit headers" + daily_part,
+            "the hook keeps to 100 calls per 10 s (the lowest published limit) and backs off on a 429",
+        )
+    found = (
+        f"{per_interval} calls per {interval_ms / 1000:g} s "
+        f"({_header(headers, 'X-HubSpot-RateLimit-Remaining')} left in this window)" + daily_part
+    )
+    return Line(
+        PASS,
+        "API limits",
+        found,
+        "the hook paces every task under this limit; preflight stops a campaign the day's remaining calls cannot cover",
+    )
 
 
 def properties_lines(hook: HubSpotHook, subscription_id: str | None) -> list[Line]:
@@ -302,8 +407,14 @@ def properties_lines(hook: HubSpotHook, subscription_id: str | None) -> list[Lin
     try:
         types = hook.property_types(names)
     except HubSpotError as err:
-        return [Line(WARN, "property types", f"could not be read: {err}",
-                     "preflight reads them again and stops the campaign if it cannot")]
+        return [
+            Line(
+                WARN,
+                "property types",
+                f"could not be read: {err}",
+                "preflight reads them again and stops the campaign if it cannot",
+            )
+        ]
     usual = segments.hubspot_types(sub)
     problems = [p for p in segments.type_problems(sub, types) if subscription_id or sub not in p]
     found = ", ".join(f"{name}={kind or 'missing'}" for name, kind in types.items())
@@ -311,8 +422,14 @@ def properties_lines(hook: HubSpotHook, subscription_id: str | None) -> list[Lin
         return [Line(WARN, "property types", found, "preflight stops the campaign: " + " ".join(problems))]
     unusual = [f"{n} is {types[n]} (HubSpot's usual: {usual[n]})" for n in names if types.get(n) != usual.get(n)]
     if unusual:
-        return [Line(WARN, "property types", found + "; " + "; ".join(unusual),
-                     "each filter of the unengaged list is built to fit the type the portal has")]
+        return [
+            Line(
+                WARN,
+                "property types",
+                found + "; " + "; ".join(unusual),
+                "each filter of the unengaged list is built to fit the type the portal has",
+            )
+        ]
     return [Line(PASS, "property types", found, "each filter of the unengaged list is built to fit these types")]
 
 
@@ -320,17 +437,29 @@ def subscriptions_line(hook: HubSpotHook) -> tuple[Line, str | None]:
     try:
         definitions = hook.request("GET", "/communication-preferences/v4/definitions").get("results") or []
     except HubSpotError as err:
-        return Line(WARN, "subscription types", f"could not be read: {err}",
-                    "preflight reads them again and stops the campaign if the chosen type is missing"), None
+        return Line(
+            WARN,
+            "subscription types",
+            f"could not be read: {err}",
+            "preflight reads them again and stops the campaign if the chosen type is missing",
+        ), None
     found = ", ".join(f"{d['name']} ({d['id']}{'' if d.get('isActive') else ', inactive'})" for d in definitions)
     default = next((d for d in definitions if d["name"].strip().lower() == DEFAULT_SUBSCRIPTION.lower()), None)
     if default is None or not default.get("isActive"):
-        return Line(WARN, "subscription types", found or "none",
-                    f"there is no active {DEFAULT_SUBSCRIPTION!r} type: set the campaign's subscription_type to "
-                    "the type your marketing email goes out under"), None
-    return Line(PASS, "subscription types", found,
-                f"the campaign mails under {DEFAULT_SUBSCRIPTION!r} ({default['id']}) unless its "
-                "subscription_type says otherwise"), str(default["id"])
+        return Line(
+            WARN,
+            "subscription types",
+            found or "none",
+            f"there is no active {DEFAULT_SUBSCRIPTION!r} type: set the campaign's subscription_type to "
+            "the type your marketing email goes out under",
+        ), None
+    return Line(
+        PASS,
+        "subscription types",
+        found,
+        f"the campaign mails under {DEFAULT_SUBSCRIPTION!r} ({default['id']}) unless its "
+        "subscription_type says otherwise",
+    ), str(default["id"])
 
 
 def clicks_line(hook: HubSpotHook) -> Line:
@@ -338,28 +467,50 @@ def clicks_line(hook: HubSpotHook) -> Line:
     try:
         email = _last_sent_email(hook)
         if email is None:
-            return Line(WARN, "click URLs", "no sent marketing email to read clicks from",
-                        "nothing to compare yet: the CTA match ignores utm_*, _hs* and __hs* parameters")
+            return Line(
+                WARN,
+                "click URLs",
+                "no sent marketing email to read clicks from",
+                "nothing to compare yet: the CTA match ignores utm_*, _hs* and __hs* parameters",
+            )
         urls = [e.get("url") for e in _clicks(hook, email)]
     except HubSpotError as err:
-        return Line(WARN, "click URLs", f"could not be read: {err}",
-                    "the CTA match ignores utm_*, _hs* and __hs* parameters whatever they are")
+        return Line(
+            WARN,
+            "click URLs",
+            f"could not be read: {err}",
+            "the CTA match ignores utm_*, _hs* and __hs* parameters whatever they are",
+        )
     where = f"email {email.get('name')!r} ({email.get('id')})"
     if not urls:
-        return Line(WARN, "click URLs", f"{where}: no CLICK events",
-                    "if click tracking is off nobody can confirm: the guards stop the opt-out of a round with no "
-                    "clicks")
+        return Line(
+            WARN,
+            "click URLs",
+            f"{where}: no CLICK events",
+            "if click tracking is off nobody can confirm: the guards stop the opt-out of a round with no clicks",
+        )
     links = [u for u in urls if u and is_cta_click(u, {u})]  # a link matches itself unless it unsubscribes
     tracking, own = _parameters(links)
-    found = (f"{where}, {len(urls)} clicks, {len(links)} on links other than unsubscribe or preferences: tracking "
-             f"parameters {', '.join(tracking) or 'none'}; the links' own parameters {', '.join(own) or 'none'}")
-    return Line(PASS, "click URLs", found, "a CTA click is matched by scheme, host, path and the campaign's own "
-                "parameters; utm_*, _hs* and __hs* are ignored")
+    found = (
+        f"{where}, {len(urls)} clicks, {len(links)} on links other than unsubscribe or preferences: tracking "
+        f"parameters {', '.join(tracking) or 'none'}; the links' own parameters {', '.join(own) or 'none'}"
+    )
+    return Line(
+        PASS,
+        "click URLs",
+        found,
+        "a CTA click is matched by scheme, host, path and the campaign's own "
+        "parameters; utm_*, _hs* and __hs* are ignored",
+    )
 
 
 def exports_line() -> Line:
-    return Line(WARN, "exports left today", "unknown: HubSpot shows no count; it allows 30 exports a day",
-                "a campaign run starts one export of list 2, and a rerun reuses it while its file is usable")
+    return Line(
+        WARN,
+        "exports left today",
+        "unknown: HubSpot shows no count; it allows 30 exports a day",
+        "a campaign run starts one export of list 2, and a rerun reuses it while its file is usable",
+    )
 
 
 def run(hook: HubSpotHook) -> list[Line]:
@@ -372,9 +523,13 @@ def run(hook: HubSpotHook) -> list[Line]:
         return [*versions, first]
     subscription, subscription_id = subscriptions_line(hook)
     checks: list[Callable[[], Line | list[Line]]] = [
-        lambda: credentials_line(hook, portal), lambda: step_scope_lines(hook, portal),
-        lambda: tier_line(hook, portal), lambda: limits_line(hook, portal),
-        lambda: subscription, lambda: properties_lines(hook, subscription_id), lambda: clicks_line(hook),
+        lambda: credentials_line(hook, portal),
+        lambda: step_scope_lines(hook, portal),
+        lambda: tier_line(hook, portal),
+        lambda: limits_line(hook, portal),
+        lambda: subscription,
+        lambda: properties_lines(hook, subscription_id),
+        lambda: clicks_line(hook),
         exports_line,
     ]
     lines = [*versions, first]
@@ -431,8 +586,11 @@ def _daily_usage(hook: HubSpotHook) -> tuple[int, int] | None:
 
 
 def _last_sent_email(hook: HubSpotHook) -> dict[str, Any] | None:
-    page = hook.request("GET", "/marketing/v3/emails", params={
-        "isPublished": "true", "sort": "-publishedAt", "limit": 10, "archived": "false"})
+    page = hook.request(
+        "GET",
+        "/marketing/v3/emails",
+        params={"isPublished": "true", "sort": "-publishedAt", "limit": 10, "archived": "false"},
+    )
     return next((e for e in page.get("results") or [] if e.get("type", "BATCH_EMAIL") == "BATCH_EMAIL"), None)
 
 
@@ -441,8 +599,11 @@ def _clicks(hook: HubSpotHook, email: dict[str, Any]) -> list[dict[str, Any]]:
     ids = [str(i) for i in email.get("allEmailCampaignIds") or []] or [str(email.get("primaryEmailCampaignId") or "")]
     events: list[dict[str, Any]] = []
     for campaign_id in filter(None, ids):
-        page = hook.request("GET", "/email/public/v1/events", params={
-            "campaignId": campaign_id, "eventType": "CLICK", "limit": CLICK_SAMPLE})
+        page = hook.request(
+            "GET",
+            "/email/public/v1/events",
+            params={"campaignId": campaign_id, "eventType": "CLICK", "limit": CLICK_SAMPLE},
+        )
         events += page.get("events") or []
     return events
 
@@ -472,8 +633,12 @@ a legacy private app token works too:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make doctor", description=__doc__.splitlines()[0])
-    parser.add_argument("--dotenv", type=Path, default=PROJECT_ROOT / ".env",
-                        help="the .env file read when HUBSPOT_CONNECTION is not in the environment")
+    parser.add_argument(
+        "--dotenv",
+        type=Path,
+        default=PROJECT_ROOT / ".env",
+        help="the .env file read when HUBSPOT_CONNECTION is not in the environment",
+    )
     args = parser.parse_args(argv)
     try:
         connection = hubspot_connection(args.dotenv)

@@ -18,12 +18,14 @@ from reengagement.links import PREFIX, api_base_url
 class ReengagementPlugin(AirflowPlugin):
     name = "reengagement"
     # A path, not a full URL: the frame then loads from whatever host the UI was opened on, with its login.
-    external_views = [{
-        "name": "Campaign report",
-        "href": f"{urlsplit(api_base_url()).path.rstrip('/')}{PREFIX}/runs/{{DAG_ID}}/{{RUN_ID}}/report",
-        "destination": "dag_run",
-        "url_route": "campaign-report",
-    }]
+    external_views = [
+        {
+            "name": "Campaign report",
+            "href": f"{urlsplit(api_base_url()).path.rstrip('/')}{PREFIX}/runs/{{DAG_ID}}/{{RUN_ID}}/report",
+            "destination": "dag_run",
+            "url_route": "campaign-report",
+        }
+    ]
 
     @property
     def fastapi_apps(self) -> list[dict[str, Any]]:  # type: ignore[override]

@@ -20,10 +20,12 @@ ROOT = Path(__file__).resolve().parents[1]
 # Airflow reads its configuration once, at first import: give the test session its own home, with the
 # project's dags/ and plugins/, before anything imports Airflow.
 AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="reengagement-airflow-"))
-os.environ.update({
-    **single_process_settings(AIRFLOW_HOME),
-    "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "1",  # a task retry in a test waits a second, not minutes
-})
+os.environ.update(
+    {
+        **single_process_settings(AIRFLOW_HOME),
+        "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "1",  # a task retry in a test waits a second, not minutes
+    }
+)
 
 #: The slowest files first: the workers take whole files in this order, so the deployment's tests (minutes
 #: on one worker) start at once instead of last, and the workers finish together.
@@ -38,8 +40,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 #: Short timings so tests do not wait like a real portal would.
-FAST = ["--list-processing-seconds", "0.3", "--export-processing-seconds", "0.3",
-        "--response-window-seconds", "3", "--list-lag-seconds", "0.5"]
+FAST = [
+    "--list-processing-seconds",
+    "0.3",
+    "--export-processing-seconds",
+    "0.3",
+    "--response-window-seconds",
+    "3",
+    "--list-lag-seconds",
+    "0.5",
+]
 
 
 def pytest_report_header() -> str:

@@ -47,21 +47,31 @@ def hubspot_connection(dotenv: Path = PROJECT_ROOT / ".env") -> str:
 
 def up(args: argparse.Namespace) -> int:
     home: Path = args.home
-    if (home / "stack.json").exists() and any(LocalStack(home).describe()[n]["running"]
-                                              for n in LocalStack(home).components):
+    if (home / "stack.json").exists() and any(
+        LocalStack(home).describe()[n]["running"] for n in LocalStack(home).components
+    ):
         print(f"A stack is already running from {home}; `make down` stops it.")
         return status(args)
-    config = StackConfig(api_port=args.port, database_url=args.database_url, broker_url=args.broker_url,
-                         hubspot_connection=hubspot_connection())
+    config = StackConfig(
+        api_port=args.port,
+        database_url=args.database_url,
+        broker_url=args.broker_url,
+        hubspot_connection=hubspot_connection(),
+    )
     if (home / "stack.json").exists():  # the database was made with these keys: keep them
         config.secrets = LocalStack(home).config.secrets
     stack = LocalStack(home, config)
     print(f"Starting Airflow (CeleryExecutor on PostgreSQL and Redis) under {home} ...")
     stack.up(fresh=args.fresh)
-    target = "a real HubSpot portal (HUBSPOT_CONNECTION)" if config.hubspot_connection else (
-        f"the HubSpot sandbox on http://127.0.0.1:{config.sandbox_port} (5,000 seeded contacts)")
-    print(f"\nAirflow UI:  {config.api_url}/dags/{DAG_ID}   login {ADMIN_USER} / {ADMIN_PASSWORD}\n"
-          f"HubSpot:     {target}\nLogs:        {home / 'logs'}\nStop with:   make down")
+    target = (
+        "a real HubSpot portal (HUBSPOT_CONNECTION)"
+        if config.hubspot_connection
+        else (f"the HubSpot sandbox on http://127.0.0.1:{config.sandbox_port} (5,000 seeded contacts)")
+    )
+    print(
+        f"\nAirflow UI:  {config.api_url}/dags/{DAG_ID}   login {ADMIN_USER} / {ADMIN_PASSWORD}\n"
+        f"HubSpot:     {target}\nLogs:        {home / 'logs'}\nStop with:   make down"
+    )
     return 0
 
 
@@ -77,8 +87,10 @@ def down(args: argparse.Namespace) -> int:
 def status(args: argparse.Namespace) -> int:
     stack = LocalStack(args.home)
     for name, state in stack.describe().items():
-        print(f"{name:>15}  {'running' if state['running'] else 'stopped':8}  pid {state['pid'] or '-':>7}  "
-              f"{state['log']}")
+        print(
+            f"{name:>15}  {'running' if state['running'] else 'stopped':8}  pid {state['pid'] or '-':>7}  "
+            f"{state['log']}"
+        )
     print(f"\nUI: {stack.config.api_url}   login {ADMIN_USER} / {ADMIN_PASSWORD}")
     return 0
 
@@ -86,8 +98,10 @@ def status(args: argparse.Namespace) -> int:
 def print_secrets(args: argparse.Namespace) -> int:
     """New shared keys as ``.env`` lines: docker compose refuses to start without them."""
     fresh = new_secrets()
-    print(f"AIRFLOW__CORE__FERNET_KEY={fresh['fernet_key']}\nAIRFLOW__API_AUTH__JWT_SECRET={fresh['jwt_secret']}\n"
-          f"AIRFLOW__API__SECRET_KEY={fresh['secret_key']}")
+    print(
+        f"AIRFLOW__CORE__FERNET_KEY={fresh['fernet_key']}\nAIRFLOW__API_AUTH__JWT_SECRET={fresh['jwt_secret']}\n"
+        f"AIRFLOW__API__SECRET_KEY={fresh['secret_key']}"
+    )
     return 0
 
 
@@ -96,11 +110,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=("up", "down", "status", "secrets"))
     parser.add_argument("--home", type=Path, default=DEFAULT_HOME, help="where the stack keeps its state and logs")
     parser.add_argument("--port", type=int, default=8080, help="the UI and API port on 127.0.0.1")
-    parser.add_argument("--database-url", default=StackConfig.database_url,
-                        help="metadata database (created if missing)")
+    parser.add_argument(
+        "--database-url", default=StackConfig.database_url, help="metadata database (created if missing)"
+    )
     parser.add_argument("--broker-url", default=StackConfig.broker_url, help="Celery broker (Redis)")
-    parser.add_argument("--fresh", action="store_true",
-                        help="drop the metadata database and empty the broker's Redis database first")
+    parser.add_argument(
+        "--fresh", action="store_true", help="drop the metadata database and empty the broker's Redis database first"
+    )
     args = parser.parse_args(argv)
     args.home = args.home.resolve()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")

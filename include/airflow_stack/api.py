@@ -31,8 +31,9 @@ class AirflowApi:
         return self
 
     def call(self, method: str, path: str, json: Any = None, **params: Any) -> Any:
-        response = self.session.request(method, f"{self.base_url}/api/v2/{path.lstrip('/')}", json=json,
-                                        params=params or None, timeout=self.timeout)
+        response = self.session.request(
+            method, f"{self.base_url}/api/v2/{path.lstrip('/')}", json=json, params=params or None, timeout=self.timeout
+        )
         if response.status_code >= 400:
             raise AirflowApiError(f"{method} /api/v2/{path} -> {response.status_code}: {response.text[:500]}")
         return response.json() if response.content else None
@@ -61,8 +62,14 @@ class AirflowApi:
         found = self.call("GET", f"dags/{dag_id}/dagRuns/{run_id}/taskInstances", limit=200)
         return {ti["task_id"]: ti for ti in found["task_instances"]}
 
-    def wait_for_run(self, dag_id: str, run_id: str, *, timeout: float = 600, states: set[str] = FINISHED,
-                     ) -> dict[str, Any]:
+    def wait_for_run(
+        self,
+        dag_id: str,
+        run_id: str,
+        *,
+        timeout: float = 600,
+        states: set[str] = FINISHED,
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
             run = self.run(dag_id, run_id)
@@ -72,8 +79,15 @@ class AirflowApi:
                 raise TimeoutError(f"run {run_id} still {run['state']} after {timeout:.0f}s")
             time.sleep(2)
 
-    def wait_for_task(self, dag_id: str, run_id: str, task_id: str, states: set[str], *, timeout: float = 600,
-                      ) -> dict[str, Any]:
+    def wait_for_task(
+        self,
+        dag_id: str,
+        run_id: str,
+        task_id: str,
+        states: set[str],
+        *,
+        timeout: float = 600,
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
             ti = self.task_instances(dag_id, run_id).get(task_id, {})

@@ -19,7 +19,12 @@ def start(argv: Sequence[str], *, env: dict[str, str], log: Path, cwd: Path) -> 
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
         return subprocess.Popen(  # noqa: S603 - the stack's own fixed commands
-            list(argv), env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            list(argv),
+            env=env,
+            cwd=cwd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
 
@@ -35,7 +40,7 @@ def session_members(sid: int) -> list[int]:
         except OSError:
             continue
         # pid (comm) state ppid pgrp session ... ; comm may contain spaces, so split after the last ')'.
-        fields = stat[stat.rindex(")") + 2:].split()
+        fields = stat[stat.rindex(")") + 2 :].split()
         if fields[0] != "Z" and int(fields[3]) == sid:
             members.append(int(entry.name))
     return members

@@ -16,12 +16,19 @@ def ensure_database(database_url: str, *, fresh: bool = False) -> None:
 
     url = make_url(database_url)
     try:
-        conn = psycopg2.connect(host=url.host, port=url.port or 5432, user=url.username, password=url.password,
-                                dbname="postgres", connect_timeout=5)
+        conn = psycopg2.connect(
+            host=url.host,
+            port=url.port or 5432,
+            user=url.username,
+            password=url.password,
+            dbname="postgres",
+            connect_timeout=5,
+        )
     except psycopg2.OperationalError as err:
         raise ServiceUnavailable(
             f"PostgreSQL is not reachable at {url.host}:{url.port or 5432} as {url.username!r} ({err}); "
-            "start it, or pass --database-url") from err
+            "start it, or pass --database-url"
+        ) from err
     conn.autocommit = True
     try:
         with conn.cursor() as cur:
@@ -50,5 +57,6 @@ def _broker(broker_url: str, command: str) -> None:
     try:
         getattr(redis.Redis.from_url(broker_url, socket_connect_timeout=5), command)()
     except redis.RedisError as err:
-        raise ServiceUnavailable(f"Redis is not reachable at {broker_url} ({err}); start it, or pass --broker-url"
-                                 ) from err
+        raise ServiceUnavailable(
+            f"Redis is not reachable at {broker_url} ({err}); start it, or pass --broker-url"
+        ) from err

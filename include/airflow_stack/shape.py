@@ -31,8 +31,16 @@ INIT_COMMANDS: tuple[tuple[str, ...], ...] = (
 
 #: The sandbox's timings in a deployment: processing like a small portal, opens and clicks within a minute.
 SANDBOX_ARGS: tuple[str, ...] = (
-    "--seed-contacts", "5000", "--seed", "1", "--list-processing-seconds", "1",
-    "--export-processing-seconds", "1", "--response-window-seconds", "20",
+    "--seed-contacts",
+    "5000",
+    "--seed",
+    "1",
+    "--list-processing-seconds",
+    "1",
+    "--export-processing-seconds",
+    "1",
+    "--response-window-seconds",
+    "20",
 )
 SANDBOX_PORT = 8099
 SANDBOX_TOKEN = DEFAULT_TOKEN  # the sandbox's built-in development token, not a secret
@@ -117,5 +125,8 @@ def new_secrets() -> dict[str, str]:
 
     from cryptography.fernet import Fernet
 
-    return {"fernet_key": Fernet.generate_key().decode(), "jwt_secret": secrets.token_urlsafe(64),
-            "secret_key": secrets.token_urlsafe(32)}
+    return {
+        "fernet_key": Fernet.generate_key().decode(),
+        "jwt_secret": secrets.token_urlsafe(64),
+        "secret_key": secrets.token_urlsafe(32),
+    }

@@ -107,7 +107,9 @@ class LocalStack:
         """What every Airflow process of this stack sees: the shared shape plus this machine's locations."""
         cfg = self.config
         location = Location(
-            database_url=cfg.database_url, broker_url=cfg.broker_url, api_url=cfg.api_url,
+            database_url=cfg.database_url,
+            broker_url=cfg.broker_url,
+            api_url=cfg.api_url,
             passwords_file=str(self.airflow_home / "passwords.json"),
             hubspot_connection=cfg.hubspot_connection or sandbox_connection("127.0.0.1", cfg.sandbox_port),
         )
@@ -135,9 +137,19 @@ class LocalStack:
 
     def command(self, name: str) -> list[str]:
         if name == SANDBOX:
-            return [sys.executable, "-m", "include.hubspot_sandbox", "serve", "--host", "127.0.0.1",
-                    "--port", str(self.config.sandbox_port), "--db", str(self.home / "portal.db"),
-                    *self.config.sandbox_args]
+            return [
+                sys.executable,
+                "-m",
+                "include.hubspot_sandbox",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.config.sandbox_port),
+                "--db",
+                str(self.home / "portal.db"),
+                *self.config.sandbox_args,
+            ]
         return [str(Path(sys.executable).with_name("airflow")), *COMPONENTS[name]]
 
     @property
@@ -164,8 +176,14 @@ class LocalStack:
     def run_airflow(self, *args: str) -> None:
         argv = [str(Path(sys.executable).with_name("airflow")), *args]
         with self.log_path("init").open("ab") as out:
-            done = subprocess.run(argv, env=self.environment(), cwd=PROJECT_ROOT, stdout=out,  # noqa: S603
-                                  stderr=subprocess.STDOUT, check=False)
+            done = subprocess.run(  # noqa: S603 - our own airflow executable, arguments from this module
+                argv,
+                env=self.environment(),
+                cwd=PROJECT_ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                check=False,
+            )
         if done.returncode:
             raise StackError(f"`airflow {' '.join(args)}` failed; see {self.log_path('init')}")
 
@@ -173,8 +191,7 @@ class LocalStack:
         if self.is_running(name):
             return
         self._pid_path(name).parent.mkdir(parents=True, exist_ok=True)
-        child = processes.start(self.command(name), env=self.environment(), log=self.log_path(name),
-                                cwd=PROJECT_ROOT)
+        child = processes.start(self.command(name), env=self.environment(), log=self.log_path(name), cwd=PROJECT_ROOT)
         self._children[name] = child
         self._pid_path(name).write_text(str(child.pid))
         log.info("started %s (pid %s), log %s", name, child.pid, self.log_path(name))
@@ -270,5 +287,7 @@ class LocalStack:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
     def describe(self) -> dict[str, Any]:
-        return {name: {"pid": self.pid(name), "running": self.is_running(name), "log": str(self.log_path(name))}
-                for name in self.components}
+        return {
+            name: {"pid": self.pid(name), "running": self.is_running(name), "log": str(self.log_path(name))}
+            for name in self.components
+        }

@@ -44,30 +44,65 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--portal-id", type=int, default=46_801_234)
     serve.add_argument("--list-processing-seconds", type=float, default=2.0)
     serve.add_argument("--export-processing-seconds", type=float, default=2.0)
-    serve.add_argument("--list-lag-seconds", type=float, default=5.0,
-                       help="a DYNAMIC list shows a change this long after a read found it behind (0: at once)")
-    serve.add_argument("--export-url-seconds", type=float, default=300.0,
-                       help="an export's download URL expires this long after the status call that gave it")
-    serve.add_argument("--export-zip-bytes", type=int, default=2 * 1024 * 1024,
-                       help="CSV exports larger than this come zipped (default: HubSpot's 2 MB)")
-    serve.add_argument("--export-rows-per-file", type=int, default=1_000_000,
-                       help="rows per CSV file inside an export's zip")
-    serve.add_argument("--exports-per-day", type=int, default=30,
-                       help="exports a portal may start in a rolling 24 hours (default: HubSpot's 30)")
-    serve.add_argument("--no-tracking-parameters", action="store_true",
-                       help="CTA clicks report the bare link, without HubSpot's utm_*/_hsenc/_hsmi parameters")
-    serve.add_argument("--send-to-unmailable", action="store_true",
-                       help="publishing also sends to non-marketing, double opt-in pending, hard-bounced and "
-                       "quarantined contacts (HubSpot skips them)")
-    serve.add_argument("--inert-unsubscribe-links", action="store_true",
-                       help="a click on the unsubscribe link does not unsubscribe the contact")
-    serve.add_argument("--response-window-seconds", type=float, default=600.0,
-                       help="opens and clicks arrive over this many seconds after a send")
-    serve.add_argument("--latency-ms", type=float, default=0.0,
-                       help="hold every HubSpot answer this long (the call counts against the limit on arrival)")
+    serve.add_argument(
+        "--list-lag-seconds",
+        type=float,
+        default=5.0,
+        help="a DYNAMIC list shows a change this long after a read found it behind (0: at once)",
+    )
+    serve.add_argument(
+        "--export-url-seconds",
+        type=float,
+        default=300.0,
+        help="an export's download URL expires this long after the status call that gave it",
+    )
+    serve.add_argument(
+        "--export-zip-bytes",
+        type=int,
+        default=2 * 1024 * 1024,
+        help="CSV exports larger than this come zipped (default: HubSpot's 2 MB)",
+    )
+    serve.add_argument(
+        "--export-rows-per-file", type=int, default=1_000_000, help="rows per CSV file inside an export's zip"
+    )
+    serve.add_argument(
+        "--exports-per-day",
+        type=int,
+        default=30,
+        help="exports a portal may start in a rolling 24 hours (default: HubSpot's 30)",
+    )
+    serve.add_argument(
+        "--no-tracking-parameters",
+        action="store_true",
+        help="CTA clicks report the bare link, without HubSpot's utm_*/_hsenc/_hsmi parameters",
+    )
+    serve.add_argument(
+        "--send-to-unmailable",
+        action="store_true",
+        help="publishing also sends to non-marketing, double opt-in pending, hard-bounced and "
+        "quarantined contacts (HubSpot skips them)",
+    )
+    serve.add_argument(
+        "--inert-unsubscribe-links",
+        action="store_true",
+        help="a click on the unsubscribe link does not unsubscribe the contact",
+    )
+    serve.add_argument(
+        "--response-window-seconds",
+        type=float,
+        default=600.0,
+        help="opens and clicks arrive over this many seconds after a send",
+    )
+    serve.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0.0,
+        help="hold every HubSpot answer this long (the call counts against the limit on arrival)",
+    )
     serve.add_argument("--record", help="append every HubSpot request/response to this JSONL file")
-    serve.add_argument("--call-log", help="append one line per HubSpot request (time, endpoint, status, "
-                       "User-Agent) to this JSONL file")
+    serve.add_argument(
+        "--call-log", help="append one line per HubSpot request (time, endpoint, status, User-Agent) to this JSONL file"
+    )
     serve.add_argument("--log-level", default="warning")
     return parser
 
@@ -113,10 +148,10 @@ def main(argv: list[str] | None = None) -> int:
     from .app import create_app
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    print(f"HubSpot sandbox (portal {config.portal_id}, {config.tier}) on http://{config.host}:{config.port}",
-          flush=True)
-    uvicorn.run(create_app(config), host=config.host, port=config.port, log_level=args.log_level,
-                access_log=False)
+    print(
+        f"HubSpot sandbox (portal {config.portal_id}, {config.tier}) on http://{config.host}:{config.port}", flush=True
+    )
+    uvicorn.run(create_app(config), host=config.host, port=config.port, log_level=args.log_level, access_log=False)
     return 0
 
 

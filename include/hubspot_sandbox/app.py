@@ -48,8 +48,12 @@ def create_app(config: SandboxConfig) -> FastAPI:
     for router in (*ROUTERS, *DATED_ROUTERS):
         app.include_router(router)
     _install_error_handlers(app)
-    app.add_middleware(SandboxMiddleware, record_path=config.record_path, call_log_path=config.call_log_path,
-                       latency_seconds=config.response_latency_seconds)
+    app.add_middleware(
+        SandboxMiddleware,
+        record_path=config.record_path,
+        call_log_path=config.call_log_path,
+        latency_seconds=config.response_latency_seconds,
+    )
     return app
 
 

@@ -45,24 +45,34 @@ OPERATION_TYPES: dict[str, frozenset[str] | None] = {
 OPERATORS: dict[str, tuple[str, ...]] = {
     "ALL_PROPERTY": ("IS_KNOWN", "IS_UNKNOWN"),
     "BOOL": ("IS_EQUAL_TO", "IS_NOT_EQUAL_TO"),
-    "NUMBER": ("IS_EQUAL_TO", "IS_NOT_EQUAL_TO", "IS_GREATER_THAN", "IS_GREATER_THAN_OR_EQUAL_TO", "IS_LESS_THAN",
-               "IS_LESS_THAN_OR_EQUAL_TO"),
+    "NUMBER": (
+        "IS_EQUAL_TO",
+        "IS_NOT_EQUAL_TO",
+        "IS_GREATER_THAN",
+        "IS_GREATER_THAN_OR_EQUAL_TO",
+        "IS_LESS_THAN",
+        "IS_LESS_THAN_OR_EQUAL_TO",
+    ),
     "NUMBER_RANGED": ("IS_BETWEEN", "IS_NOT_BETWEEN"),
     "STRING": ("IS_EQUAL_TO", "IS_NOT_EQUAL_TO", "CONTAINS", "DOES_NOT_CONTAIN", "STARTS_WITH", "ENDS_WITH"),
     "MULTISTRING": ("IS_EQUAL_TO", "IS_NOT_EQUAL_TO", "CONTAINS", "DOES_NOT_CONTAIN", "STARTS_WITH", "ENDS_WITH"),
-    "ENUMERATION": ("IS_ANY_OF", "IS_NONE_OF", "IS_EXACTLY", "IS_NOT_EXACTLY", "CONTAINS_ALL",
-                    "DOES_NOT_CONTAIN_ALL"),
+    "ENUMERATION": ("IS_ANY_OF", "IS_NONE_OF", "IS_EXACTLY", "IS_NOT_EXACTLY", "CONTAINS_ALL", "DOES_NOT_CONTAIN_ALL"),
     "DATETIME": ("IS_EQUAL_TO", "IS_BEFORE_DATE", "IS_AFTER_DATE"),
     "RANGED_DATE": ("IS_BETWEEN", "IS_NOT_BETWEEN"),
-    "ROLLING_DATE_RANGE": ("IS_MORE_THAN_X_DAYS_AGO", "IS_LESS_THAN_X_DAYS_AGO", "IS_MORE_THAN_X_DAYS_FROM_NOW",
-                           "IS_LESS_THAN_X_DAYS_FROM_NOW"),
+    "ROLLING_DATE_RANGE": (
+        "IS_MORE_THAN_X_DAYS_AGO",
+        "IS_LESS_THAN_X_DAYS_AGO",
+        "IS_MORE_THAN_X_DAYS_FROM_NOW",
+        "IS_LESS_THAN_X_DAYS_FROM_NOW",
+    ),
     "TIME_POINT": ("IS_BEFORE", "IS_AFTER"),
     "TIME_RANGED": ("IS_BETWEEN", "IS_NOT_BETWEEN"),
 }
 
 #: Operators that pass when the value does NOT match (a missing value still fails them by default).
-NEGATIVE = frozenset({"IS_NOT_EQUAL_TO", "DOES_NOT_CONTAIN", "IS_NONE_OF", "IS_NOT_EXACTLY", "DOES_NOT_CONTAIN_ALL",
-                      "IS_NOT_BETWEEN"})
+NEGATIVE = frozenset(
+    {"IS_NOT_EQUAL_TO", "DOES_NOT_CONTAIN", "IS_NONE_OF", "IS_NOT_EXACTLY", "DOES_NOT_CONTAIN_ALL", "IS_NOT_BETWEEN"}
+)
 
 #: Operation types whose result depends on the clock, so a DYNAMIC list using them must re-evaluate with time.
 CLOCK_DEPENDENT = frozenset({"ROLLING_DATE_RANGE", "TIME_POINT", "TIME_RANGED"})
@@ -107,8 +117,10 @@ def normalise(branch: Any, default_zone: str = "US/Eastern") -> Normalised:
 def _branch_head(branch: dict[str, Any], expected: str, what: str) -> dict[str, Any]:
     kind = branch.get("filterBranchType")
     if kind != expected:
-        raise _bad(f"{what} must have filterBranchType {expected!r}, got {kind!r}. HubSpot requires a root OR "
-                   "branch whose children are AND branches holding the filters.")
+        raise _bad(
+            f"{what} must have filterBranchType {expected!r}, got {kind!r}. HubSpot requires a root OR "
+            "branch whose children are AND branches holding the filters."
+        )
     operator = branch.get("filterBranchOperator", expected)
     if operator != expected:
         raise _bad(f"{what}: filterBranchOperator must be {expected!r} for a {expected} branch, got {operator!r}.")
@@ -127,8 +139,10 @@ def _and_branch(branch: Any, index: int, result: Normalised, zone: str) -> dict[
         raise _bad(f"{what}.filterBranches must be a list.")
     if nested:
         kinds = sorted({str(b.get("filterBranchType")) if isinstance(b, dict) else "?" for b in nested})
-        raise _bad(f"{what}: nested filter branches ({', '.join(kinds)}) are not supported by the sandbox; "
-                   "an AND branch may only hold filters here.")
+        raise _bad(
+            f"{what}: nested filter branches ({', '.join(kinds)}) are not supported by the sandbox; "
+            "an AND branch may only hold filters here."
+        )
     filters = branch.get("filters")
     if not isinstance(filters, list) or not filters:
         raise _bad(f"{what}: an AND filter branch needs at least one filter.")
@@ -151,8 +165,7 @@ def _filter(item: Any, what: str, result: Normalised, zone: str) -> dict[str, An
         return dict(item)
     if not isinstance(kind, str):
         raise _bad(f"{what}: filterType is required.")
-    raise _bad(f"{what}: filterType {kind!r} is not supported by the sandbox (supported: PROPERTY, IN_LIST, "
-               "CONSTANT).")
+    raise _bad(f"{what}: filterType {kind!r} is not supported by the sandbox (supported: PROPERTY, IN_LIST, CONSTANT).")
 
 
 def _in_list_filter(item: dict[str, Any], what: str, result: Normalised) -> dict[str, Any]:
@@ -185,15 +198,19 @@ def _property_filter(item: dict[str, Any], what: str, result: Normalised, zone: 
         raise _bad(f"{what}: a PROPERTY filter needs an operation object.")
     op_type = operation.get("operationType")
     if op_type not in OPERATION_TYPES:
-        raise _bad(f"{what}: operationType {op_type!r} is not supported by the sandbox (supported: "
-                   f"{', '.join(OPERATION_TYPES)}).")
+        raise _bad(
+            f"{what}: operationType {op_type!r} is not supported by the sandbox (supported: "
+            f"{', '.join(OPERATION_TYPES)})."
+        )
     allowed = OPERATION_TYPES[op_type]
     if allowed is not None and prop.type not in allowed:
         raise _bad(f"{what}: operationType {op_type} cannot be used with property {name!r} of type {prop.type}.")
     operator = operation.get("operator")
     if operator not in OPERATORS[op_type]:
-        raise _bad(f"{what}: operator {operator!r} is not valid for operationType {op_type} (valid: "
-                   f"{', '.join(OPERATORS[op_type])}).")
+        raise _bad(
+            f"{what}: operator {operator!r} is not valid for operationType {op_type} (valid: "
+            f"{', '.join(OPERATORS[op_type])})."
+        )
     include = operation.get("includeObjectsWithNoValueSet", False)
     if not isinstance(include, bool):
         raise _bad(f"{what}: includeObjectsWithNoValueSet must be a boolean.")
@@ -251,8 +268,9 @@ def _check_values(op: dict[str, Any], what: str, prop: Property, zone: str) -> N
         options = {o.lower() for o in prop.options}  # option values may be mixed case ("Confirmation Pending")
         unknown = [v for v in values if v.lower() not in options]
         if unknown:
-            raise _bad(f"{what}: {unknown} are not options of property {prop.name!r} (options: "
-                       f"{', '.join(prop.options)}).")
+            raise _bad(
+                f"{what}: {unknown} are not options of property {prop.name!r} (options: {', '.join(prop.options)})."
+            )
 
 
 def _check_datetime(op: dict[str, Any], what: str, prop: Property, zone: str) -> None:
@@ -312,8 +330,7 @@ def _time_point(point: Any, what: str, zone: str) -> dict[str, Any]:
         reference = out.get("indexReference")
         if not isinstance(reference, dict) or reference.get("referenceType") not in ("NOW", "TODAY"):
             got = reference.get("referenceType") if isinstance(reference, dict) else reference
-            raise _bad(f"{what}: indexReference.referenceType {got!r} is not supported by the sandbox "
-                       "(NOW or TODAY).")
+            raise _bad(f"{what}: indexReference.referenceType {got!r} is not supported by the sandbox (NOW or TODAY).")
         offset = out.get("offset", {})
         if not isinstance(offset, dict) or any(k not in _OFFSET_UNITS or not _is_int(v) for k, v in offset.items()):
             raise _bad(f"{what}: offset may only hold integer {', '.join(_OFFSET_UNITS)}.")
@@ -327,8 +344,14 @@ def _time_point(point: Any, what: str, zone: str) -> dict[str, Any]:
 def _date_point_ms(point: dict[str, Any], what: str = "timePoint") -> int:
     try:
         stamp = dt.datetime(
-            point["year"], point["month"], point["day"], point.get("hour", 0), point.get("minute", 0),
-            point.get("second", 0), point.get("millisecond", 0) * 1000, tzinfo=zoneinfo.ZoneInfo(point["zoneId"]),
+            point["year"],
+            point["month"],
+            point["day"],
+            point.get("hour", 0),
+            point.get("minute", 0),
+            point.get("second", 0),
+            point.get("millisecond", 0) * 1000,
+            tzinfo=zoneinfo.ZoneInfo(point["zoneId"]),
         )
     except (ValueError, OverflowError) as err:
         raise _bad(f"{what}: not a valid date: {err}.") from err
@@ -347,15 +370,23 @@ def _indexed_ms(point: dict[str, Any], now_ms: int) -> int:
     stamp = dt.datetime.fromtimestamp(now_ms / 1000, tz=zone)
     reference = point["indexReference"]
     if reference["referenceType"] == "TODAY":
-        stamp = stamp.replace(hour=reference.get("hour", 0), minute=reference.get("minute", 0),
-                              second=reference.get("second", 0), microsecond=reference.get("millisecond", 0) * 1000)
+        stamp = stamp.replace(
+            hour=reference.get("hour", 0),
+            minute=reference.get("minute", 0),
+            second=reference.get("second", 0),
+            microsecond=reference.get("millisecond", 0) * 1000,
+        )
     offset = point.get("offset", {})
     stamp = _add_months(stamp, 12 * offset.get("years", 0) + 3 * offset.get("quarters", 0) + offset.get("months", 0))
     # Calendar days: add on the wall clock, then resolve the zone again (keeps midnight across DST changes).
     wall = stamp.replace(tzinfo=None) + dt.timedelta(days=7 * offset.get("weeks", 0) + offset.get("days", 0))
     stamp = wall.replace(tzinfo=zone)
-    exact = dt.timedelta(hours=offset.get("hours", 0), minutes=offset.get("minutes", 0),
-                         seconds=offset.get("seconds", 0), milliseconds=offset.get("milliseconds", 0))
+    exact = dt.timedelta(
+        hours=offset.get("hours", 0),
+        minutes=offset.get("minutes", 0),
+        seconds=offset.get("seconds", 0),
+        milliseconds=offset.get("milliseconds", 0),
+    )
     return int(stamp.timestamp() * 1000) + int(exact.total_seconds() * 1000)
 
 
@@ -397,8 +428,11 @@ def _compile_filter(item: dict[str, Any], now_ms: int, params: list[Any]) -> str
     prop = properties.resolve(item["property"])
     assert prop is not None  # normalise() checked it
     op = item["operation"]
-    known = f"({prop.sql} IS NOT NULL AND {prop.sql} <> '')" if prop.type in (STRING, ENUMERATION) else \
-        f"({prop.sql} IS NOT NULL)"
+    known = (
+        f"({prop.sql} IS NOT NULL AND {prop.sql} <> '')"
+        if prop.type in (STRING, ENUMERATION)
+        else f"({prop.sql} IS NOT NULL)"
+    )
     if op["operationType"] == "ALL_PROPERTY":
         return known if op["operator"] == "IS_KNOWN" else f"(NOT {known})"
     condition = _COMPILERS[op["operationType"]](prop.sql, op, now_ms, params)
@@ -409,8 +443,14 @@ def _compile_filter(item: dict[str, Any], now_ms: int, params: list[Any]) -> str
 
 Compiler = Callable[[str, dict[str, Any], int, list[Any]], str]
 
-_COMPARE = {"IS_EQUAL_TO": "=", "IS_NOT_EQUAL_TO": "<>", "IS_GREATER_THAN": ">", "IS_GREATER_THAN_OR_EQUAL_TO": ">=",
-            "IS_LESS_THAN": "<", "IS_LESS_THAN_OR_EQUAL_TO": "<="}
+_COMPARE = {
+    "IS_EQUAL_TO": "=",
+    "IS_NOT_EQUAL_TO": "<>",
+    "IS_GREATER_THAN": ">",
+    "IS_GREATER_THAN_OR_EQUAL_TO": ">=",
+    "IS_LESS_THAN": "<",
+    "IS_LESS_THAN_OR_EQUAL_TO": "<=",
+}
 
 
 def _compile_bool(x: str, op: dict[str, Any], now_ms: int, params: list[Any]) -> str:

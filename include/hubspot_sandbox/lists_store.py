@@ -150,8 +150,10 @@ def find_by_name(portal: Portal, name: str) -> sqlite3.Row | None:
 
 def referencing(portal: Portal, list_id: int) -> list[int]:
     """Ids of live lists whose filters reference ``list_id`` with IN_LIST."""
-    rows = portal.db.all("SELECT id, filter_branch FROM lists WHERE deleted_at IS NULL AND filter_branch IS NOT NULL "
-                         "AND instr(filter_branch, 'IN_LIST') > 0")
+    rows = portal.db.all(
+        "SELECT id, filter_branch FROM lists WHERE deleted_at IS NULL AND filter_branch IS NOT NULL "
+        "AND instr(filter_branch, 'IN_LIST') > 0"
+    )
     return [r["id"] for r in rows if list_id in _list_refs(r["filter_branch"])]
 
 
@@ -195,15 +197,19 @@ def check_filters(portal: Portal, branch: Any, *, own_id: int | None = None) -> 
     normalised = filters.normalise(branch, portal.config.time_zone)
     for ref in sorted(normalised.list_ids):
         if ref == own_id:
-            raise errors.validation_error(f"List {own_id} cannot reference itself with an IN_LIST filter.",
-                                          field="filterBranch")
+            raise errors.validation_error(
+                f"List {own_id} cannot reference itself with an IN_LIST filter.", field="filterBranch"
+            )
         get_ref = portal.db.one("SELECT id FROM lists WHERE id = ? AND deleted_at IS NULL", (ref,))
         if get_ref is None:
-            raise errors.validation_error(f"The IN_LIST filter references list {ref}, which does not exist.",
-                                          field="filterBranch")
+            raise errors.validation_error(
+                f"The IN_LIST filter references list {ref}, which does not exist.", field="filterBranch"
+            )
     if own_id is not None and own_id in _reachable(portal, normalised.list_ids):
-        raise errors.validation_error(f"These filters would make list {own_id} depend on itself through IN_LIST "
-                                      "filters (a cycle).", field="filterBranch")
+        raise errors.validation_error(
+            f"These filters would make list {own_id} depend on itself through IN_LIST filters (a cycle).",
+            field="filterBranch",
+        )
     return normalised
 
 
@@ -229,8 +235,17 @@ def create(portal: Portal, *, name: str, processing_type: str, normalised: filte
         db.execute(
             "INSERT INTO lists (id, name, object_type_id, processing_type, filter_branch, list_version, created_at, "
             "updated_at, filters_updated_at, processing_until) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, ?)",
-            (list_id, name, CONTACTS, processing_type, branch, now, now, now if normalised else None,
-             _processing_until(portal)),
+            (
+                list_id,
+                name,
+                CONTACTS,
+                processing_type,
+                branch,
+                now,
+                now,
+                now if normalised else None,
+                _processing_until(portal),
+            ),
         )
         if normalised is not None:
             for ref in sorted(normalised.list_ids):
@@ -274,8 +289,9 @@ def restore(portal: Portal, list_id: int) -> None:
     check_name(portal, row["name"], own_id=list_id)
     now = portal.now_ms()
     with portal.db.tx():
-        portal.db.execute("UPDATE lists SET deleted_at = NULL, updated_at = ?, evaluated_version = -1 WHERE id = ?",
-                          (now, list_id))
+        portal.db.execute(
+            "UPDATE lists SET deleted_at = NULL, updated_at = ?, evaluated_version = -1 WHERE id = ?", (now, list_id)
+        )
 
 
 def _processing_until(portal: Portal) -> float:
@@ -312,8 +328,9 @@ def _split_known(portal: Portal, values: list[Any]) -> tuple[list[int], list[str
             missing.append(str(value))
     existing = {
         r[0]
-        for r in portal.db.all("SELECT c.id FROM json_each(?) j JOIN contacts c ON c.id = j.value",
-                               (json.dumps(list(numeric)),))
+        for r in portal.db.all(
+            "SELECT c.id FROM json_each(?) j JOIN contacts c ON c.id = j.value", (json.dumps(list(numeric)),)
+        )
     }
     missing.extend(text for rid, text in numeric.items() if rid not in existing)
     return [rid for rid in numeric if rid in existing], missing
@@ -326,8 +343,10 @@ def add_members(portal: Portal, list_id: int, values: list[Any]) -> tuple[list[i
     with db.tx():
         present = _members_among(portal, list_id, known)
         added = [rid for rid in known if rid not in present]
-        db.conn.executemany("INSERT INTO memberships (list_id, record_id, added_at) VALUES (?, ?, ?)",
-                            [(list_id, rid, portal.now_ms()) for rid in added])
+        db.conn.executemany(
+            "INSERT INTO memberships (list_id, record_id, added_at) VALUES (?, ?, ?)",
+            [(list_id, rid, portal.now_ms()) for rid in added],
+        )
         if added:
             portal.touch()
     return added, missing
@@ -339,8 +358,9 @@ def remove_members(portal: Portal, list_id: int, values: list[Any]) -> tuple[lis
     db = portal.db
     with db.tx():
         removed = [rid for rid in known if rid in _members_among(portal, list_id, known)]
-        db.conn.executemany("DELETE FROM memberships WHERE list_id = ? AND record_id = ?",
-                            [(list_id, rid) for rid in removed])
+        db.conn.executemany(
+            "DELETE FROM memberships WHERE list_id = ? AND record_id = ?", [(list_id, rid) for rid in removed]
+        )
         if removed:
             portal.touch()
     return removed, missing
@@ -348,8 +368,10 @@ def remove_members(portal: Portal, list_id: int, values: list[Any]) -> tuple[lis
 
 def _members_among(portal: Portal, list_id: int, ids: list[int]) -> set[int]:
     # CROSS JOIN keeps json_each outside: one primary-key probe per id, not a scan of the whole list.
-    rows = portal.db.all("SELECT m.record_id FROM json_each(?) j CROSS JOIN memberships m ON m.list_id = ? "
-                         "AND m.record_id = j.value", (json.dumps(ids), list_id))
+    rows = portal.db.all(
+        "SELECT m.record_id FROM json_each(?) j CROSS JOIN memberships m ON m.list_id = ? AND m.record_id = j.value",
+        (json.dumps(ids), list_id),
+    )
     return {r[0] for r in rows}
 
 
@@ -357,8 +379,10 @@ def copy_members(portal: Portal, list_id: int, source_id: int) -> None:
     """Add every member of ``source_id`` (refreshed first) to ``list_id``."""
     refresh(portal, source_id)
     if size(portal, source_id) >= BULK_LIMIT:
-        raise errors.validation_error(f"List {source_id} has {BULK_LIMIT:,} or more members; add-from only supports "
-                                      f"source lists with fewer than {BULK_LIMIT:,}.")
+        raise errors.validation_error(
+            f"List {source_id} has {BULK_LIMIT:,} or more members; add-from only supports "
+            f"source lists with fewer than {BULK_LIMIT:,}."
+        )
     with portal.db.tx():
         cursor = portal.db.execute(
             "INSERT OR IGNORE INTO memberships (list_id, record_id, added_at) "
@@ -371,8 +395,10 @@ def copy_members(portal: Portal, list_id: int, source_id: int) -> None:
 
 def clear_members(portal: Portal, list_id: int) -> None:
     if size(portal, list_id) >= BULK_LIMIT:
-        raise errors.validation_error(f"List {list_id} has {BULK_LIMIT:,} or more members; removing all memberships "
-                                      f"only supports lists with fewer than {BULK_LIMIT:,}.")
+        raise errors.validation_error(
+            f"List {list_id} has {BULK_LIMIT:,} or more members; removing all memberships "
+            f"only supports lists with fewer than {BULK_LIMIT:,}."
+        )
     with portal.db.tx():
         cursor = portal.db.execute("DELETE FROM memberships WHERE list_id = ?", (list_id,))
         if cursor.rowcount:

@@ -20,8 +20,14 @@ class ConnectionDropped(Exception):
 class _Exchange:
     """One request/response pair passing through the middleware."""
 
-    def __init__(self, scope: Scope, receive: Receive, send: Send, latency_seconds: float = 0.0,
-                 on_complete: Callable[[_Exchange], None] | None = None) -> None:
+    def __init__(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        latency_seconds: float = 0.0,
+        on_complete: Callable[[_Exchange], None] | None = None,
+    ) -> None:
         self.scope = scope
         self.state: dict[str, Any] = scope.setdefault("state", {})
         self._receive, self._send = receive, send
@@ -41,8 +47,10 @@ class _Exchange:
 
     async def send(self, message: Message) -> None:
         if message["type"] == "http.response.start":
-            extra = {name.lower().encode(): value.encode()
-                     for name, value in (self.state.get("rate_limit_headers") or {}).items()}
+            extra = {
+                name.lower().encode(): value.encode()
+                for name, value in (self.state.get("rate_limit_headers") or {}).items()
+            }
             headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in extra]
             headers.extend(extra.items())
             message = self.start = {**message, "headers": headers}
@@ -89,8 +97,13 @@ class _Exchange:
         """The call log's line: enough to attribute a call to the step that made it, without the bodies."""
         scope = self.scope
         headers = dict(scope.get("headers") or [])
-        return {"at": round(self.started, 4), "endpoint": self.state["endpoint"], "method": scope["method"],
-                "status": self.status, "agent": headers.get(b"user-agent", b"").decode("utf-8", "replace")}
+        return {
+            "at": round(self.started, 4),
+            "endpoint": self.state["endpoint"],
+            "method": scope["method"],
+            "status": self.status,
+            "agent": headers.get(b"user-agent", b"").decode("utf-8", "replace"),
+        }
 
 
 class SandboxMiddleware:
@@ -101,8 +114,13 @@ class SandboxMiddleware:
     caller's User-Agent: small enough for a million-contact campaign, and enough to count each step's calls.
     """
 
-    def __init__(self, app: ASGIApp, record_path: str | None = None, call_log_path: str | None = None,
-                 latency_seconds: float = 0.0) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        record_path: str | None = None,
+        call_log_path: str | None = None,
+        latency_seconds: float = 0.0,
+    ) -> None:
         self.app = app
         self.latency_seconds = latency_seconds
         self.record_path = Path(record_path) if record_path else None

@@ -99,15 +99,12 @@ class Portal:
         self.db.execute("UPDATE call_counts SET errors = errors + 1 WHERE endpoint = ?", (endpoint,))
 
     def count_rate_limited(self, endpoint: str) -> None:
-        self.db.execute(
-            "UPDATE call_counts SET rate_limited = rate_limited + 1 WHERE endpoint = ?", (endpoint,)
-        )
+        self.db.execute("UPDATE call_counts SET rate_limited = rate_limited + 1 WHERE endpoint = ?", (endpoint,))
 
     def record_usage(self) -> None:
         """Mirror the day's request count to the store: the daily limit survives a restart."""
         self.db.execute(
-            "INSERT INTO api_usage (day, calls) VALUES (?, ?) "
-            "ON CONFLICT (day) DO UPDATE SET calls = excluded.calls",
+            "INSERT INTO api_usage (day, calls) VALUES (?, ?) ON CONFLICT (day) DO UPDATE SET calls = excluded.calls",
             (self.limiter.day, self.limiter.daily_used),
         )
 

@@ -56,20 +56,34 @@ class SandboxProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "include.hubspot_sandbox", "serve", "--port", str(self.port),
-                "--db", self.db_path, *self.args]
+        return [
+            sys.executable,
+            "-m",
+            "include.hubspot_sandbox",
+            "serve",
+            "--port",
+            str(self.port),
+            "--db",
+            self.db_path,
+            *self.args,
+        ]
 
     def start(self) -> SandboxProcess:
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
-                self.command(), cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
+                self.command(),
+                cwd=PROJECT_ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"sandbox exited with {self.proc.returncode}; see {self.log_path}:\n"
-                                   f"{self.log_path.read_text()[-3000:]}")
+                raise RuntimeError(
+                    f"sandbox exited with {self.proc.returncode}; see {self.log_path}:\n"
+                    f"{self.log_path.read_text()[-3000:]}"
+                )
             try:
                 if self.session.get(f"{self.url}/_sandbox/health", timeout=1).ok:
                     return self
@@ -94,8 +108,9 @@ class SandboxProcess:
 
     def admin(self, method: str, path: str, json: Any = None, **params: Any) -> Any:
         """Call the ``/_sandbox`` admin API and return its JSON (raises on an error status)."""
-        response = self.session.request(method, f"{self.url}/_sandbox/{path.lstrip('/')}", json=json,
-                                        params=params or None, timeout=600)
+        response = self.session.request(
+            method, f"{self.url}/_sandbox/{path.lstrip('/')}", json=json, params=params or None, timeout=600
+        )
         response.raise_for_status()
         return response.json() if response.content else None
 

@@ -21,12 +21,27 @@ STRING, NUMBER, DATETIME, BOOL, ENUMERATION = "string", "number", "datetime", "b
 #: ``hs_emailconfirmationstatus`` options (value = label). Double opt-in is pending for the first two;
 #: every other value counts as confirmed.
 CONFIRMATION_PENDING = ("Confirmation Pending", "Confirmation Email Sent")
-CONFIRMATION_STATUSES = ("Confirmed", *CONFIRMATION_PENDING, "User clicked confirmation",
-                         "HubSpot Rep. marked confirmed", "Customer marked confirmed",
-                         "Confirmed from previous behavior", "Confirmed due to form")
-QUARANTINE_REASONS = ("ON_LIST_IMPORT", "HIGH_HARD_BOUNCE_RATE", "MULTIPLE_CANCELLED_CAMPAIGNS", "FORM_ABUSE",
-                      "RECIPIENT_COMPLAINT", "SUSPENSION_REMEDIATION", "BLOCKLIST_REMEDIATION",
-                      "TRUST_SAFETY_REMEDIATION", "OTHER", "UNDELIVERABLE_ADDRESS")
+CONFIRMATION_STATUSES = (
+    "Confirmed",
+    *CONFIRMATION_PENDING,
+    "User clicked confirmation",
+    "HubSpot Rep. marked confirmed",
+    "Customer marked confirmed",
+    "Confirmed from previous behavior",
+    "Confirmed due to form",
+)
+QUARANTINE_REASONS = (
+    "ON_LIST_IMPORT",
+    "HIGH_HARD_BOUNCE_RATE",
+    "MULTIPLE_CANCELLED_CAMPAIGNS",
+    "FORM_ABUSE",
+    "RECIPIENT_COMPLAINT",
+    "SUSPENSION_REMEDIATION",
+    "BLOCKLIST_REMEDIATION",
+    "TRUST_SAFETY_REMEDIATION",
+    "OTHER",
+    "UNDELIVERABLE_ADDRESS",
+)
 
 
 @dataclass(frozen=True)
@@ -72,16 +87,39 @@ _FIXED = {
         Property("hs_email_bounce", "Marketing emails bounced", NUMBER, "c.bounced"),
         Property("hs_email_delivered", "Marketing emails delivered", NUMBER, "(c.sends - c.bounced)"),
         # What decides whether HubSpot sends a marketing email to a contact at all.
-        Property("hs_marketable_status", "Marketing contact status", ENUMERATION,
-                 "(CASE WHEN c.marketable THEN 'true' ELSE 'false' END)", ("true", "false"), "booleancheckbox"),
-        Property("hs_emailconfirmationstatus", "Marketing email confirmation status", ENUMERATION,
-                 "c.confirmation", CONFIRMATION_STATUSES, "select"),
-        Property("hs_email_hard_bounce_reason_enum", "Email hard bounce reason", ENUMERATION,
-                 "c.hard_bounce_reason", ("CONTENT", "MAILBOX_FULL", "OTHER", "POLICY", "SPAM", "UNKNOWN_USER"),
-                 "select"),
+        Property(
+            "hs_marketable_status",
+            "Marketing contact status",
+            ENUMERATION,
+            "(CASE WHEN c.marketable THEN 'true' ELSE 'false' END)",
+            ("true", "false"),
+            "booleancheckbox",
+        ),
+        Property(
+            "hs_emailconfirmationstatus",
+            "Marketing email confirmation status",
+            ENUMERATION,
+            "c.confirmation",
+            CONFIRMATION_STATUSES,
+            "select",
+        ),
+        Property(
+            "hs_email_hard_bounce_reason_enum",
+            "Email hard bounce reason",
+            ENUMERATION,
+            "c.hard_bounce_reason",
+            ("CONTENT", "MAILBOX_FULL", "OTHER", "POLICY", "SPAM", "UNKNOWN_USER"),
+            "select",
+        ),
         Property("hs_email_quarantined", "Email Address Quarantined", BOOL, "c.quarantined", (), "booleancheckbox"),
-        Property("hs_email_quarantined_reason", "Email address automated quarantine reason", ENUMERATION,
-                 "c.quarantined_reason", QUARANTINE_REASONS, "select"),
+        Property(
+            "hs_email_quarantined_reason",
+            "Email address automated quarantine reason",
+            ENUMERATION,
+            "c.quarantined_reason",
+            QUARANTINE_REASONS,
+            "select",
+        ),
     )
 }
 

@@ -48,7 +48,7 @@ def dated_path(path: str, version: str) -> str | None:
     """``path`` (a legacy route path) under a date-based version, or None if HubSpot has no such path."""
     for prefix in sorted(DATED_PREFIXES, key=len, reverse=True):
         if path == prefix or path.startswith(prefix + "/"):
-            return DATED_PREFIXES[prefix].format(version=version) + path[len(prefix):]
+            return DATED_PREFIXES[prefix].format(version=version) + path[len(prefix) :]
     return None
 
 
@@ -74,8 +74,9 @@ class DropConnection(Exception):
 class Gate:
     """The per-request checks HubSpot makes before an endpoint does anything."""
 
-    def __init__(self, endpoint: str, scopes: Sequence[Sequence[str]], *, interval_exempt: bool,
-                 version: str = LEGACY) -> None:
+    def __init__(
+        self, endpoint: str, scopes: Sequence[Sequence[str]], *, interval_exempt: bool, version: str = LEGACY
+    ) -> None:
         self.endpoint = endpoint
         self.scopes = [frozenset(alternative) for alternative in scopes]
         self.interval_exempt = interval_exempt
@@ -108,8 +109,9 @@ class Gate:
             await asyncio.sleep(fault.seconds)
         elif fault.kind == "error" and fault.status < 500:
             # An answer the caller may not expect (e.g. a 400 where a 404 is usual), in HubSpot's error shape.
-            raise errors.validation_error(f"Injected fault: this call answers {fault.status}.",
-                                          status_code=fault.status)
+            raise errors.validation_error(
+                f"Injected fault: this call answers {fault.status}.", status_code=fault.status
+            )
         elif fault.kind == "error":
             raise errors.server_error(fault.status)
         elif fault.kind == "rate_limit":
@@ -159,8 +161,9 @@ class Endpoints:
         return register
 
     @staticmethod
-    def _add(router: APIRouter, method: str, path: str, handler: Handler, name: str, gate: Gate,
-             status_code: int) -> None:
+    def _add(
+        router: APIRouter, method: str, path: str, handler: Handler, name: str, gate: Gate, status_code: int
+    ) -> None:
         """The plain and the trailing-slash form of one path."""
         for variant in dict.fromkeys([path, path.rstrip("/") + "/"]):
             router.add_api_route(
@@ -249,7 +252,11 @@ def batch_inputs(body: dict[str, Any], limit: int = MAX_BATCH) -> list[Any]:
 
 
 def query_int(
-    request: Request, name: str, default: int | None = None, *, minimum: int | None = None,
+    request: Request,
+    name: str,
+    default: int | None = None,
+    *,
+    minimum: int | None = None,
     maximum: int | None = None,
 ) -> int | None:
     raw = request.query_params.get(name)

@@ -53,16 +53,13 @@ PROFILES: dict[str, Profile] = {
     for p in (
         Profile("engaged", "opened a marketing email in the last months", 0.37, False, ("open",)),
         Profile("confirm_r1", "unengaged; clicks the CTA of the 1st email", 0.10, True, ("confirm",)),
-        Profile("confirm_r2", "unengaged; opens the 1st email, clicks the CTA of the 2nd", 0.05, True,
-                ("open", "confirm")),
-        Profile("confirm_r3", "unengaged; clicks the CTA of the 3rd email", 0.04, True,
-                ("ignore", "open", "confirm")),
-        Profile("never_confirm", "unengaged; sometimes opens, never clicks", 0.18, True,
-                ("open", "ignore", "open")),
-        Profile("unsubscribe_click", "unengaged; clicks only the unsubscribe link", 0.02, True,
-                ("unsubscribe_link",)),
-        Profile("bot_click", "unengaged; only a security scanner clicks (bot-filtered)", 0.02, True,
-                ("bot_click",)),
+        Profile(
+            "confirm_r2", "unengaged; opens the 1st email, clicks the CTA of the 2nd", 0.05, True, ("open", "confirm")
+        ),
+        Profile("confirm_r3", "unengaged; clicks the CTA of the 3rd email", 0.04, True, ("ignore", "open", "confirm")),
+        Profile("never_confirm", "unengaged; sometimes opens, never clicks", 0.18, True, ("open", "ignore", "open")),
+        Profile("unsubscribe_click", "unengaged; clicks only the unsubscribe link", 0.02, True, ("unsubscribe_link",)),
+        Profile("bot_click", "unengaged; only a security scanner clicks (bot-filtered)", 0.02, True, ("bot_click",)),
         Profile("bounce", "unengaged; the address bounces", 0.02, True, ("bounce",)),
         Profile("already_unsubscribed", "unsubscribed from all email before the campaign", 0.04, False),
         Profile("subscription_optout", "opted out of the marketing subscription type only", 0.02, False),
@@ -95,9 +92,7 @@ SUBSCRIPTION_TYPES = (
 )
 
 
-def _contact_row(
-    rng: random.Random, contact_id: int, profile: Profile, now_ms: int
-) -> tuple[Any, ...]:
+def _contact_row(rng: random.Random, contact_id: int, profile: Profile, now_ms: int) -> tuple[Any, ...]:
     first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
     email = None if profile.name == "no_email" else f"{first}.{last}.{contact_id}@example.com".lower()
     created = now_ms - rng.randint(60, 1500) * WEEK_MS // 10 - 60 * WEEK_MS
@@ -114,8 +109,20 @@ def _contact_row(
         last_open = min(last_open, now_ms - 60 * WEEK_MS)
     optout = 1 if profile.name == "already_unsubscribed" else 0
     stage = rng.choice(STAGES)
-    return (contact_id, email, first, last, stage, created, created, last_open, last_click, optout,
-            profile.name, *_sendability(profile.name, contact_id))
+    return (
+        contact_id,
+        email,
+        first,
+        last,
+        stage,
+        created,
+        created,
+        last_open,
+        last_click,
+        optout,
+        profile.name,
+        *_sendability(profile.name, contact_id),
+    )
 
 
 def _sendability(profile: str, contact_id: int) -> tuple[Any, ...]:
@@ -173,8 +180,17 @@ def seed_portal(
             row = _contact_row(rng, first_id + offset, PROFILES[name], now_ms)
             batch.append(row)
             if name == "subscription_optout":
-                sub_optouts.append((row[0], MARKETING_SUBSCRIPTION_ID, "UNSUBSCRIBED", "LEGITIMATE_INTEREST_OTHER",
-                                    "Unsubscribed by the contact", "SUBSCRIPTION_STATUS", row[5]))
+                sub_optouts.append(
+                    (
+                        row[0],
+                        MARKETING_SUBSCRIPTION_ID,
+                        "UNSUBSCRIBED",
+                        "LEGITIMATE_INTEREST_OTHER",
+                        "Unsubscribed by the contact",
+                        "SUBSCRIPTION_STATUS",
+                        row[5],
+                    )
+                )
             if len(batch) >= 50_000:
                 _insert_contacts(portal, batch)
                 batch.clear()
@@ -223,8 +239,11 @@ def _seed_settings(portal: Portal, now_ms: int) -> None:
 def _forms() -> dict[str, dict[str, Any]]:
     """One form per consent variant HubSpot has; two of them do not cover marketing email."""
     privacy = "We take your privacy seriously. See our privacy policy."
-    checkbox = {"subscriptionTypeId": MARKETING_SUBSCRIPTION_ID, "label": "I agree to receive marketing email.",
-                "required": False}
+    checkbox = {
+        "subscriptionTypeId": MARKETING_SUBSCRIPTION_ID,
+        "label": "I agree to receive marketing email.",
+        "required": False,
+    }
     product_only = {"subscriptionTypeId": 33583164, "label": "Send me product updates.", "required": False}
     return {
         "6b0e8f44-0000-4000-8000-000000000001": {
@@ -273,9 +292,15 @@ def expected_outcome(portal: Portal, rounds: int) -> dict[str, list[int]]:
     one who unsubscribed through the email's own link (``unsubscribed_themselves``).
     """
     rows = portal.db.all("SELECT id, profile FROM contacts WHERE profile IS NOT NULL ORDER BY id")
-    outcome: dict[str, list[int]] = {"unengaged": [], "confirmed": [], "opt_out": [], "never_mailed": [],
-                                     "unsubscribed_themselves": [], "not_sendable": [],
-                                     "double_opt_in_confirmed": []}
+    outcome: dict[str, list[int]] = {
+        "unengaged": [],
+        "confirmed": [],
+        "opt_out": [],
+        "never_mailed": [],
+        "unsubscribed_themselves": [],
+        "not_sendable": [],
+        "double_opt_in_confirmed": [],
+    }
     for contact_id, name in rows:
         profile = PROFILES.get(name)
         if profile is None:

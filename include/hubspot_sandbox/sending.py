@@ -39,18 +39,56 @@ APP_NAME = "Batch"
 GRAYMAIL_MS = 52 * WEEK_MS
 #: Every value the legacy events API accepts for ``eventType``, in HubSpot's own order.
 EVENT_TYPES = (
-    "DROPPED", "UNBOUNCE", "STATUSCHANGE", "DELIVERED", "FORWARD", "BOUNCE", "REPLY", "PRINT", "PROCESSED",
-    "UNSUBSCRIBED", "SUPPRESSED", "CLICK_ON_IDENTIFIED_LINK", "SENT", "SELECTED", "SPAMREPORT", "OPT_IN_CHANGE",
-    "DEFERRED", "ERROR", "OPEN", "MTA_DROPPED", "CLICK",
+    "DROPPED",
+    "UNBOUNCE",
+    "STATUSCHANGE",
+    "DELIVERED",
+    "FORWARD",
+    "BOUNCE",
+    "REPLY",
+    "PRINT",
+    "PROCESSED",
+    "UNSUBSCRIBED",
+    "SUPPRESSED",
+    "CLICK_ON_IDENTIFIED_LINK",
+    "SENT",
+    "SELECTED",
+    "SPAMREPORT",
+    "OPT_IN_CHANGE",
+    "DEFERRED",
+    "ERROR",
+    "OPEN",
+    "MTA_DROPPED",
+    "CLICK",
 )
 COUNTER_KEYS = (
-    "bounce", "click", "contactslost", "delivered", "dropped", "hardbounced", "notsent", "open", "pending",
-    "selected", "sent", "softbounced", "spamreport", "suppressed", "unsubscribed",
+    "bounce",
+    "click",
+    "contactslost",
+    "delivered",
+    "dropped",
+    "hardbounced",
+    "notsent",
+    "open",
+    "pending",
+    "selected",
+    "sent",
+    "softbounced",
+    "spamreport",
+    "suppressed",
+    "unsubscribed",
 )
 _P = 2_147_483_647  # 2**31 - 1, prime
 _HREF = re.compile(r"""href\s*=\s*(["'])(.*?)\1""", re.IGNORECASE | re.DOTALL)
-_UNSUBSCRIBE_MARKERS = ("{{", "{%", "/hs/manage-preferences", "/hs/preferences-center", "unsubscribe",
-                        "email-preferences", "subscription-preferences")
+_UNSUBSCRIBE_MARKERS = (
+    "{{",
+    "{%",
+    "/hs/manage-preferences",
+    "/hs/preferences-center",
+    "unsubscribe",
+    "email-preferences",
+    "subscription-preferences",
+)
 
 
 # -- deterministic timing ---------------------------------------------------------------------------
@@ -181,8 +219,13 @@ def tracked_link(url: str | None, email_id: int, key: int, campaign: str | None 
     own = [p for p in parts.query.split("&") if p]
     message = str(tracking_message_id(email_id))
     token = f"p2ANqtz-{_draw(key, 6):08x}{_draw(key, 7):08x}{_draw(key, 8):04x}"
-    added = [("utm_source", "hs_email"), ("utm_medium", "email"), ("utm_content", message), ("_hsenc", token),
-             ("_hsmi", message)]
+    added = [
+        ("utm_source", "hs_email"),
+        ("utm_medium", "email"),
+        ("utm_content", message),
+        ("_hsenc", token),
+        ("_hsmi", message),
+    ]
     if campaign:
         added.append(("utm_campaign", campaign))
     order = sorted(range(len(added)), key=lambda i: _draw(key, 10 + i))
@@ -204,8 +247,9 @@ def id_list(to: dict[str, Any], group: str, side: str) -> list[int]:
         try:
             out.append(int(value))
         except (TypeError, ValueError) as err:
-            raise errors.validation_error(f"to.{group}.{side} holds {value!r}, which is not an id.",
-                                          field=f"to.{group}.{side}") from err
+            raise errors.validation_error(
+                f"to.{group}.{side} holds {value!r}, which is not an id.", field=f"to.{group}.{side}"
+            ) from err
     return out
 
 
@@ -281,8 +325,10 @@ def send(portal: Portal, email_id: int, campaign_id: int, data: dict[str, Any], 
     params = {"start": at, "window": int(portal.config.response_window_seconds * 1000), "seed": portal_seed(portal)}
     with db.tx():
         count = _insert_recipients(portal, email_id, data, at)
-        db.execute("UPDATE contacts SET sends = sends + 1 "
-                   "WHERE id IN (SELECT contact_id FROM sends WHERE email_id = ?)", (email_id,))
+        db.execute(
+            "UPDATE contacts SET sends = sends + 1 WHERE id IN (SELECT contact_id FROM sends WHERE email_id = ?)",
+            (email_id,),
+        )
         db.set_meta(f"send:{email_id}", params)
         _write_events(portal, email_id, campaign_id, data, params)
         portal.touch()
@@ -291,8 +337,9 @@ def send(portal: Portal, email_id: int, campaign_id: int, data: dict[str, Any], 
 
 def send_scheduled(portal: Portal) -> int:
     """Send the scheduled emails whose publish date has come (HubSpot's scheduler, run lazily)."""
-    rows = portal.db.all("SELECT * FROM emails WHERE state = 'SCHEDULED' AND archived = 0 AND published_at <= ?",
-                         (portal.now_ms(),))
+    rows = portal.db.all(
+        "SELECT * FROM emails WHERE state = 'SCHEDULED' AND archived = 0 AND published_at <= ?", (portal.now_ms(),)
+    )
     for row in rows:
         data = json.loads(row["data"])
         to = data.get("to") if isinstance(data.get("to"), dict) else {}
@@ -349,15 +396,26 @@ def _insert_recipients(portal: Portal, email_id: int, data: dict[str, Any], at: 
         "AND c.id NOT IN (SELECT record_id FROM memberships WHERE list_id IN (SELECT value FROM json_each(?))) "
         "AND c.id NOT IN (SELECT value FROM json_each(?)) "
         "AND c.email IS NOT NULL AND c.email <> ''",
-        [sub_id, int(graymail), at - GRAYMAIL_MS,
-         json.dumps(id_list(to, "contactIlsLists", "include")), json.dumps(id_list(to, "contactIds", "include")),
-         json.dumps(id_list(to, "contactIlsLists", "exclude")), json.dumps(id_list(to, "contactIds", "exclude"))],
+        [
+            sub_id,
+            int(graymail),
+            at - GRAYMAIL_MS,
+            json.dumps(id_list(to, "contactIlsLists", "include")),
+            json.dumps(id_list(to, "contactIds", "include")),
+            json.dumps(id_list(to, "contactIlsLists", "exclude")),
+            json.dumps(id_list(to, "contactIds", "exclude")),
+        ],
     )
-    db.execute("INSERT OR IGNORE INTO not_sent (email_id, contact_id, reason) "
-               "SELECT ?, contact_id, reason FROM temp.selected_contacts WHERE reason IS NOT NULL", (email_id,))
+    db.execute(
+        "INSERT OR IGNORE INTO not_sent (email_id, contact_id, reason) "
+        "SELECT ?, contact_id, reason FROM temp.selected_contacts WHERE reason IS NOT NULL",
+        (email_id,),
+    )
     count = db.execute(
         "INSERT INTO sends (email_id, contact_id, round) SELECT ?, c.id, c.sends + 1 FROM contacts c "
-        "WHERE c.id IN (SELECT contact_id FROM temp.selected_contacts WHERE reason IS NULL)", (email_id,)).rowcount
+        "WHERE c.id IN (SELECT contact_id FROM temp.selected_contacts WHERE reason IS NULL)",
+        (email_id,),
+    ).rowcount
     db.execute("DELETE FROM temp.selected_contacts")
     return int(count)
 
@@ -403,10 +461,14 @@ SELECT * FROM (
 def _prepare_temp_tables(portal: Portal) -> int:
     """The per-send scratch tables; returns the highest round any profile answers differently."""
     db = portal.db
-    db.execute("CREATE TEMP TABLE IF NOT EXISTS sim_answers (profile TEXT, round INTEGER, answer TEXT, "
-               "PRIMARY KEY (profile, round))")
-    db.execute("CREATE TEMP TABLE IF NOT EXISTS sim_recipients (contact_id INTEGER, email TEXT, answer TEXT, "
-               "key INTEGER, sent INTEGER, delivered INTEGER, opened INTEGER, clicked INTEGER)")
+    db.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS sim_answers (profile TEXT, round INTEGER, answer TEXT, "
+        "PRIMARY KEY (profile, round))"
+    )
+    db.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS sim_recipients (contact_id INTEGER, email TEXT, answer TEXT, "
+        "key INTEGER, sent INTEGER, delivered INTEGER, opened INTEGER, clicked INTEGER)"
+    )
     db.execute("DELETE FROM temp.sim_answers")
     db.execute("DELETE FROM temp.sim_recipients")
     max_round = max(len(p.answers) for p in PROFILES.values())
@@ -417,24 +479,41 @@ def _prepare_temp_tables(portal: Portal) -> int:
     return max_round
 
 
-def _write_events(portal: Portal, email_id: int, campaign_id: int, data: dict[str, Any],
-                  params: dict[str, int]) -> None:
+def _write_events(
+    portal: Portal, email_id: int, campaign_id: int, data: dict[str, Any], params: dict[str, int]
+) -> None:
     """Every event of the send, set-based: a recipients scratch table, then one INSERT ... SELECT."""
     max_round = _prepare_temp_tables(portal)
-    portal.db.execute(_SIM_SQL, {
-        "seed": abs(params["seed"]) % _P, "email_key": email_id % _P, "max_round": max_round, "email_id": email_id,
-        "start": params["start"], "window": params["window"], "end": params["start"] + max(params["window"], 10),
-    })
-    unsubscribe = (f"https://{portal_domain(portal)}{UNSUBSCRIBE_PATH}"
-                   f"?languagePreference=en&d=%08x&v=3&_hsenc=p2A{email_id:x}")
+    portal.db.execute(
+        _SIM_SQL,
+        {
+            "seed": abs(params["seed"]) % _P,
+            "email_key": email_id % _P,
+            "max_round": max_round,
+            "email_id": email_id,
+            "start": params["start"],
+            "window": params["window"],
+            "end": params["start"] + max(params["window"], 10),
+        },
+    )
+    unsubscribe = (
+        f"https://{portal_domain(portal)}{UNSUBSCRIBE_PATH}?languagePreference=en&d=%08x&v=3&_hsenc=p2A{email_id:x}"
+    )
     campaign = data.get("campaign") if isinstance(data.get("campaign"), str) else None
     portal.db.conn.create_function(
-        "hs_tracked_link", 2, lambda url, key: tracked_link(url, email_id, int(key), campaign), deterministic=True)
-    portal.db.execute(_EVENTS_SQL, {
-        "campaign_id": campaign_id, "email_id": email_id, "cta": cta_url(data), "unsubscribe": unsubscribe,
-        "clicks": int(bool(portal.db.get_meta("click_tracking", True))),
-        "tracked": int(bool(portal.db.get_meta("tracking_parameters", portal.config.click_tracking_parameters))),
-    })
+        "hs_tracked_link", 2, lambda url, key: tracked_link(url, email_id, int(key), campaign), deterministic=True
+    )
+    portal.db.execute(
+        _EVENTS_SQL,
+        {
+            "campaign_id": campaign_id,
+            "email_id": email_id,
+            "cta": cta_url(data),
+            "unsubscribe": unsubscribe,
+            "clicks": int(bool(portal.db.get_meta("click_tracking", True))),
+            "tracked": int(bool(portal.db.get_meta("tracking_parameters", portal.config.click_tracking_parameters))),
+        },
+    )
     portal.db.execute("DELETE FROM temp.sim_recipients")
 
 
@@ -448,8 +527,10 @@ def land_due_events(portal: Portal) -> int:
     if db.one("SELECT 1 FROM events WHERE applied = 0 AND created <= ? LIMIT 1", (now,)) is None:
         return 0
     with db.tx():
-        db.execute("CREATE TEMP TABLE IF NOT EXISTS due_contacts "
-                   "(contact_id INTEGER PRIMARY KEY, last_open INTEGER, last_click INTEGER, bounced INTEGER)")
+        db.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS due_contacts "
+            "(contact_id INTEGER PRIMARY KEY, last_open INTEGER, last_click INTEGER, bounced INTEGER)"
+        )
         db.execute("DELETE FROM due_contacts")
         db.execute(
             "INSERT INTO due_contacts SELECT contact_id, "
@@ -487,8 +568,10 @@ def _apply_unsubscribe_clicks(portal: Portal, now: int) -> None:
     db = portal.db
     if not bool(db.get_meta("unsubscribe_links", portal.config.unsubscribe_links)):
         return
-    db.execute("CREATE TEMP TABLE IF NOT EXISTS unsubscribe_clicks (contact_id INTEGER PRIMARY KEY, "
-               "campaign_id INTEGER, email_id INTEGER, recipient TEXT, at INTEGER)")
+    db.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS unsubscribe_clicks (contact_id INTEGER PRIMARY KEY, "
+        "campaign_id INTEGER, email_id INTEGER, recipient TEXT, at INTEGER)"
+    )
     db.execute("DELETE FROM temp.unsubscribe_clicks")
     db.execute(
         "INSERT INTO temp.unsubscribe_clicks SELECT e.contact_id, e.campaign_id, e.email_id, e.recipient, "
@@ -497,12 +580,16 @@ def _apply_unsubscribe_clicks(portal: Portal, now: int) -> None:
         "AND instr(lower(e.url), ?) > 0 GROUP BY e.contact_id",
         (now, UNSUBSCRIBE_PATH),
     )
-    db.execute("UPDATE contacts SET optout = 1, lastmodifieddate = MAX(contacts.lastmodifieddate, u.at) "
-               "FROM temp.unsubscribe_clicks u WHERE contacts.id = u.contact_id")
+    db.execute(
+        "UPDATE contacts SET optout = 1, lastmodifieddate = MAX(contacts.lastmodifieddate, u.at) "
+        "FROM temp.unsubscribe_clicks u WHERE contacts.id = u.contact_id"
+    )
     db.execute(
         "INSERT INTO events (campaign_id, email_id, contact_id, recipient, type, created, url, filtered, applied) "
         "SELECT campaign_id, email_id, contact_id, recipient, ?, at, NULL, 0, 1 FROM temp.unsubscribe_clicks "
-        "ORDER BY at", (unsubscribe_event_type(portal),))
+        "ORDER BY at",
+        (unsubscribe_event_type(portal),),
+    )
     db.execute("DELETE FROM temp.unsubscribe_clicks")
 
 
@@ -524,8 +611,7 @@ def tracked_cta(portal: Portal, email: Any, contact_id: int) -> str | None:
     return tracked_link(url, email_id, _key(portal_seed(portal), email_id, contact_id), campaign)
 
 
-def inject_event(portal: Portal, email: Any, contact: Any, kind: str, at: int, url: str | None,
-                 filtered: bool) -> int:
+def inject_event(portal: Portal, email: Any, contact: Any, kind: str, at: int, url: str | None, filtered: bool) -> int:
     """Add one OPEN or CLICK (e.g. a late click) for a contact; it lands when its time comes."""
     cursor = portal.db.execute(
         "INSERT INTO events (campaign_id, email_id, contact_id, recipient, type, created, url, filtered) "
@@ -548,29 +634,40 @@ def _visible_counts(portal: Portal, campaign_ids: list[int], start: int | None, 
     lower = start if start is not None else -(1 << 62)
     counts: dict[str, Any] = {}
     for kind in ("SENT", "DELIVERED", "BOUNCE", *SELF_UNSUBSCRIBE_EVENT_TYPES):
-        counts[kind] = int(portal.db.scalar(
-            "SELECT COUNT(*) FROM events WHERE campaign_id IN (SELECT value FROM json_each(?)) AND type = ? "
-            "AND created BETWEEN ? AND ?", (json.dumps(campaign_ids), kind, lower, upper)) or 0)
+        counts[kind] = int(
+            portal.db.scalar(
+                "SELECT COUNT(*) FROM events WHERE campaign_id IN (SELECT value FROM json_each(?)) AND type = ? "
+                "AND created BETWEEN ? AND ?",
+                (json.dumps(campaign_ids), kind, lower, upper),
+            )
+            or 0
+        )
     for kind in ("OPEN", "CLICK"):
         row = portal.db.one(
             "SELECT COUNT(DISTINCT contact_id), COUNT(DISTINCT CASE WHEN contact_id % 5 = 0 THEN contact_id END) "
             "FROM events WHERE campaign_id IN (SELECT value FROM json_each(?)) AND type = ? "
-            "AND created BETWEEN ? AND ? AND filtered = 0", (json.dumps(campaign_ids), kind, lower, upper))
+            "AND created BETWEEN ? AND ? AND filtered = 0",
+            (json.dumps(campaign_ids), kind, lower, upper),
+        )
         counts[kind] = (int(row[0]), int(row[1])) if row else (0, 0)
     return counts
 
 
-def statistics(portal: Portal, emails: Iterable[Any], start: int | None = None,
-               end: int | None = None) -> dict[str, Any]:
+def statistics(
+    portal: Portal, emails: Iterable[Any], start: int | None = None, end: int | None = None
+) -> dict[str, Any]:
     """HubSpot's ``EmailStatisticsData`` for these email rows, counted from visible, unfiltered events."""
     rows = list(emails)
     counts = _visible_counts(portal, [int(r["campaign_id"]) for r in rows], start, end)
     ids = json.dumps([int(r["id"]) for r in rows])
-    sent = int(portal.db.scalar("SELECT COUNT(*) FROM sends WHERE email_id IN (SELECT value FROM json_each(?))",
-                                (ids,)) or 0)
+    sent = int(
+        portal.db.scalar("SELECT COUNT(*) FROM sends WHERE email_id IN (SELECT value FROM json_each(?))", (ids,)) or 0
+    )
     skipped = portal.db.one(
         "SELECT COUNT(*), COALESCE(SUM(reason = 'GRAYMAIL_SUPPRESSED'), 0) FROM not_sent "
-        "WHERE email_id IN (SELECT value FROM json_each(?))", (ids,))
+        "WHERE email_id IN (SELECT value FROM json_each(?))",
+        (ids,),
+    )
     not_sent, suppressed = (int(skipped[0]), int(skipped[1])) if skipped else (0, 0)
     return _statistics_data(counts, sent + not_sent, not_sent, suppressed)
 
@@ -582,10 +679,18 @@ def _statistics_data(counts: dict[str, Any], selected: int, not_sent: int = 0, s
     clicked, mobile_clicks = counts.get("CLICK", (0, 0))
     bounced = counts.get("BOUNCE", 0)
     counters = dict.fromkeys(COUNTER_KEYS, 0)
-    counters.update(sent=counts.get("SENT", 0), delivered=counts.get("DELIVERED", 0), bounce=bounced,
-                    hardbounced=bounced, open=opened, click=clicked, selected=selected, notsent=not_sent,
-                    suppressed=suppressed,
-                    unsubscribed=sum(counts.get(kind, 0) for kind in SELF_UNSUBSCRIBE_EVENT_TYPES))
+    counters.update(
+        sent=counts.get("SENT", 0),
+        delivered=counts.get("DELIVERED", 0),
+        bounce=bounced,
+        hardbounced=bounced,
+        open=opened,
+        click=clicked,
+        selected=selected,
+        notsent=not_sent,
+        suppressed=suppressed,
+        unsubscribed=sum(counts.get(kind, 0) for kind in SELF_UNSUBSCRIBE_EVENT_TYPES),
+    )
     return {
         "counters": counters,
         "deviceBreakdown": {
@@ -628,8 +733,9 @@ def _month_start(month_index: int) -> int:
     return int(dt.datetime(year, month + 1, 1, tzinfo=dt.timezone.utc).timestamp() * 1000)
 
 
-def histogram(portal: Portal, emails: Iterable[Any], interval: str, start: int | None = None,
-              end: int | None = None) -> list[dict[str, Any]]:
+def histogram(
+    portal: Portal, emails: Iterable[Any], interval: str, start: int | None = None, end: int | None = None
+) -> list[dict[str, Any]]:
     """``EmailStatisticInterval`` items for the non-empty buckets, oldest first."""
     campaign_ids = [int(r["campaign_id"]) for r in emails]
     upper = min(portal.now_ms(), end) if end is not None else portal.now_ms()
@@ -646,8 +752,12 @@ def histogram(portal: Portal, emails: Iterable[Any], interval: str, start: int |
     out = []
     for key, counts in buckets.items():
         lower, higher = _bucket_bounds(interval, key)
-        out.append({"interval": {"start": iso(lower), "end": iso(higher)},
-                    "aggregations": _statistics_data(counts, counts.get("SENT", 0))})
+        out.append(
+            {
+                "interval": {"start": iso(lower), "end": iso(higher)},
+                "aggregations": _statistics_data(counts, counts.get("SENT", 0)),
+            }
+        )
     return out
 
 

@@ -185,8 +185,14 @@ def _status(contact: Contact, sub: SubscriptionType, row: sqlite3.Row | None) ->
     if row is None:
         return Status(contact, sub, effective, DEFAULT_SOURCE, contact.createdate, contact.optout)
     return Status(
-        contact, sub, effective, row["source"], row["updated_at"], contact.optout,
-        row["legal_basis"], row["legal_basis_explanation"],
+        contact,
+        sub,
+        effective,
+        row["source"],
+        row["updated_at"],
+        contact.optout,
+        row["legal_basis"],
+        row["legal_basis_explanation"],
     )
 
 
@@ -194,9 +200,7 @@ def read_statuses(portal: Portal, contacts: Sequence[Contact]) -> dict[int, list
     """Every subscription type's status for each contact, keyed by contact id."""
     types = subscription_types(portal)
     stored = _stored_rows(portal, [c.id for c in contacts])
-    return {
-        c.id: [_status(c, sub, stored.get((c.id, sub_id))) for sub_id, sub in types.items()] for c in contacts
-    }
+    return {c.id: [_status(c, sub, stored.get((c.id, sub_id))) for sub_id, sub in types.items()] for c in contacts}
 
 
 def wide_status(contact: Contact, reason: str | None = None) -> WideResult:
@@ -243,15 +247,24 @@ def _check_write(write: StatusWrite, contact: Contact | None, sub: SubscriptionT
         return Failure(write.subscriber, "OBJECT_NOT_FOUND", f"No contact with email {write.subscriber!r} exists.")
     if sub is None:
         return Failure(
-            write.subscriber, "VALIDATION_ERROR",
-            f"{write.subscription_id} is not a valid subscription id for this portal.", write.subscription_id,
+            write.subscriber,
+            "VALIDATION_ERROR",
+            f"{write.subscription_id} is not a valid subscription id for this portal.",
+            write.subscription_id,
         )
     return None
 
 
 def _apply_write(
-    write: StatusWrite, contact: Contact, sub: SubscriptionType, current: dict[tuple[int, int], str],
-    optout: dict[int, bool], changes: _Changes, now: int, source: str, endpoint: str,
+    write: StatusWrite,
+    contact: Contact,
+    sub: SubscriptionType,
+    current: dict[tuple[int, int], str],
+    optout: dict[int, bool],
+    changes: _Changes,
+    now: int,
+    source: str,
+    endpoint: str,
 ) -> str:
     """Record the changes one write causes (in ``changes``) and return its setStatusSuccessReason."""
     key = (contact.id, sub.id)
@@ -260,31 +273,81 @@ def _apply_write(
     if resubscribe:
         optout[contact.id] = False
         changes.optouts.append((0, now, contact.id))
-        changes.log.append((now, contact.id, contact.email, None, UNSUBSCRIBED, SUBSCRIBED, source,
-                            write.legal_basis, write.legal_basis_explanation, endpoint))
+        changes.log.append(
+            (
+                now,
+                contact.id,
+                contact.email,
+                None,
+                UNSUBSCRIBED,
+                SUBSCRIBED,
+                source,
+                write.legal_basis,
+                write.legal_basis_explanation,
+                endpoint,
+            )
+        )
     if old != write.state:
         current[key] = write.state
-        changes.statuses.append((contact.id, sub.id, write.state, write.legal_basis,
-                                 write.legal_basis_explanation, source, now))
-        changes.log.append((now, contact.id, contact.email, sub.id, old, write.state, source,
-                            write.legal_basis, write.legal_basis_explanation, endpoint))
+        changes.statuses.append(
+            (contact.id, sub.id, write.state, write.legal_basis, write.legal_basis_explanation, source, now)
+        )
+        changes.log.append(
+            (
+                now,
+                contact.id,
+                contact.email,
+                sub.id,
+                old,
+                write.state,
+                source,
+                write.legal_basis,
+                write.legal_basis_explanation,
+                endpoint,
+            )
+        )
     if resubscribe:
         return RESUBSCRIBE_OCCURRED
     return REQUESTED_CHANGE_OCCURRED if old != write.state else NO_STATUS_CHANGE
 
 
 def _written_status(
-    write: StatusWrite, contact: Contact, sub: SubscriptionType, current: dict[tuple[int, int], str],
-    optout: dict[int, bool], now: int, reason: str, stored: dict[tuple[int, int], sqlite3.Row], source: str,
+    write: StatusWrite,
+    contact: Contact,
+    sub: SubscriptionType,
+    current: dict[tuple[int, int], str],
+    optout: dict[int, bool],
+    now: int,
+    reason: str,
+    stored: dict[tuple[int, int], sqlite3.Row],
+    source: str,
 ) -> Status:
     state = current.get((contact.id, sub.id), NOT_SPECIFIED)
     effective = UNSUBSCRIBED if optout[contact.id] else state
     if reason == NO_STATUS_CHANGE and (contact.id, sub.id) in stored:
         row = stored[(contact.id, sub.id)]
-        return Status(contact, sub, effective, row["source"], row["updated_at"], optout[contact.id],
-                      row["legal_basis"], row["legal_basis_explanation"], reason)
-    return Status(contact, sub, effective, source, now, optout[contact.id],
-                  write.legal_basis, write.legal_basis_explanation, reason)
+        return Status(
+            contact,
+            sub,
+            effective,
+            row["source"],
+            row["updated_at"],
+            optout[contact.id],
+            row["legal_basis"],
+            row["legal_basis_explanation"],
+            reason,
+        )
+    return Status(
+        contact,
+        sub,
+        effective,
+        source,
+        now,
+        optout[contact.id],
+        write.legal_basis,
+        write.legal_basis_explanation,
+        reason,
+    )
 
 
 def unsubscribe_all(
@@ -309,8 +372,9 @@ def unsubscribe_all(
             results.append(wide_status(contact, NO_STATUS_CHANGE))
             continue
         changes.optouts.append((1, now, contact.id))
-        changes.log.append((now, contact.id, contact.email, None, SUBSCRIBED, UNSUBSCRIBED, source, None, None,
-                            endpoint))
+        changes.log.append(
+            (now, contact.id, contact.email, None, SUBSCRIBED, UNSUBSCRIBED, source, None, None, endpoint)
+        )
         updated = Contact(contact.id, contact.email, True, contact.createdate, now)
         results.append(wide_status(updated, UNSUBSCRIBE_FROM_ALL_OCCURRED))
     _flush(portal, changes, now)

@@ -49,11 +49,18 @@ class LegacyOnly:
 
 #: Calls that stay on legacy paths whatever the version, because HubSpot has no date-based equivalent yet.
 LEGACY_ONLY: tuple[LegacyOnly, ...] = (
-    LegacyOnly("/email/public/v1/events", "who was sent each email and who clicked its CTA (steps 4-6)",
-               "September 2027",
-               "the date-based Events API has no marketing email events, and email statistics are aggregates"),
-    LegacyOnly("/marketing/v3/forms", "the consent text on forms (step 1)", "September 2027",
-               "date-based Forms are in beta only (/marketing/forms/2026-09-beta)"),
+    LegacyOnly(
+        "/email/public/v1/events",
+        "who was sent each email and who clicked its CTA (steps 4-6)",
+        "September 2027",
+        "the date-based Events API has no marketing email events, and email statistics are aggregates",
+    ),
+    LegacyOnly(
+        "/marketing/v3/forms",
+        "the consent text on forms (step 1)",
+        "September 2027",
+        "date-based Forms are in beta only (/marketing/forms/2026-09-beta)",
+    ),
 )
 
 _VERSION = re.compile(r"^\d{4}-\d{2}$")
@@ -80,5 +87,5 @@ def versioned_path(path: str, version: str) -> str:
         return path
     for prefix in sorted(DATED_PREFIXES, key=len, reverse=True):
         if path == prefix or path.startswith((prefix + "/", prefix + "?")):
-            return DATED_PREFIXES[prefix].format(version=version) + path[len(prefix):]
+            return DATED_PREFIXES[prefix].format(version=version) + path[len(prefix) :]
     return path

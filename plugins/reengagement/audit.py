@@ -24,8 +24,21 @@ from airflow.sdk import ObjectStoragePath
 from .storage import restrict, slug
 
 LEDGER_FOLDER = "audit_ledger"
-COLUMNS = ["time", "run_id", "try_number", "contact_id", "email", "scope", "subscription_id", "legal_basis",
-           "legal_basis_explanation", "hubspot_legal_basis", "hubspot_legal_basis_explanation", "status", "reason"]
+COLUMNS = [
+    "time",
+    "run_id",
+    "try_number",
+    "contact_id",
+    "email",
+    "scope",
+    "subscription_id",
+    "legal_basis",
+    "legal_basis_explanation",
+    "hubspot_legal_basis",
+    "hubspot_legal_basis_explanation",
+    "status",
+    "reason",
+]
 #: HubSpot's answers that mean the contact is opted out now: by this change, or already before it.
 CHANGED = frozenset({"REQUESTED_CHANGE_OCCURRED", "UNSUBSCRIBE_FROM_ALL_OCCURRED"})
 ALREADY = "NO_STATUS_CHANGE"
@@ -99,8 +112,9 @@ def parts(folder: ObjectStoragePath) -> list[ObjectStoragePath]:
     """The ledger's parts in name (time) order; none when the campaign never changed anybody."""
     if not folder.exists():
         return []
-    return sorted((p for p in folder.iterdir() if p.name.endswith(".csv") and not p.name.startswith(".")),
-                  key=_written_order)
+    return sorted(
+        (p for p in folder.iterdir() if p.name.endswith(".csv") and not p.name.startswith(".")), key=_written_order
+    )
 
 
 def read_parts(folder: ObjectStoragePath) -> Iterator[pd.DataFrame]:

@@ -44,74 +44,113 @@ _HUBSPOT_PREFERENCE_PAGE = re.compile(
 #: JSON schema of every DAG param: Airflow renders it as the trigger form and validates it.
 PARAMS_SCHEMA: dict[str, dict[str, Any]] = {
     "campaign": {
-        "type": ["null", "string"], "default": None, "maxLength": 80, "title": "Campaign id",
+        "type": ["null", "string"],
+        "default": None,
+        "maxLength": 80,
+        "title": "Campaign id",
         "description": "Names every HubSpot object of this run. Empty: the DAG id and the run's quarter "
-                       "(e.g. 'hubspot_reengagement 2026-Q4'). A rerun with the same id adopts what exists.",
+        "(e.g. 'hubspot_reengagement 2026-Q4'). A rerun with the same id adopts what exists.",
     },
     "subscription_type": {
-        "type": "string", "default": "Marketing Information", "minLength": 1, "title": "Subscription type",
+        "type": "string",
+        "default": "Marketing Information",
+        "minLength": 1,
+        "title": "Subscription type",
         "description": "Id or name of the subscription type the permission pass is sent under (the one "
-                       "the unengaged contacts are subscribed to).",
+        "the unengaged contacts are subscribed to).",
     },
     "inactivity_weeks": {
-        "type": "integer", "default": 52, "minimum": 4, "maximum": 260, "title": "Inactivity (weeks)",
+        "type": "integer",
+        "default": 52,
+        "minimum": 4,
+        "maximum": 260,
+        "title": "Inactivity (weeks)",
         "description": "A contact is unengaged without a marketing-email open or click for this long, and "
-                       "must be at least this old.",
+        "must be at least this old.",
     },
     "focus_email_id": {
-        "type": ["null", "string"], "default": None, "title": "Focus email id",
+        "type": ["null", "string"],
+        "default": None,
+        "title": "Focus email id",
         "description": "Optional: the numeric id of a marketing email (from its URL in HubSpot); only contacts "
-                       "who received it and did not open it. "
-                       "Not implemented yet: a run that sets it stops before touching HubSpot.",
+        "who received it and did not open it. "
+        "Not implemented yet: a run that sets it stops before touching HubSpot.",
     },
     "template_email_id": {
-        "type": ["null", "string"], "default": None, "title": "Template email id",
+        "type": ["null", "string"],
+        "default": None,
+        "title": "Template email id",
         "description": "Optional: the numeric id of a designed marketing email to clone (from its URL in "
-                       "HubSpot). Empty: the built-in template.",
+        "HubSpot). Empty: the built-in template.",
     },
     "subject": {
-        "type": "string", "default": "Do you still want to hear from us?", "minLength": 1, "maxLength": 200,
-        "title": "Subject", "description": "Subject line of the permission-pass email.",
+        "type": "string",
+        "default": "Do you still want to hear from us?",
+        "minLength": 1,
+        "maxLength": 200,
+        "title": "Subject",
+        "description": "Subject line of the permission-pass email.",
     },
     "from_name": {
-        "type": "string", "default": "The Marketing Team", "minLength": 1, "maxLength": 100,
-        "title": "From name", "description": "Sender name shown to recipients.",
+        "type": "string",
+        "default": "The Marketing Team",
+        "minLength": 1,
+        "maxLength": 100,
+        "title": "From name",
+        "description": "Sender name shown to recipients.",
     },
     "reply_to": {
-        "type": "string", "default": "marketing@example.com", "format": "email",
-        "title": "Reply-to address", "description": "Address replies go to, e.g. marketing@example.com.",
+        "type": "string",
+        "default": "marketing@example.com",
+        "format": "email",
+        "title": "Reply-to address",
+        "description": "Address replies go to, e.g. marketing@example.com.",
     },
     "confirm_url": {
-        "type": "string", "default": "https://www.example.com/still-subscribed", "minLength": 1,
+        "type": "string",
+        "default": "https://www.example.com/still-subscribed",
+        "minLength": 1,
         "title": "Confirmation page",
         "description": "The thank-you page the CTA links to (https, tracked by HubSpot; never a "
-                       "subscription-preferences or unsubscribe page). The campaign and round are added "
-                       "to its query string.",
+        "subscription-preferences or unsubscribe page). The campaign and round are added "
+        "to its query string.",
     },
     "wait": {
         # The format sits under allOf: at the top level it would swap the form's text field with suggestions
         # for Airflow's bare duration field. Years and months (P1Y, P1M) pass the format; CampaignParams
         # refuses them.
-        "type": "string", "default": "P7D", "examples": list(WAIT_EXAMPLES), "allOf": [{"format": "duration"}],
+        "type": "string",
+        "default": "P7D",
+        "examples": list(WAIT_EXAMPLES),
+        "allOf": [{"format": "duration"}],
         "title": "Response window",
         "description": "How long to wait after each send before reading who confirmed, as an ISO 8601 "
-                       "duration: P7D = 7 days, P14D = 14 days, PT12H = 12 hours, P1DT6H = 1 day 6 hours.",
+        "duration: P7D = 7 days, P14D = 14 days, PT12H = 12 hours, P1DT6H = 1 day 6 hours.",
     },
     "rounds": {
-        "type": "integer", "default": 1, "enum": list(range(1, MAX_ROUNDS + 1)), "title": "Rounds",
+        "type": "integer",
+        "default": 1,
+        "enum": list(range(1, MAX_ROUNDS + 1)),
+        "title": "Rounds",
         "values_display": {"1": "1 email", "2": "2 emails (1 reminder)", "3": "3 emails (2 reminders)"},
-        "description": "Emails to send before the opt-out: each later round goes only to those still "
-                       "unconfirmed.",
+        "description": "Emails to send before the opt-out: each later round goes only to those still unconfirmed.",
     },
     "opt_out_scope": {
-        "type": "string", "default": "all_email", "enum": list(OPT_OUT_SCOPES), "title": "Opt-out scope",
-        "values_display": {"all_email": "All email (like HubSpot's opt-out import)",
-                           "subscription_type": "Only the mailed subscription type"},
+        "type": "string",
+        "default": "all_email",
+        "enum": list(OPT_OUT_SCOPES),
+        "title": "Opt-out scope",
+        "values_display": {
+            "all_email": "All email (like HubSpot's opt-out import)",
+            "subscription_type": "Only the mailed subscription type",
+        },
         "description": "all_email: unsubscribe from all email (what HubSpot's opt-out import does). "
-                       "subscription_type: unsubscribe from the mailed subscription type only.",
+        "subscription_type: unsubscribe from the mailed subscription type only.",
     },
     "legal_basis": {
-        "type": "string", "default": "LEGITIMATE_INTEREST_OTHER", "enum": list(LEGAL_BASES),
+        "type": "string",
+        "default": "LEGITIMATE_INTEREST_OTHER",
+        "enum": list(LEGAL_BASES),
         "values_display": {
             "LEGITIMATE_INTEREST_OTHER": "Legitimate interest (other)",
             "LEGITIMATE_INTEREST_CLIENT": "Legitimate interest (existing customer)",
@@ -123,32 +162,45 @@ PARAMS_SCHEMA: dict[str, dict[str, Any]] = {
         },
         "title": "Legal basis",
         "description": "Kept with every change in the campaign's audit ledger. HubSpot records it too only with "
-                       "opt-out scope 'subscription_type': its all-email unsubscribe takes no legal basis.",
+        "opt-out scope 'subscription_type': its all-email unsubscribe takes no legal basis.",
     },
     "legal_basis_explanation": {
-        "type": "string", "default": "Did not confirm their subscription in a permission-pass campaign.",
-        "minLength": 1, "maxLength": 500, "title": "Legal basis explanation",
+        "type": "string",
+        "default": "Did not confirm their subscription in a permission-pass campaign.",
+        "minLength": 1,
+        "maxLength": 500,
+        "title": "Legal basis explanation",
         "description": "Kept with the legal basis (same rule); the campaign id is appended.",
     },
     "dry_run": {
-        "type": "boolean", "default": False, "title": "Dry run",
+        "type": "boolean",
+        "default": False,
+        "title": "Dry run",
         "description": "Run the campaign but opt nobody out: the would-be opt-out is written as a CSV and "
-                       "no subscription status changes in HubSpot.",
+        "no subscription status changes in HubSpot.",
     },
     "require_approval": {
-        "type": "boolean", "default": False, "title": "Require approval",
+        "type": "boolean",
+        "default": False,
+        "title": "Require approval",
         "description": "Pause before the opt-out until a person approves it in the Airflow UI.",
     },
     "max_opt_out_fraction": {
-        "type": "number", "default": 0.95, "minimum": 0, "maximum": 1, "title": "Max opt-out fraction",
+        "type": "number",
+        "default": 0.95,
+        "minimum": 0,
+        "maximum": 1,
+        "title": "Max opt-out fraction",
         "description": "Stop before the opt-out if more than this share of those sent did not confirm. "
-                       "Permission passes typically confirm 5-20%, so up to 95% unconfirmed is normal; "
-                       "more usually means click tracking failed.",
+        "Permission passes typically confirm 5-20%, so up to 95% unconfirmed is normal; "
+        "more usually means click tracking failed.",
     },
     "export_base": {
-        "type": ["null", "string"], "default": None, "title": "Export folder",
+        "type": ["null", "string"],
+        "default": None,
+        "title": "Export folder",
         "description": "ObjectStoragePath URI for the exports and reports (file://, s3://, gs://). Empty: "
-                       "a folder in AIRFLOW_HOME. Use shared storage when workers run on several machines.",
+        "a folder in AIRFLOW_HOME. Use shared storage when workers run on several machines.",
     },
 }
 
@@ -191,8 +243,10 @@ class CampaignParams:
             if name not in problems and (found := check(values[name])):
                 problems[name] = found
         if "focus_email_id" not in problems and values["focus_email_id"]:
-            problems["focus_email_id"] = ("focus_email_id: restricting the cohort to one email's non-openers is "
-                                          "not implemented yet; leave it empty")
+            problems["focus_email_id"] = (
+                "focus_email_id: restricting the cohort to one email's non-openers is "
+                "not implemented yet; leave it empty"
+            )
         if problems:
             raise InvalidParams("Invalid campaign params: " + "; ".join(problems.values()))
         values["campaign"] = (values["campaign"] or default_campaign).strip()
@@ -306,8 +360,7 @@ def parse_duration(text: str) -> dt.timedelta:
     """
     match = _DURATION.match(text or "") if isinstance(text, str) else None
     if not match:
-        hint = " (years and months vary in length: count days, e.g. P30D)" if _YEARS_OR_MONTHS.match(
-            str(text)) else ""
+        hint = " (years and months vary in length: count days, e.g. P30D)" if _YEARS_OR_MONTHS.match(str(text)) else ""
         raise InvalidParams(not_allowed("wait", text) + hint)
     parts = {k: int(v) for k, v in match.groupdict().items() if v}
     return dt.timedelta(**parts)

@@ -15,8 +15,14 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 class HubSpotError(AirflowException):
     """Base class: every HubSpot failure carries the HTTP status and HubSpot's correlation id."""
 
-    def __init__(self, message: str, *, status: int | None = None, correlation_id: str | None = None,
-                 body: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        correlation_id: str | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.correlation_id = correlation_id

@@ -32,11 +32,17 @@ from . import audit
 FOLDER_TASK, REPORT_TASK = "preflight", "campaign_report"
 CHUNK = 1 << 16
 #: Types the browser may show inline; anything else is offered as a download.
-INLINE_TYPES = {".csv": "text/csv; charset=utf-8", ".json": "application/json", ".html": "text/html; charset=utf-8",
-                ".txt": "text/plain; charset=utf-8"}
+INLINE_TYPES = {
+    ".csv": "text/csv; charset=utf-8",
+    ".json": "application/json",
+    ".html": "text/html; charset=utf-8",
+    ".txt": "text/plain; charset=utf-8",
+}
 #: The report and the index are our own pages: no scripts, nothing loaded from elsewhere.
-PAGE_HEADERS = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'self'",
-                "X-Content-Type-Options": "nosniff"}
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'self'",
+    "X-Content-Type-Options": "nosniff",
+}
 
 #: Airflow's own check: a logged-in user (bearer token or the UI's cookie) who may read the DAG's runs.
 can_read_runs = requires_access_dag("GET", DagAccessEntity.RUN)
@@ -54,8 +60,9 @@ def folder_from_xcom(values: dict[str, Any]) -> str | None:
 
 def read_folder_uri(session: Session, dag_id: str, run_id: str) -> str | None:
     """Read both tasks' ``return_value`` from the metadata database, as the core API's XCom route does."""
-    query = XComModel.get_many(run_id=run_id, key="return_value", task_ids=[FOLDER_TASK, REPORT_TASK],
-                               dag_ids=dag_id, map_indexes=-1)
+    query = XComModel.get_many(
+        run_id=run_id, key="return_value", task_ids=[FOLDER_TASK, REPORT_TASK], dag_ids=dag_id, map_indexes=-1
+    )
     values = {row.task_id: XComModel.deserialize_value(row) for row in session.scalars(query)}
     return folder_from_xcom(values)
 
@@ -64,9 +71,11 @@ def get_run_folder(dag_id: str, run_id: str, session: SessionDep) -> ObjectStora
     """The run's folder, or 404: the one dependency tests replace."""
     uri = read_folder_uri(session, dag_id, run_id)
     if uri is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND,
-                            f"No files are known for run {run_id!r} of DAG {dag_id!r}: the run does not exist, or "
-                            "it stopped before preflight recorded its folder.")
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            f"No files are known for run {run_id!r} of DAG {dag_id!r}: the run does not exist, or "
+            "it stopped before preflight recorded its folder.",
+        )
     return ObjectStoragePath(uri)
 
 
@@ -88,8 +97,10 @@ def listing(folder: ObjectStoragePath) -> dict[str, int]:
 def check_name(name: str) -> None:
     """Only a plain, visible file name: never a path, ``..`` or a hidden file."""
     if not name or "/" in name or "\\" in name or name.startswith(".") or "\x00" in name:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST,
-                            f"{name!r} is not a file name of the run folder: give a plain name such as report.csv.")
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            f"{name!r} is not a file name of the run folder: give a plain name such as report.csv.",
+        )
 
 
 def chunks(path: ObjectStoragePath) -> Iterator[bytes]:
@@ -127,18 +138,28 @@ def file_response(path: ObjectStoragePath, name: str) -> StreamingResponse:
 
 
 def index_page(dag_id: str, run_id: str, files: dict[str, int], has_ledger: bool) -> str:
-    rows = "".join(f'<tr><td><a href="{escape(quote(name))}">{escape(name)}</a></td><td>{size:,}</td></tr>'
-                   for name, size in files.items())
-    ledger = ('<a href="../ledger.csv">the campaign\'s audit ledger</a> (every opt-out try of the campaign, one CSV)'
-              if has_ledger else "no audit ledger yet: no opt-out of this campaign has changed anybody")
+    rows = "".join(
+        f'<tr><td><a href="{escape(quote(name))}">{escape(name)}</a></td><td>{size:,}</td></tr>'
+        for name, size in files.items()
+    )
+    ledger = (
+        '<a href="../ledger.csv">the campaign\'s audit ledger</a> (every opt-out try of the campaign, one CSV)'
+        if has_ledger
+        else "no audit ledger yet: no opt-out of this campaign has changed anybody"
+    )
     report = '<a href="../report">report</a>' if "report.html" in files else "no report yet"
-    table = (f"<table><tr><th>file</th><th>bytes</th></tr>{rows}</table>" if files
-             else "<p>The run folder has no files yet.</p>")
+    table = (
+        f"<table><tr><th>file</th><th>bytes</th></tr>{rows}</table>"
+        if files
+        else "<p>The run folder has no files yet.</p>"
+    )
     title = f"Files of {dag_id} / {run_id}"
-    return ("<!doctype html><html><head><meta charset='utf-8'><title>" + escape(title) + "</title><style>"
-            "body{font-family:system-ui,sans-serif;margin:2em;color:#222}td,th{padding:3px 10px;text-align:left}"
-            "td+td{text-align:right}</style></head><body><h1>" + escape(title) + "</h1>"
-            f"<p>{report} · {ledger}</p>{table}</body></html>")
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>" + escape(title) + "</title><style>"
+        "body{font-family:system-ui,sans-serif;margin:2em;color:#222}td,th{padding:3px 10px;text-align:left}"
+        "td+td{text-align:right}</style></head><body><h1>" + escape(title) + "</h1>"
+        f"<p>{report} · {ledger}</p>{table}</body></html>"
+    )
 
 
 router = APIRouter(prefix="/runs/{dag_id}/{run_id}", dependencies=[Depends(can_read_runs)])
@@ -149,8 +170,9 @@ def get_report(folder: RunFolder) -> StreamingResponse:
     """The run's ``report.html``."""
     page = folder / "report.html"
     if not page.exists():
-        raise HTTPException(status.HTTP_404_NOT_FOUND,
-                            "This run has no report yet: campaign_report writes it when the run ends.")
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, "This run has no report yet: campaign_report writes it when the run ends."
+        )
     return StreamingResponse(chunks(page), media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
 
 
@@ -175,18 +197,23 @@ def get_ledger(folder: RunFolder) -> StreamingResponse:
     """The campaign's audit ledger: its parts in written order as one CSV, the header once."""
     parts = audit.parts(audit.ledger_folder(folder))
     if not parts:
-        raise HTTPException(status.HTTP_404_NOT_FOUND,
-                            "This campaign has no audit ledger yet: no opt-out try has changed anybody.")
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, "This campaign has no audit ledger yet: no opt-out try has changed anybody."
+        )
     headers = set()
     for part in parts:
         with part.open("rb") as handle:
             headers.add(handle.readline().rstrip(b"\r\n"))
     if len(headers) > 1:
-        raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR,
-                            "The parts of the audit ledger do not share one header; read them one by one.")
-    return StreamingResponse(ledger_chunks(parts), media_type="text/csv; charset=utf-8",
-                             headers={"X-Content-Type-Options": "nosniff",
-                                      "Content-Disposition": disposition("inline", "audit_ledger.csv")})
+        raise HTTPException(
+            status.HTTP_500_INTERNAL_SERVER_ERROR,
+            "The parts of the audit ledger do not share one header; read them one by one.",
+        )
+    return StreamingResponse(
+        ledger_chunks(parts),
+        media_type="text/csv; charset=utf-8",
+        headers={"X-Content-Type-Options": "nosniff", "Content-Disposition": disposition("inline", "audit_ledger.csv")},
+    )
 
 
 app = FastAPI(title="Campaign files", description="The files of each campaign run, behind Airflow's login.")

@@ -116,10 +116,17 @@ class HubSpotHook(BaseHook):
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         return {
             "hidden_fields": ["login"],
-            "relabeling": {"host": "API host", "schema": "Scheme",
-                           "password": "Service Key (or legacy private app token)"},
-            "placeholders": {"host": "api.hubapi.com", "schema": "https", "port": "443",
-                             "extra": json.dumps({"api_version": DEFAULT_API_VERSION, "in_flight": DEFAULT_IN_FLIGHT})},
+            "relabeling": {
+                "host": "API host",
+                "schema": "Scheme",
+                "password": "Service Key (or legacy private app token)",
+            },
+            "placeholders": {
+                "host": "api.hubapi.com",
+                "schema": "https",
+                "port": "443",
+                "extra": json.dumps({"api_version": DEFAULT_API_VERSION, "in_flight": DEFAULT_IN_FLIGHT}),
+            },
         }
 
     # -- connection --------------------------------------------------------------------------------
@@ -150,8 +157,10 @@ class HubSpotHook(BaseHook):
             return self._in_flight
         value = self.connection.extra_dejson.get("in_flight", DEFAULT_IN_FLIGHT)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"Connection {self.hubspot_conn_id!r}: extra 'in_flight' must be a whole number of at "
-                             f"least 1, not {value!r}")
+            raise ValueError(
+                f"Connection {self.hubspot_conn_id!r}: extra 'in_flight' must be a whole number of at "
+                f"least 1, not {value!r}"
+            )
         return value
 
     @cached_property
@@ -187,8 +196,13 @@ class HubSpotHook(BaseHook):
 
         configuration = Configuration(host=self.base_url)
         configuration.retries = False  # retries are the transport's job, with HubSpot's rules
-        return GuardedRest(rest.RESTClientObject(configuration), self.transport, self.timeout,
-                           user_agent=self.user_agent, route=partial(versioned_path, version=self.api_version))
+        return GuardedRest(
+            rest.RESTClientObject(configuration),
+            self.transport,
+            self.timeout,
+            user_agent=self.user_agent,
+            route=partial(versioned_path, version=self.api_version),
+        )
 
     @cached_property
     def client(self) -> hubspot.Client:
@@ -196,7 +210,10 @@ class HubSpotHook(BaseHook):
         import hubspot
 
         return hubspot.Client.create(
-            access_token=self._token, host=self.base_url, base_url=self.base_url, retry=False,
+            access_token=self._token,
+            host=self.base_url,
+            base_url=self.base_url,
+            retry=False,
             api_factory=self._api_factory,
         )
 
@@ -239,8 +256,11 @@ class HubSpotHook(BaseHook):
         query = [(k, v) for k, v in (params.items() if isinstance(params, dict) else params or []) if v is not None]
         if query:
             url = f"{url}?{urlencode([(k, _param(v)) for k, v in query])}"
-        headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json",
-                   "Content-Type": "application/json"}
+        headers = {
+            "Authorization": f"Bearer {self._token}",
+            "Accept": "application/json",
+            "Content-Type": "application/json",
+        }
         response = self._rest.request(method.upper(), url, headers=headers, body=json_body)
         data = response.data
         raw = getattr(response, "urllib3_response", response)
@@ -253,8 +273,11 @@ class HubSpotHook(BaseHook):
 
         .. seealso:: https://developers.hubspot.com/docs/api/private-apps
         """
-        return self.request("POST", "/oauth/v2/private-apps/get/access-token-info",  # type: ignore[no-any-return]
-                            json_body={"tokenKey": self._token})
+        return self.request(
+            "POST",
+            "/oauth/v2/private-apps/get/access-token-info",  # type: ignore[no-any-return]
+            json_body={"tokenKey": self._token},
+        )
 
     def open_download(self, url: str) -> Any:
         """A streaming, file-like response for a download URL HubSpot handed out (an export's CSV).
@@ -265,13 +288,20 @@ class HubSpotHook(BaseHook):
         import urllib3
 
         response = self._rest.inner.pool_manager.request(
-            "GET", url, preload_content=False, decode_content=True,
+            "GET",
+            url,
+            preload_content=False,
+            decode_content=True,
             retries=urllib3.Retry(total=5, backoff_factor=1, status_forcelist=(500, 502, 503, 504)),
-            timeout=urllib3.Timeout(connect=self.timeout[0], read=self.timeout[1]))
+            timeout=urllib3.Timeout(connect=self.timeout[0], read=self.timeout[1]),
+        )
         if response.status in (403, 410):
             response.release_conn()
-            raise HubSpotDownloadExpired(f"HubSpot's download URL was refused with HTTP {response.status}: it has "
-                                         "expired (they last five minutes)", status=response.status)
+            raise HubSpotDownloadExpired(
+                f"HubSpot's download URL was refused with HTTP {response.status}: it has "
+                "expired (they last five minutes)",
+                status=response.status,
+            )
         if response.status != 200:
             raise HubSpotError(f"Downloading HubSpot's file failed with HTTP {response.status}")
         return response
@@ -285,8 +315,11 @@ class HubSpotHook(BaseHook):
         rate-limit pause: it is not idempotent, and a refused start is never applied.
         """
         once = self._rest.with_transport(Transport(self.transport.limiter, max_attempts=1))
-        headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json",
-                   "Content-Type": "application/json"}
+        headers = {
+            "Authorization": f"Bearer {self._token}",
+            "Accept": "application/json",
+            "Content-Type": "application/json",
+        }
         for attempt in range(1, self.max_attempts + 1):
             try:
                 response = once.request("POST", self.base_url + EXPORTS_PATH, headers=headers, body=request)
@@ -316,8 +349,11 @@ class HubSpotHook(BaseHook):
         """One cheap authenticated call that says what is wrong: token, scopes or the host."""
         rest = self._rest.with_transport(Transport(self.transport.limiter, max_attempts=1))
         try:
-            response = rest.request("GET", f"{self.base_url}/account-info/v3/details",
-                                    headers={"Authorization": f"Bearer {self._token}", "Accept": "application/json"})
+            response = rest.request(
+                "GET",
+                f"{self.base_url}/account-info/v3/details",
+                headers={"Authorization": f"Bearer {self._token}", "Accept": "application/json"},
+            )
         except HubSpotError as err:
             return False, str(err)
         details = json.loads(response.data)
@@ -356,11 +392,19 @@ class HubSpotHook(BaseHook):
         """
         offset: str | None = None
         while True:
-            page = self.request("GET", "/email/public/v1/events", params={
-                "campaignId": campaign_id, "eventType": event_type, "startTimestamp": start_ms,
-                "endTimestamp": end_ms, "excludeFilteredEvents": exclude_filtered, "limit": page_size,
-                "offset": offset,
-            })
+            page = self.request(
+                "GET",
+                "/email/public/v1/events",
+                params={
+                    "campaignId": campaign_id,
+                    "eventType": event_type,
+                    "startTimestamp": start_ms,
+                    "endTimestamp": end_ms,
+                    "excludeFilteredEvents": exclude_filtered,
+                    "limit": page_size,
+                    "offset": offset,
+                },
+            )
             yield from page.get("events", [])
             offset = page.get("offset")
             if not page.get("hasMore") or not offset:
@@ -380,13 +424,18 @@ class HubSpotHook(BaseHook):
 
         def read(chunk: list[str]) -> list[tuple[str, str]]:
             request = BatchReadInputSimplePublicObjectId(
-                id_property="email", properties=["email"], properties_with_history=[],
-                inputs=[SimplePublicObjectId(id=e) for e in chunk])
-            answer = json.loads(api.read(batch_read_input_simple_public_object_id=request,
-                                         _preload_content=False).data)
+                id_property="email",
+                properties=["email"],
+                properties_with_history=[],
+                inputs=[SimplePublicObjectId(id=e) for e in chunk],
+            )
+            answer = json.loads(api.read(batch_read_input_simple_public_object_id=request, _preload_content=False).data)
             _raise_unexpected_errors(answer, "reading contacts by email")
-            return [(email.lower(), str(contact["id"])) for contact in answer.get("results") or []
-                    if (email := (contact.get("properties") or {}).get("email"))]
+            return [
+                (email.lower(), str(contact["id"]))
+                for contact in answer.get("results") or []
+                if (email := (contact.get("properties") or {}).get("email"))
+            ]
 
         unique = dict.fromkeys(e.strip().lower() for e in emails if e and e.strip())
         for found in in_order(read, chunked(unique, BATCH_SIZE), in_flight=self.in_flight):
@@ -405,8 +454,11 @@ class HubSpotHook(BaseHook):
     def portal(self) -> dict[str, Any]:
         """``portalId``, ``uiDomain`` and ``timeZone`` of the portal (one call per hook)."""
         details = self.request("GET", "/account-info/v3/details")
-        return {"portalId": details["portalId"], "uiDomain": details.get("uiDomain", "app.hubspot.com"),
-                "timeZone": details.get("timeZone")}
+        return {
+            "portalId": details["portalId"],
+            "uiDomain": details.get("uiDomain", "app.hubspot.com"),
+            "timeZone": details.get("timeZone"),
+        }
 
     def property_types(self, names: Iterable[str]) -> dict[str, str | None]:
         """HubSpot's ``type`` of each contact property (``None`` if the portal has no such property).
@@ -433,8 +485,9 @@ class HubSpotHook(BaseHook):
         would create a duplicate.
         """
         try:
-            found = self.client.crm.lists.lists_api.get_by_name(name, "0-1", include_filters=True,
-                                                                 _preload_content=False)
+            found = self.client.crm.lists.lists_api.get_by_name(
+                name, "0-1", include_filters=True, _preload_content=False
+            )
         except HubSpotNotFound:
             return None
         return json.loads(found.data)["list"]
@@ -445,13 +498,20 @@ def _raise_unexpected_errors(answer: dict[str, Any], what: str) -> None:
     unexpected = [e for e in batch_errors(answer) if e.get("category") != "OBJECT_NOT_FOUND"]
     if unexpected:
         first = unexpected[0]
-        raise HubSpotError(f"HubSpot failed {len(unexpected)} part(s) of a batch {what}: "
-                           f"{first.get('category')}: {first.get('message')}", body=answer)
+        raise HubSpotError(
+            f"HubSpot failed {len(unexpected)} part(s) of a batch {what}: "
+            f"{first.get('category')}: {first.get('message')}",
+            body=answer,
+        )
 
 
 def _export_refused(err: HubSpotError) -> HubSpotExportLimitError:
-    return HubSpotExportLimitError(f"HubSpot refused to start the export: {err.body.get('message') or err}",
-                                   status=err.status, correlation_id=err.correlation_id, body=err.body)
+    return HubSpotExportLimitError(
+        f"HubSpot refused to start the export: {err.body.get('message') or err}",
+        status=err.status,
+        correlation_id=err.correlation_id,
+        body=err.body,
+    )
 
 
 def _param(value: Any) -> str:

@@ -57,8 +57,9 @@ class Clickers:
         return Clickers(self.keys[kept], self.contact_ids[kept])
 
     def plus(self, other: Clickers) -> Clickers:
-        return Clickers.of(np.concatenate([self.keys, other.keys]),
-                           np.concatenate([self.contact_ids, other.contact_ids]))
+        return Clickers.of(
+            np.concatenate([self.keys, other.keys]), np.concatenate([self.contact_ids, other.contact_ids])
+        )
 
 
 class ClickerLedger:
@@ -76,8 +77,11 @@ class ClickerLedger:
 
     def load(self) -> Clickers:
         manifest = read_manifest(self.path)
-        if (manifest is None or str(manifest.get("list_id")) != self.list_id
-                or str(manifest.get("run_id")) != self.run_id):
+        if (
+            manifest is None
+            or str(manifest.get("list_id")) != self.list_id
+            or str(manifest.get("run_id")) != self.run_id
+        ):
             return Clickers.empty()
         try:
             with self.path.open("rb") as handle:

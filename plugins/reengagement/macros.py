@@ -58,9 +58,16 @@ def ref(task_id: str, key: str) -> str:
 
 
 #: ``{{ human_duration(params.wait) }}`` renders ``7 days`` for ``P7D`` in approval texts and reports.
-MACROS = {"name_of": name_of, "cta_of": cta_of, "campaign_of": campaign_of, "result_of": result_of,
-          "campaign_or_param": campaign_or_param, "human_duration": human_duration, "outputs_of": outputs_of,
-          "served_url_of": served_url_of}
+MACROS = {
+    "name_of": name_of,
+    "cta_of": cta_of,
+    "campaign_of": campaign_of,
+    "result_of": result_of,
+    "campaign_or_param": campaign_or_param,
+    "human_duration": human_duration,
+    "outputs_of": outputs_of,
+    "served_url_of": served_url_of,
+}
 
 
 def outputs(*task_ids: str) -> str:

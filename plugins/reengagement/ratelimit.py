@@ -62,8 +62,12 @@ class RollingWindowLimiter:
                 if not wait:
                     wait = self._sent[0] + self.interval - now + 0.001
             self.waited += wait
-            log.debug("Waiting %.2fs for HubSpot's rate limit (%d requests in the last %.0fs)",
-                      wait, len(self._sent), self.interval)
+            log.debug(
+                "Waiting %.2fs for HubSpot's rate limit (%d requests in the last %.0fs)",
+                wait,
+                len(self._sent),
+                self.interval,
+            )
             self._sleep(wait)
 
     def observe(self, headers: Mapping[str, str]) -> None:
@@ -81,8 +85,7 @@ class RollingWindowLimiter:
             if remaining < self.margin:
                 # Someone else is spending this app's budget: leave room for the window to roll.
                 per_request = self.interval / max(self.limit, 1)
-                self._paused_until = max(self._paused_until,
-                                         self._clock() + per_request * (self.margin - remaining))
+                self._paused_until = max(self._paused_until, self._clock() + per_request * (self.margin - remaining))
 
     def pause(self, seconds: float) -> None:
         """Hold every request of this process for ``seconds`` (after a 429)."""

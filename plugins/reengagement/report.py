@@ -116,10 +116,15 @@ def row_keys(frame: pd.DataFrame) -> np.ndarray:
     The export keeps them beside the CSV; the opt-out refuses a row whose key is not among them (a row
     changed or added by hand), while rows removed by hand are simply not opted out.
     """
-    pairs = (f"{str(contact_id).strip()}\x00{email}" for contact_id, email in zip(frame["contact_id"], frame["email"],
-                                                                                strict=True))
-    return np.fromiter((int.from_bytes(hashlib.blake2b(p.encode(), digest_size=8).digest(), "big") for p in pairs),
-                       dtype=np.uint64, count=len(frame))
+    pairs = (
+        f"{str(contact_id).strip()}\x00{email}"
+        for contact_id, email in zip(frame["contact_id"], frame["email"], strict=True)
+    )
+    return np.fromiter(
+        (int.from_bytes(hashlib.blake2b(p.encode(), digest_size=8).digest(), "big") for p in pairs),
+        dtype=np.uint64,
+        count=len(frame),
+    )
 
 
 def duplicate_emails(hashes: np.ndarray) -> int:
@@ -129,16 +134,31 @@ def duplicate_emails(hashes: np.ndarray) -> int:
 
 def email_hashes(emails: pd.Series) -> np.ndarray:
     """64-bit hashes of emails: duplicates of a million rows can be found in 8 MB."""
-    return np.fromiter((int.from_bytes(hashlib.blake2b(e.encode(), digest_size=8).digest(), "big") for e in emails),
-                       dtype=np.uint64, count=len(emails))
+    return np.fromiter(
+        (int.from_bytes(hashlib.blake2b(e.encode(), digest_size=8).digest(), "big") for e in emails),
+        dtype=np.uint64,
+        count=len(emails),
+    )
 
 
 # -- the campaign report ------------------------------------------------------------------------------------
 
 #: The opt-out's figures, from the audit ledger, on the last round's row; empty when the opt-out did not run.
 OPT_OUT_FIGURES = ["opted_out", "already_opted_out", "errors"]
-FUNNEL_COLUMNS = ["round", "cohort", "recipients", "sent", "never_sent", "delivered", "opened", "confirmed",
-                  "unconfirmed", "unsubscribed_themselves", *OPT_OUT_FIGURES, "opt_out"]
+FUNNEL_COLUMNS = [
+    "round",
+    "cohort",
+    "recipients",
+    "sent",
+    "never_sent",
+    "delivered",
+    "opened",
+    "confirmed",
+    "unconfirmed",
+    "unsubscribed_themselves",
+    *OPT_OUT_FIGURES,
+    "opt_out",
+]
 #: How the opt-out ended, in the ``opt_out`` column.
 DONE, DRY_RUN, NOT_RUN, REJECTED = "done", "dry run", "did not run", "rejected"
 #: The opt-out left no result but its tries changed contacts (it failed part way): the ledger says whom.
@@ -149,23 +169,40 @@ DEFINITIONS = (
     ("sent", "distinct recipients with a SENT event of the round's email in HubSpot"),
     ("never sent", "recipients minus sent: contacts HubSpot skipped at send"),
     ("delivered, opened", "HubSpot's statistics of the round's email, as step 4 read them"),
-    ("confirmed", "distinct contacts sent this round's email or an earlier one who clicked this round's CTA, "
-                  "not counted in an earlier round, clicks up to the cut-off"),
+    (
+        "confirmed",
+        "distinct contacts sent this round's email or an earlier one who clicked this round's CTA, "
+        "not counted in an earlier round, clicks up to the cut-off",
+    ),
     ("unconfirmed", "distinct contacts sent so far minus those confirmed so far"),
     ("cohort", "round 1: the unengaged list as step 2 built it; later rounds: the previous round's unconfirmed"),
-    ("unsubscribed themselves", "distinct recipients who unsubscribed through the round's email (UNSUBSCRIBED "
-                                "events, or STATUSCHANGE events of their own doing), not counted in an earlier "
-                                "round, up to the cut-off"),
-    ("opted out", "contacts a try of this run changed, as HubSpot answered in the audit ledger, less those who "
-                  "unsubscribed themselves"),
-    ("already opted out", "contacts HubSpot answered NO_STATUS_CHANGE for whom no try changed, less those who "
-                          "unsubscribed themselves"),
+    (
+        "unsubscribed themselves",
+        "distinct recipients who unsubscribed through the round's email (UNSUBSCRIBED "
+        "events, or STATUSCHANGE events of their own doing), not counted in an earlier "
+        "round, up to the cut-off",
+    ),
+    (
+        "opted out",
+        "contacts a try of this run changed, as HubSpot answered in the audit ledger, less those who "
+        "unsubscribed themselves",
+    ),
+    (
+        "already opted out",
+        "contacts HubSpot answered NO_STATUS_CHANGE for whom no try changed, less those who unsubscribed themselves",
+    ),
     ("errors", "contacts whose latest answer in the audit ledger is ERROR"),
-    ("cut-off", "the time of the run's first opt-out change in the audit ledger, else the time the report ran: "
-                "a rerun after the opt-out counts the same events"),
+    (
+        "cut-off",
+        "the time of the run's first opt-out change in the audit ledger, else the time the report ran: "
+        "a rerun after the opt-out counts the same events",
+    ),
     ("rates", "confirmed and opted out, over the distinct contacts sent any round's email"),
-    ("dry run", "nobody was changed, so the ledger has no rows: opted out is the number the dry run would have "
-                "opted out, from its summary"),
+    (
+        "dry run",
+        "nobody was changed, so the ledger has no rows: opted out is the number the dry run would have "
+        "opted out, from its summary",
+    ),
 )
 _NO_KEYS = np.empty(0, dtype="S16")
 
@@ -251,16 +288,22 @@ def ledger_figures(ledger: pd.DataFrame, unsubscribed: np.ndarray) -> dict[str, 
     already = np.unique(ids[(reason == audit.ALREADY).to_numpy()])
     latest = ~ledger["contact_id"].duplicated(keep="last").to_numpy()
     errors = np.unique(ids[latest & (ledger["status"] == "ERROR").to_numpy(dtype=bool, na_value=False)])
-    return {"opted_out": len(np.setdiff1d(changed, own)),
-            "already_opted_out": len(np.setdiff1d(np.setdiff1d(already, changed), own)), "errors": len(errors)}
+    return {
+        "opted_out": len(np.setdiff1d(changed, own)),
+        "already_opted_out": len(np.setdiff1d(np.setdiff1d(already, changed), own)),
+        "errors": len(errors),
+    }
 
 
 def dry_run_figures(summary: Mapping[str, object]) -> dict[str, int]:
     """What a dry run would have done, from its summary: those it would opt out, less those who unsubscribed
     themselves (HubSpot would answer that they already are)."""
     would = _count_of(summary, "to_opt_out") - _count_of(summary, "unsubscribed_themselves_in_file")
-    return {"opted_out": max(would, 0), "already_opted_out": _count_of(summary, "already_opted_out"),
-            "errors": _count_of(summary, "errors")}
+    return {
+        "opted_out": max(would, 0),
+        "already_opted_out": _count_of(summary, "already_opted_out"),
+        "errors": _count_of(summary, "errors"),
+    }
 
 
 def _count_of(summary: Mapping[str, object], key: str) -> int:
@@ -268,8 +311,9 @@ def _count_of(summary: Mapping[str, object], key: str) -> int:
     return int(value) if isinstance(value, (int, float, str)) and str(value).strip() else 0
 
 
-def funnel(cohort: int, rounds: Sequence[RoundFacts], figures: Mapping[str, int] | None,
-           state: str) -> tuple[pd.DataFrame, Totals]:
+def funnel(
+    cohort: int, rounds: Sequence[RoundFacts], figures: Mapping[str, int] | None, state: str
+) -> tuple[pd.DataFrame, Totals]:
     """One row per round that was sent, and the campaign's totals, from facts a rerun does not move.
 
     For round k: ``recipients`` = size of its snapshot list; ``sent`` = distinct SENT recipients of its email;
@@ -291,18 +335,32 @@ def funnel(cohort: int, rounds: Sequence[RoundFacts], figures: Mapping[str, int]
         confirmed = np.union1d(confirmed, new)
         themselves = np.setdiff1d(np.unique(facts.unsubscribed), unsubscribed)
         unsubscribed = np.union1d(unsubscribed, themselves)
-        rows.append({"round": facts.number, "cohort": rows[-1]["unconfirmed"] if rows else cohort,
-                     "recipients": facts.recipients, "sent": len(sent), "never_sent": facts.recipients - len(sent),
-                     "delivered": _or_na(facts.delivered), "opened": _or_na(facts.opened), "confirmed": len(new),
-                     "unconfirmed": len(sent_so_far) - len(confirmed), "unsubscribed_themselves": len(themselves),
-                     **dict.fromkeys(OPT_OUT_FIGURES, 0), "opt_out": ""})
+        rows.append(
+            {
+                "round": facts.number,
+                "cohort": rows[-1]["unconfirmed"] if rows else cohort,
+                "recipients": facts.recipients,
+                "sent": len(sent),
+                "never_sent": facts.recipients - len(sent),
+                "delivered": _or_na(facts.delivered),
+                "opened": _or_na(facts.opened),
+                "confirmed": len(new),
+                "unconfirmed": len(sent_so_far) - len(confirmed),
+                "unsubscribed_themselves": len(themselves),
+                **dict.fromkeys(OPT_OUT_FIGURES, 0),
+                "opt_out": "",
+            }
+        )
     if rows:
         rows[-1].update({name: (figures[name] if figures is not None else pd.NA) for name in OPT_OUT_FIGURES})
         rows[-1]["opt_out"] = state
     numbers = [c for c in FUNNEL_COLUMNS if c != "opt_out"]
     frame = pd.DataFrame(rows, columns=FUNNEL_COLUMNS).astype({c: "Int64" for c in numbers})
-    return frame, Totals(sent=len(sent_so_far), confirmed=len(confirmed),
-                         opted_out=None if figures is None else int(figures["opted_out"]))
+    return frame, Totals(
+        sent=len(sent_so_far),
+        confirmed=len(confirmed),
+        opted_out=None if figures is None else int(figures["opted_out"]),
+    )
 
 
 def _or_na(value: int | None) -> object:
@@ -317,27 +375,38 @@ def summary(campaign: str, cohort: int | None, frame: pd.DataFrame, totals: Tota
         head = f"{campaign}: no email was sent"
     else:
         last = frame.iloc[-1]
-        head = (f"{campaign}: {len(frame)} round(s), {totals.sent:,} sent, {totals.confirmed:,} confirmed, "
-                f"{int(last['unconfirmed']):,} unconfirmed")
+        head = (
+            f"{campaign}: {len(frame)} round(s), {totals.sent:,} sent, {totals.confirmed:,} confirmed, "
+            f"{int(last['unconfirmed']):,} unconfirmed"
+        )
     if state in (DONE, DRY_RUN, UNFINISHED) and len(frame):
         last = frame.iloc[-1]
-        verb = {DONE: "the campaign opted out", DRY_RUN: "the dry run would opt out",
-                UNFINISHED: "the opt-out did not finish; its tries opted out"}[state]
-        return (f"{head}; {verb} {int(last['opted_out']):,} ({int(last['already_opted_out']):,} already opted out, "
-                f"{int(last['errors']):,} errors); {int(frame['unsubscribed_themselves'].sum()):,} unsubscribed "
-                f"themselves; HubSpot skipped {int(frame['never_sent'].sum()):,} recipient(s) at send.")
+        verb = {
+            DONE: "the campaign opted out",
+            DRY_RUN: "the dry run would opt out",
+            UNFINISHED: "the opt-out did not finish; its tries opted out",
+        }[state]
+        return (
+            f"{head}; {verb} {int(last['opted_out']):,} ({int(last['already_opted_out']):,} already opted out, "
+            f"{int(last['errors']):,} errors); {int(frame['unsubscribed_themselves'].sum()):,} unsubscribed "
+            f"themselves; HubSpot skipped {int(frame['never_sent'].sum()):,} recipient(s) at send."
+        )
     if state == REJECTED:
         return f"{head}; the opt-out was rejected at the approval step; nobody was opted out."
     return f"{head}; the opt-out did not run, nobody was opted out."
 
 
-def header_lines(run_date: str, counted_until: dt.datetime, from_ledger: bool, totals: Totals,
-                 state: str) -> list[tuple[str, str]]:
+def header_lines(
+    run_date: str, counted_until: dt.datetime, from_ledger: bool, totals: Totals, state: str
+) -> list[tuple[str, str]]:
     """The page's first lines: when the run was, the cut-off, and the rates."""
     until = counted_until.astimezone(dt.UTC).isoformat(timespec="milliseconds")
     why = "the opt-out's first change, from the audit ledger" if from_ledger else "when this report ran"
-    lines = [("Run date", run_date), ("Events counted up to", f"{until} ({why})"),
-             ("Confirmed", _rate_text(totals.confirmed, totals))]
+    lines = [
+        ("Run date", run_date),
+        ("Events counted up to", f"{until} ({why})"),
+        ("Confirmed", _rate_text(totals.confirmed, totals)),
+    ]
     verb = "Would opt out (dry run)" if state == DRY_RUN else "Opted out"
     lines.append((verb, _rate_text(totals.opted_out, totals) if totals.opted_out is not None else state))
     return lines
@@ -351,18 +420,43 @@ def _rate_text(count: int | None, totals: Totals) -> str:
 def shown_params(params: Mapping[str, object]) -> list[tuple[str, str]]:
     """The run's parameters as text, in their order; anything named like a secret is left out."""
     secret = ("token", "password", "secret", "api_key")
-    return [(str(name), "" if value is None else str(value)) for name, value in params.items()
-            if not any(word in str(name).lower() for word in secret)]
+    return [
+        (str(name), "" if value is None else str(value))
+        for name, value in params.items()
+        if not any(word in str(name).lower() for word in secret)
+    ]
 
 
 def text_table(frame: pd.DataFrame) -> str:
     return frame.to_string(index=False) if len(frame) else "(no round ran)"
 
 
-_STAGES = ["recipients", "sent", "never_sent", "delivered", "opened", "confirmed", "unconfirmed",
-           "unsubscribed_themselves", "opted_out", "already_opted_out", "errors"]
-_COLOURS = ["#90caf9", "#64b5f6", "#bdbdbd", "#42a5f5", "#7e57c2", "#66bb6a", "#ffa726", "#8d6e63", "#ef5350",
-            "#e57373", "#b71c1c"]
+_STAGES = [
+    "recipients",
+    "sent",
+    "never_sent",
+    "delivered",
+    "opened",
+    "confirmed",
+    "unconfirmed",
+    "unsubscribed_themselves",
+    "opted_out",
+    "already_opted_out",
+    "errors",
+]
+_COLOURS = [
+    "#90caf9",
+    "#64b5f6",
+    "#bdbdbd",
+    "#42a5f5",
+    "#7e57c2",
+    "#66bb6a",
+    "#ffa726",
+    "#8d6e63",
+    "#ef5350",
+    "#e57373",
+    "#b71c1c",
+]
 
 
 def _chart(row: pd.Series) -> str:
@@ -376,32 +470,44 @@ def _chart(row: pd.Series) -> str:
         y = 10 + i * 30
         label = f"{value:,}" if ran else escape(str(row["opt_out"]))
         name = "would opt out" if dry and stage == "opted_out" else stage.replace("_", " ")
-        bars.append(f'<text x="0" y="{y + 16}" font-size="13">{escape(name)}</text>'
-                    f'<rect x="170" y="{y}" width="{width:.1f}" height="22" fill="{colour}" rx="3"/>'
-                    f'<text x="{176 + width:.1f}" y="{y + 16}" font-size="13">{label}</text>')
+        bars.append(
+            f'<text x="0" y="{y + 16}" font-size="13">{escape(name)}</text>'
+            f'<rect x="170" y="{y}" width="{width:.1f}" height="22" fill="{colour}" rx="3"/>'
+            f'<text x="{176 + width:.1f}" y="{y + 16}" font-size="13">{label}</text>'
+        )
     number = int(row["round"])
-    return (f'<h2>Round {number}</h2><svg xmlns="http://www.w3.org/2000/svg" width="980" '
-            f'height="{20 + 30 * len(_STAGES)}" role="img" aria-label="funnel of round {number}">'
-            + "".join(bars) + "</svg>")
+    return (
+        f'<h2>Round {number}</h2><svg xmlns="http://www.w3.org/2000/svg" width="980" '
+        f'height="{20 + 30 * len(_STAGES)}" role="img" aria-label="funnel of round {number}">'
+        + "".join(bars)
+        + "</svg>"
+    )
 
 
-def html_page(title: str, summary: str, frame: pd.DataFrame, *, lines: Sequence[tuple[str, str]] = (),
-              params: Sequence[tuple[str, str]] = ()) -> str:
+def html_page(
+    title: str,
+    summary: str,
+    frame: pd.DataFrame,
+    *,
+    lines: Sequence[tuple[str, str]] = (),
+    params: Sequence[tuple[str, str]] = (),
+) -> str:
     """A self-contained page: header lines and the run's parameters, the funnel as horizontal bars (inline SVG)
     per round, the table, and the definitions as a footnote."""
     head = "".join(f"<li><b>{escape(name)}:</b> {escape(value)}</li>" for name, value in lines)
     param_rows = "".join(f"<tr><th>{escape(name)}</th><td>{escape(value)}</td></tr>" for name, value in params)
     param_table = f"<table class='params'><caption>Parameters</caption>{param_rows}</table>" if params else ""
-    table = (frame.to_html(index=False, border=0, classes="funnel", na_rep="") if len(frame)
-             else "<p>No round ran.</p>")
+    table = frame.to_html(index=False, border=0, classes="funnel", na_rep="") if len(frame) else "<p>No round ran.</p>"
     notes = "".join(f"<dt>{escape(name)}</dt><dd>{escape(text)}.</dd>" for name, text in DEFINITIONS)
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title><style>"
-            "body{font-family:system-ui,sans-serif;margin:2em;color:#222}table.funnel{border-collapse:collapse}"
-            "table.funnel td,table.funnel th{padding:4px 10px;border-bottom:1px solid #ddd;text-align:right}"
-            "table.params{border-collapse:collapse;margin:1em 0}table.params caption{text-align:left;font-weight:bold}"
-            "table.params th,table.params td{padding:2px 10px;text-align:left;border-bottom:1px solid #eee}"
-            "footer{margin-top:2em;font-size:13px;color:#555}footer dt{font-weight:bold;float:left;clear:left;"
-            "width:12em}footer dd{margin-left:13em}"
-            f"</style></head><body><h1>{escape(title)}</h1><ul>{head}</ul>{param_table}<p>{escape(summary)}</p>"
-            f"{''.join(_chart(row) for _, row in frame.iterrows())}{table}"
-            f"<footer><h3>Definitions</h3><dl>{notes}</dl></footer></body></html>")
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title><style>"
+        "body{font-family:system-ui,sans-serif;margin:2em;color:#222}table.funnel{border-collapse:collapse}"
+        "table.funnel td,table.funnel th{padding:4px 10px;border-bottom:1px solid #ddd;text-align:right}"
+        "table.params{border-collapse:collapse;margin:1em 0}table.params caption{text-align:left;font-weight:bold}"
+        "table.params th,table.params td{padding:2px 10px;text-align:left;border-bottom:1px solid #eee}"
+        "footer{margin-top:2em;font-size:13px;color:#555}footer dt{font-weight:bold;float:left;clear:left;"
+        "width:12em}footer dd{margin-left:13em}"
+        f"</style></head><body><h1>{escape(title)}</h1><ul>{head}</ul>{param_table}<p>{escape(summary)}</p>"
+        f"{''.join(_chart(row) for _, row in frame.iterrows())}{table}"
+        f"<footer><h3>Definitions</h3><dl>{notes}</dl></footer></body></html>"
+    )

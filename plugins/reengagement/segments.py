@@ -28,22 +28,42 @@ def optout_property(subscription_id: str | int) -> str:
 
 def property_names(subscription_id: str | int) -> list[str]:
     """Every contact property the unengaged filter reads (preflight reads their types)."""
-    return ["email", "hs_email_optout", optout_property(subscription_id), *DATES, MARKETABLE, CONFIRMATION,
-            HARD_BOUNCE, QUARANTINED]
+    return [
+        "email",
+        "hs_email_optout",
+        optout_property(subscription_id),
+        *DATES,
+        MARKETABLE,
+        CONFIRMATION,
+        HARD_BOUNCE,
+        QUARANTINED,
+    ]
 
 
 def hubspot_types(subscription_id: str | int) -> dict[str, str]:
     """The types HubSpot gives these properties (contact property definitions of real portals)."""
-    return {"email": STRING, "hs_email_optout": BOOL, optout_property(subscription_id): ENUMERATION,
-            **dict.fromkeys(DATES, DATETIME), MARKETABLE: ENUMERATION, CONFIRMATION: ENUMERATION,
-            HARD_BOUNCE: ENUMERATION, QUARANTINED: BOOL}
+    return {
+        "email": STRING,
+        "hs_email_optout": BOOL,
+        optout_property(subscription_id): ENUMERATION,
+        **dict.fromkeys(DATES, DATETIME),
+        MARKETABLE: ENUMERATION,
+        CONFIRMATION: ENUMERATION,
+        HARD_BOUNCE: ENUMERATION,
+        QUARANTINED: BOOL,
+    }
 
 
 def _fitting_types(subscription_id: str | int) -> dict[str, tuple[str, ...]]:
     """Types a filter can be built for, per property; the others are only tested for a value (any type)."""
     yes_no = (BOOL, ENUMERATION)
-    return {"hs_email_optout": yes_no, optout_property(subscription_id): yes_no, MARKETABLE: yes_no,
-            QUARANTINED: yes_no, **dict.fromkeys(DATES, (DATETIME, DATE))}
+    return {
+        "hs_email_optout": yes_no,
+        optout_property(subscription_id): yes_no,
+        MARKETABLE: yes_no,
+        QUARANTINED: yes_no,
+        **dict.fromkeys(DATES, (DATETIME, DATE)),
+    }
 
 
 def type_problems(subscription_id: str | int, types: Mapping[str, str | None]) -> list[str]:
@@ -53,11 +73,14 @@ def type_problems(subscription_id: str | int, types: Mapping[str, str | None]) -
     for name in property_names(subscription_id):
         kind = types.get(name)
         if kind is None:
-            problems.append(f"Contact property {name!r} does not exist in the portal; the unengaged list filters "
-                            "on it.")
+            problems.append(
+                f"Contact property {name!r} does not exist in the portal; the unengaged list filters on it."
+            )
         elif name in fitting and kind not in fitting[name]:
-            problems.append(f"Contact property {name!r} has type {kind!r}; the unengaged list needs one of "
-                            f"{', '.join(fitting[name])}.")
+            problems.append(
+                f"Contact property {name!r} has type {kind!r}; the unengaged list needs one of "
+                f"{', '.join(fitting[name])}."
+            )
     return problems
 
 
@@ -85,24 +108,33 @@ def _is_not(prop: str, value: bool, kind: str) -> dict[str, Any]:
         operation = {"operationType": "ENUMERATION", "operator": "IS_NONE_OF", "values": [str(value).lower()]}
     else:
         raise ValueError(f"contact property {prop!r} has type {kind!r}; a yes/no filter needs bool or enumeration")
-    return {"filterType": "PROPERTY", "property": prop,
-            "operation": {**operation, "includeObjectsWithNoValueSet": True}}
+    return {
+        "filterType": "PROPERTY",
+        "property": prop,
+        "operation": {**operation, "includeObjectsWithNoValueSet": True},
+    }
 
 
 def _unknown(prop: str) -> dict[str, Any]:
     """``prop`` has no value, whatever its type."""
-    return {"filterType": "PROPERTY", "property": prop,
-            "operation": {"operationType": "ALL_PROPERTY", "operator": "IS_UNKNOWN",
-                          "includeObjectsWithNoValueSet": True}}
+    return {
+        "filterType": "PROPERTY",
+        "property": prop,
+        "operation": {"operationType": "ALL_PROPERTY", "operator": "IS_UNKNOWN", "includeObjectsWithNoValueSet": True},
+    }
 
 
 def _older_than(prop: str, days: int, *, or_never: bool) -> dict[str, Any]:
     return {
         "filterType": "PROPERTY",
         "property": prop,
-        "operation": {"operationType": "ROLLING_DATE_RANGE", "operator": "IS_MORE_THAN_X_DAYS_AGO",
-                      "numberOfDays": days, "requiresTimeZoneConversion": False,
-                      "includeObjectsWithNoValueSet": or_never},
+        "operation": {
+            "operationType": "ROLLING_DATE_RANGE",
+            "operator": "IS_MORE_THAN_X_DAYS_AGO",
+            "numberOfDays": days,
+            "requiresTimeZoneConversion": False,
+            "includeObjectsWithNoValueSet": or_never,
+        },
     }
 
 
@@ -110,8 +142,9 @@ def in_list(list_id: str, *, negate: bool = False) -> dict[str, Any]:
     return {"filterType": "IN_LIST", "listId": str(list_id), "operator": "NOT_IN_LIST" if negate else "IN_LIST"}
 
 
-def unengaged(subscription_id: str, inactivity_weeks: int | str,
-              property_types: Mapping[str, str] | str | None = None) -> dict[str, Any]:
+def unengaged(
+    subscription_id: str, inactivity_weeks: int | str, property_types: Mapping[str, str] | str | None = None
+) -> dict[str, Any]:
     """Step 2: mailable contacts with no marketing-email open or click for ``inactivity_weeks`` (or never).
 
     Contacts younger than the window are left out: they have not had the chance to open anything.
@@ -128,19 +161,28 @@ def unengaged(subscription_id: str, inactivity_weeks: int | str,
     days = int(inactivity_weeks) * DAYS_PER_WEEK  # templated values arrive as strings
     types = {**hubspot_types(subscription_id), **_types(property_types)}
     optout = optout_property(subscription_id)
-    return _branch([
-        {"filterType": "PROPERTY", "property": "email",
-         "operation": {"operationType": "ALL_PROPERTY", "operator": "IS_KNOWN", "includeObjectsWithNoValueSet": False}},
-        _is_not("hs_email_optout", True, types["hs_email_optout"]),
-        _is_not(optout, True, types[optout]),
-        _is_not(MARKETABLE, False, types[MARKETABLE]),
-        _unknown(CONFIRMATION),
-        _unknown(HARD_BOUNCE),
-        _is_not(QUARANTINED, True, types[QUARANTINED]),
-        _older_than("createdate", days, or_never=False),
-        _older_than("hs_email_last_open_date", days, or_never=True),
-        _older_than("hs_email_last_click_date", days, or_never=True),
-    ])
+    return _branch(
+        [
+            {
+                "filterType": "PROPERTY",
+                "property": "email",
+                "operation": {
+                    "operationType": "ALL_PROPERTY",
+                    "operator": "IS_KNOWN",
+                    "includeObjectsWithNoValueSet": False,
+                },
+            },
+            _is_not("hs_email_optout", True, types["hs_email_optout"]),
+            _is_not(optout, True, types[optout]),
+            _is_not(MARKETABLE, False, types[MARKETABLE]),
+            _unknown(CONFIRMATION),
+            _unknown(HARD_BOUNCE),
+            _is_not(QUARANTINED, True, types[QUARANTINED]),
+            _older_than("createdate", days, or_never=False),
+            _older_than("hs_email_last_open_date", days, or_never=True),
+            _older_than("hs_email_last_click_date", days, or_never=True),
+        ]
+    )
 
 
 def _types(property_types: Mapping[str, str] | str | None) -> dict[str, str]:
@@ -174,8 +216,11 @@ def same_definition(requested: Any, existing: Any) -> bool:
             same_definition(value, existing.get(key)) for key, value in requested.items()
         )
     if isinstance(requested, list):
-        return (isinstance(existing, list) and len(existing) == len(requested)
-                and all(same_definition(a, b) for a, b in zip(requested, existing, strict=True)))
+        return (
+            isinstance(existing, list)
+            and len(existing) == len(requested)
+            and all(same_definition(a, b) for a, b in zip(requested, existing, strict=True))
+        )
     if isinstance(requested, (int, str)) and not isinstance(requested, bool) and isinstance(existing, (int, str)):
         return str(requested) == str(existing)
     return bool(requested == existing)

@@ -43,8 +43,11 @@ _IDEMPOTENT_POST = re.compile(
     r"(/search|/batch/read|/statuses/batch/write|/statuses/batch/unsubscribe-all(/read)?"
     r"|/statuses/[^/]+(/unsubscribe-all)?|/(v3|\d{4}-\d{2})/(un)?subscribe)/?$"
 )
-_NOT_SENT = (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError,
-             urllib3.exceptions.NameResolutionError)
+_NOT_SENT = (
+    urllib3.exceptions.NewConnectionError,
+    urllib3.exceptions.ConnectTimeoutError,
+    urllib3.exceptions.NameResolutionError,
+)
 
 
 def is_idempotent(method: str, url: str) -> bool:
@@ -79,14 +82,20 @@ def error_for(status: int, raw_body: Any, method: str, url: str) -> HubSpotError
     kw: dict[str, Any] = {"status": status, "correlation_id": body.get("correlationId"), "body": body}
     suffix = f" (correlationId {body['correlationId']})" if body.get("correlationId") else ""
     if status == 401:
-        return HubSpotAuthError(f"HubSpot rejected the token ({where}): {message} Check the Service Key (or legacy "
-                                f"private app token) in the connection's password.{suffix}", **kw)
+        return HubSpotAuthError(
+            f"HubSpot rejected the token ({where}): {message} Check the Service Key (or legacy "
+            f"private app token) in the connection's password.{suffix}",
+            **kw,
+        )
     if status == 403 and body.get("category") == "MISSING_SCOPES":
         scopes = _missing_scopes(body)
-        return HubSpotScopeError(f"The token lacks the scopes {', '.join(scopes) or '(unnamed)'} needed for "
-                                 f"{where}. Grant them to the Service Key (Development > Keys > Service keys) or, "
-                                 f"for a legacy private app token, in the private app's settings.{suffix}",
-                                 missing_scopes=scopes, **kw)
+        return HubSpotScopeError(
+            f"The token lacks the scopes {', '.join(scopes) or '(unnamed)'} needed for "
+            f"{where}. Grant them to the Service Key (Development > Keys > Service keys) or, "
+            f"for a legacy private app token, in the private app's settings.{suffix}",
+            missing_scopes=scopes,
+            **kw,
+        )
     if status == 403:
         return HubSpotForbiddenError(f"HubSpot refused {where}: {message}{suffix}", **kw)
     if status == 404:
@@ -95,14 +104,17 @@ def error_for(status: int, raw_body: Any, method: str, url: str) -> HubSpotError
         if body.get("policyName") == "DAILY":
             return HubSpotDailyLimitError(
                 f"HubSpot's daily API limit is spent ({where}). It resets at midnight in the portal's time zone; "
-                f"rerun the task after that.{suffix}", **kw)
+                f"rerun the task after that.{suffix}",
+                **kw,
+            )
         return HubSpotRateLimited(f"HubSpot's rolling rate limit was hit ({where}).{suffix}", **kw)
     if status >= 500 or status == 0:
         return HubSpotTransientError(f"HubSpot failed {where} with {status}: {message}{suffix}", **kw)
     if status == 409:
         return HubSpotConflict(f"HubSpot reports a conflict for {where}: {message}{suffix}", **kw)
-    return HubSpotValidationError(f"HubSpot refused {where} ({status} {body.get('category', '')}): "
-                                  f"{message}{suffix}", **kw)
+    return HubSpotValidationError(
+        f"HubSpot refused {where} ({status} {body.get('category', '')}): {message}{suffix}", **kw
+    )
 
 
 def batch_errors(answer: Mapping[str, Any] | None) -> list[dict[str, Any]]:
@@ -163,7 +175,8 @@ class Transport:
             what = "No complete answer from" if sent else "Could not connect to"
             error = HubSpotTransientError(
                 f"{what} {parsed.scheme}://{parsed.netloc} for {method.upper()} {parsed.path} "
-                f"({type(err).__name__}); check the connection's host and that HubSpot is reachable.")
+                f"({type(err).__name__}); check the connection's host and that HubSpot is reachable."
+            )
             error.not_sent = not sent  # type: ignore[attr-defined]
             raise error from err
         except HubSpotError:
@@ -198,8 +211,9 @@ class Transport:
         with self._counting:
             self.retries += 1
         err = state.outcome.exception() if state.outcome else None
-        log.warning("Retrying HubSpot request (attempt %d of %d) after: %s", state.attempt_number + 1,
-                    self.max_attempts, err)
+        log.warning(
+            "Retrying HubSpot request (attempt %d of %d) after: %s", state.attempt_number + 1, self.max_attempts, err
+        )
 
 
 class GuardedRest:
@@ -210,8 +224,15 @@ class GuardedRest:
     ones alike, so no request can miss the connection's API version.
     """
 
-    def __init__(self, inner: Any, transport: Transport, timeout: tuple[float, float], *,
-                 user_agent: str | None = None, route: Callable[[str], str] | None = None) -> None:
+    def __init__(
+        self,
+        inner: Any,
+        transport: Transport,
+        timeout: tuple[float, float],
+        *,
+        user_agent: str | None = None,
+        route: Callable[[str], str] | None = None,
+    ) -> None:
         self.inner = inner
         self.transport = transport
         self.timeout = timeout

@@ -30,8 +30,9 @@ class HubSpotPollingTrigger(BaseTrigger):
     #: Constructor arguments besides the shared ones, as (argument, attribute) pairs.
     fields: tuple[tuple[str, str], ...] = ()
 
-    def __init__(self, *, hubspot_conn_id: str, poll_interval: float = 5.0, max_polls: int = 720,
-                 caller: str | None = None) -> None:
+    def __init__(
+        self, *, hubspot_conn_id: str, poll_interval: float = 5.0, max_polls: int = 720, caller: str | None = None
+    ) -> None:
         super().__init__()
         self.hubspot_conn_id = hubspot_conn_id
         self.poll_interval = poll_interval
@@ -40,9 +41,16 @@ class HubSpotPollingTrigger(BaseTrigger):
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         own = {argument: getattr(self, attribute) for argument, attribute in self.fields}
-        return (f"{type(self).__module__}.{type(self).__qualname__}",
-                {**own, "hubspot_conn_id": self.hubspot_conn_id, "poll_interval": self.poll_interval,
-                 "max_polls": self.max_polls, "caller": self.caller})
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                **own,
+                "hubspot_conn_id": self.hubspot_conn_id,
+                "poll_interval": self.poll_interval,
+                "max_polls": self.max_polls,
+                "caller": self.caller,
+            },
+        )
 
     def check(self, hook: Any) -> dict[str, Any] | None:
         """One look at HubSpot (in a thread): the event's payload once there is an answer, else ``None``."""
@@ -67,8 +75,9 @@ class HubSpotPollingTrigger(BaseTrigger):
                 yield TriggerEvent(answer)
                 return
             self.log.info("%s; checking again in %.1fs", self.waiting(), _backoff(attempt + 1, self.poll_interval))
-        yield TriggerEvent({"status": "error", **self._ids(),
-                            "message": f"{self.waiting()} after {self.max_polls} checks"})
+        yield TriggerEvent(
+            {"status": "error", **self._ids(), "message": f"{self.waiting()} after {self.max_polls} checks"}
+        )
 
     def _ids(self) -> dict[str, Any]:
         return {argument: getattr(self, attribute) for argument, attribute in self.fields}
@@ -90,8 +99,12 @@ class ListProcessedTrigger(HubSpotPollingTrigger):
         found = hook.client.crm.lists.lists_api.get_by_id(self.list_id, include_filters=False)
         if found.list.processing_status == "PROCESSING":
             return None
-        return {"status": "done", "list_id": str(found.list.list_id), "processingStatus": found.list.processing_status,
-                "size": found.list.size}
+        return {
+            "status": "done",
+            "list_id": str(found.list.list_id),
+            "processingStatus": found.list.processing_status,
+            "size": found.list.size,
+        }
 
 
 class ExportReadyTrigger(HubSpotPollingTrigger):
@@ -116,6 +129,9 @@ class ExportReadyTrigger(HubSpotPollingTrigger):
             # expire (after five minutes) before the task resumes.
             return {"status": "done", "task_id": self.export_task_id, "url": status.result}
         if status.status in ("CANCELED", "FAILED"):
-            return {"status": "error", "task_id": self.export_task_id,
-                    "message": f"export {self.export_task_id} {status.status}"}
+            return {
+                "status": "error",
+                "task_id": self.export_task_id,
+                "message": f"export {self.export_task_id} {status.status}",
+            }
         return None

@@ -90,23 +90,32 @@ class Minimum:
 
 
 FIXED: dict[str, Minimum] = {
-    "preflight": Minimum(17, "O(1): subscription types, forms page, 2 capability probes, contact count, "
-                             "API usage, portal, 10 property definitions (the unengaged list's filters)", False),
+    "preflight": Minimum(
+        17,
+        "O(1): subscription types, forms page, 2 capability probes, contact count, "
+        "API usage, portal, 10 property definitions (the unengaged list's filters)",
+        False,
+    ),
     "build_unengaged_list": Minimum(3, "O(1): look-up by name, create, 1 status read", False),
     "build_recipients_list": Minimum(3, "O(1): look-up by name, create, 1 status read", False),
     "build_unconfirmed_list": Minimum(3, "O(1): look-up by name, create, 1 status read", False),
     "create_email": Minimum(2, "O(1): look-up by name, create", False),
     "send_email": Minimum(3, "O(1): read state, publish, read the send time", False),
     "review_metrics": Minimum(1, "O(1): read the statistics", False),
-    "export_unconfirmed": Minimum(3, "O(1): start, 1 status read, 1 status read for a fresh download URL (the "
-                                     "CSV download is not an API call)", False),
+    "export_unconfirmed": Minimum(
+        3,
+        "O(1): start, 1 status read, 1 status read for a fresh download URL (the CSV download is not an API call)",
+        False,
+    ),
 }
 
 
 def _click_pages(facts: Facts, emails: int) -> tuple[int, str]:
     counts = facts.click_events[:emails]
-    return (sum(pages(n, EVENTS_PAGE) for n in counts),
-            " + ".join(f"ceil({n:,}/1000)" for n in counts) + " click pages")
+    return (
+        sum(pages(n, EVENTS_PAGE) for n in counts),
+        " + ".join(f"ceil({n:,}/1000)" for n in counts) + " click pages",
+    )
 
 
 def _confirmed_list(round_no: int, facts: Facts) -> Minimum:
@@ -124,8 +133,10 @@ def _refresh(facts: Facts) -> Minimum:
     click_pages, clicks = _click_pages(facts, facts.rounds)
     member_pages = pages(facts.confirmed_list_size, 250)
     calls = 1 + click_pages + member_pages + 2 * batches(late)
-    formula = (f"1 look-up + {clicks} + ceil({facts.confirmed_list_size:,} members/250) (the check) "
-               f"+ 2 x ceil({late:,} late/100)")
+    formula = (
+        f"1 look-up + {clicks} + ceil({facts.confirmed_list_size:,} members/250) (the check) "
+        f"+ 2 x ceil({late:,} late/100)"
+    )
     return Minimum(calls, formula, True)
 
 
@@ -137,9 +148,15 @@ def _events_pages(counts: tuple[int, ...], emails: int, kind: str) -> tuple[int,
 def _report(facts: Facts) -> Minimum:
     """Each round's facts again (a rerun must not move the report): its SENT, CLICK, UNSUBSCRIBED and
     STATUSCHANGE pages, and its snapshot list's size."""
-    parts = [_events_pages(counts, facts.rounds, kind) for counts, kind in (
-        (facts.sent_events, "SENT pages"), (facts.click_events, "CLICK pages"),
-        (facts.unsubscribe_events, "UNSUBSCRIBED pages"), (facts.status_events, "STATUSCHANGE pages"))]
+    parts = [
+        _events_pages(counts, facts.rounds, kind)
+        for counts, kind in (
+            (facts.sent_events, "SENT pages"),
+            (facts.click_events, "CLICK pages"),
+            (facts.unsubscribe_events, "UNSUBSCRIBED pages"),
+            (facts.status_events, "STATUSCHANGE pages"),
+        )
+    ]
     calls = sum(n for n, _ in parts) + facts.rounds
     formula = " + ".join(text for _, text in parts) + f" + {facts.rounds} recipients list read(s)"
     return Minimum(calls, formula, True)
@@ -155,8 +172,10 @@ def _opt_out(facts: Facts) -> Minimum:
     if not facts.opt_out_rows:
         return Minimum(0, "0: an empty export needs no reads", True)
     calls = sent_pages + unsubscribe_pages + status_pages + click_pages + pages(members, 250) + batches(rows)
-    formula = (f"{sent} + {unsubscribed} + {changed} + {clicks} + ceil({members:,} list 1 members/250) "
-               f"+ ceil({rows:,} left to opt out/100) batches")
+    formula = (
+        f"{sent} + {unsubscribed} + {changed} + {clicks} + ceil({members:,} list 1 members/250) "
+        f"+ ceil({rows:,} left to opt out/100) batches"
+    )
     return Minimum(calls, formula, True)
 
 

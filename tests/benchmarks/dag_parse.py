@@ -138,8 +138,11 @@ def measure(repetitions: int = 40) -> dict[str, Any]:
         cold_ms = _time_once(bag, DAG_FILE)  # the first parse in this process also imports the plugins
         tasks, edges, params = campaign_shape()
         with tempfile.TemporaryDirectory(prefix="dag-parse-") as folder:
-            files = {"campaign": DAG_FILE, "one_task": Path(folder) / "trivial_one_task.py",
-                     "same_shape": Path(folder) / "trivial_same_shape.py"}
+            files = {
+                "campaign": DAG_FILE,
+                "one_task": Path(folder) / "trivial_one_task.py",
+                "same_shape": Path(folder) / "trivial_same_shape.py",
+            }
             files["one_task"].write_text(TRIVIAL)
             files["same_shape"].write_text(SAME_SHAPE.format(tasks=tasks, edges=edges))
             files["with_params"] = Path(folder) / "trivial_same_shape_and_params.py"
@@ -152,10 +155,18 @@ def measure(repetitions: int = 40) -> dict[str, Any]:
                 for name, path in files.items():
                     times[name].append(_time_once(bag, path))
     medians = {name: statistics.median(values) for name, values in times.items()}
-    return {"campaign_ms": medians["campaign"], "one_task_ms": medians["one_task"],
-            "same_shape_ms": medians["same_shape"], "with_params_ms": medians["with_params"], "cold_ms": cold_ms,
-            "tasks": len(tasks), "params": params, "param_copies": copies,
-            "repetitions": repetitions, "network_attempts": len(attempts),
-            "ratio_one_task": medians["campaign"] / medians["one_task"],
-            "ratio_same_shape": medians["campaign"] / medians["same_shape"],
-            "ratio_with_params": medians["campaign"] / medians["with_params"]}
+    return {
+        "campaign_ms": medians["campaign"],
+        "one_task_ms": medians["one_task"],
+        "same_shape_ms": medians["same_shape"],
+        "with_params_ms": medians["with_params"],
+        "cold_ms": cold_ms,
+        "tasks": len(tasks),
+        "params": params,
+        "param_copies": copies,
+        "repetitions": repetitions,
+        "network_attempts": len(attempts),
+        "ratio_one_task": medians["campaign"] / medians["one_task"],
+        "ratio_same_shape": medians["campaign"] / medians["same_shape"],
+        "ratio_with_params": medians["campaign"] / medians["with_params"],
+    }

@@ -49,8 +49,9 @@ class PlainOptOut:
     def members(self, list_id: str) -> Iterator[str]:
         params: dict[str, str | int] = {"limit": MEMBERSHIPS_PAGE}
         while True:
-            response = self.session.get(f"{self.base_url}/crm/v3/lists/{list_id}/memberships", params=params,
-                                        timeout=60)
+            response = self.session.get(
+                f"{self.base_url}/crm/v3/lists/{list_id}/memberships", params=params, timeout=60
+            )
             response.raise_for_status()
             self.result.pages += 1
             page = response.json()
@@ -61,17 +62,24 @@ class PlainOptOut:
             params["after"] = after
 
     def email_of(self, contact_id: str) -> str | None:
-        response = self.session.get(f"{self.base_url}/crm/v3/objects/contacts/{contact_id}",
-                                    params={"properties": "email"}, timeout=60)
+        response = self.session.get(
+            f"{self.base_url}/crm/v3/objects/contacts/{contact_id}", params={"properties": "email"}, timeout=60
+        )
         self.result.lookups += 1
         response.raise_for_status()
         return response.json()["properties"].get("email")
 
     def unsubscribe(self, email: str) -> None:
-        response = self.session.post(f"{self.base_url}/communication-preferences/v3/unsubscribe", json={
-            "emailAddress": email, "subscriptionId": self.subscription_id,
-            "legalBasis": "LEGITIMATE_INTEREST_OTHER",
-            "legalBasisExplanation": "Did not confirm their subscription in a permission pass."}, timeout=60)
+        response = self.session.post(
+            f"{self.base_url}/communication-preferences/v3/unsubscribe",
+            json={
+                "emailAddress": email,
+                "subscriptionId": self.subscription_id,
+                "legalBasis": "LEGITIMATE_INTEREST_OTHER",
+                "legalBasisExplanation": "Did not confirm their subscription in a permission pass.",
+            },
+            timeout=60,
+        )
         self.result.unsubscribes += 1
         if response.ok:
             self.result.unsubscribed += 1

@@ -49,8 +49,10 @@ EVENTS_PAGE = 1000
 CLOCK_ADVANCE_SECONDS = 7200
 PAGE_TARGET_MS = 20.0
 BATCH_TARGET_MS = 50.0
-HTML = ('<p>Still there? <a href="https://acme.example/thank-you?pp=1">Yes, keep me subscribed</a></p>'
-        '<p><a href="{{ unsubscribe_link }}">Unsubscribe</a></p>')
+HTML = (
+    '<p>Still there? <a href="https://acme.example/thank-you?pp=1">Yes, keep me subscribed</a></p>'
+    '<p><a href="{{ unsubscribe_link }}">Unsubscribe</a></p>'
+)
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,7 @@ def timed(call: Callable[[], requests.Response]) -> tuple[requests.Response, flo
 
 
 def chunks(items: Sequence[Any], size: int) -> list[list[Any]]:
-    return [list(items[i:i + size]) for i in range(0, len(items), size)]
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
 
 
 class Bench:
@@ -147,8 +149,12 @@ class Bench:
 
     def dynamic_list(self) -> str:
         """The campaign's step-2 list, created as the campaign creates it; timed until COMPLETE."""
-        body = {"name": "Unengaged (bench)", "objectTypeId": "0-1", "processingType": "DYNAMIC",
-                "filterBranch": unengaged(subscription_id=MARKETING, inactivity_weeks=52)}
+        body = {
+            "name": "Unengaged (bench)",
+            "objectTypeId": "0-1",
+            "processingType": "DYNAMIC",
+            "filterBranch": unengaged(subscription_id=MARKETING, inactivity_weeks=52),
+        }
         started = time.perf_counter()
         created, create_ms = timed(lambda: self.session.post(self.url("/crm/v3/lists"), json=body, timeout=600))
         list_id = created.json()["list"]["listId"]
@@ -159,8 +165,9 @@ class Bench:
             if time.perf_counter() - started > 600:
                 raise TimeoutError(f"list {list_id} still PROCESSING after 10 minutes")
             time.sleep(0.01)
-        self.result.update(list_create_ms=create_ms, list_complete_s=time.perf_counter() - started,
-                           list_size=current["list"]["size"])
+        self.result.update(
+            list_create_ms=create_ms, list_complete_s=time.perf_counter() - started, list_size=current["list"]["size"]
+        )
         return list_id
 
     def page_members(self, list_id: str) -> list[str]:
@@ -170,8 +177,9 @@ class Bench:
         params: dict[str, Any] = {"limit": PAGE_LIMIT}
         started = time.perf_counter()
         while True:
-            response, ms = timed(lambda: self.session.get(self.url(f"/crm/v3/lists/{list_id}/memberships"),
-                                                          params=params, timeout=600))
+            response, ms = timed(
+                lambda: self.session.get(self.url(f"/crm/v3/lists/{list_id}/memberships"), params=params, timeout=600)
+            )
             latencies.append(ms)
             page = response.json()
             members.extend(item["recordId"] for item in page["results"])
@@ -180,9 +188,13 @@ class Bench:
                 break
             params["after"] = after
         seconds = time.perf_counter() - started
-        self.result.update(pages=len(latencies), pages_per_s=len(latencies) / seconds,
-                           records_per_s=len(members) / seconds, page_p50_ms=percentile(latencies, 0.5),
-                           page_p95_ms=percentile(latencies, 0.95))
+        self.result.update(
+            pages=len(latencies),
+            pages_per_s=len(latencies) / seconds,
+            records_per_s=len(members) / seconds,
+            page_p50_ms=percentile(latencies, 0.5),
+            page_p95_ms=percentile(latencies, 0.95),
+        )
         return members
 
     def check_ground_truth(self, members: list[str]) -> None:
@@ -196,8 +208,11 @@ class Bench:
         latencies, emails = [], []
         for ids in chunks(pool, BATCH):
             body = {"inputs": [{"id": i} for i in ids], "properties": ["email", "firstname", "lastname"]}
-            response, ms = timed(lambda body=body: self.session.post(
-                self.url("/crm/v3/objects/contacts/batch/read"), json=body, timeout=600))
+            response, ms = timed(
+                lambda body=body: self.session.post(
+                    self.url("/crm/v3/objects/contacts/batch/read"), json=body, timeout=600
+                )
+            )
             latencies.append(ms)
             emails.append([r["properties"]["email"] for r in response.json()["results"]])
         self.result.update(batch_read_p50_ms=percentile(latencies, 0.5), batch_read_p95_ms=percentile(latencies, 0.95))
@@ -215,30 +230,39 @@ class Bench:
         recipients = self._sample(members, min(SEND_MEMBERS, len(members)))
         list_id = self._manual_list(recipients)
         email = self._email(list_id)
-        _, publish_ms = timed(lambda: self.session.post(self.url(f"/marketing/v3/emails/{email['id']}/publish"),
-                                                        timeout=600))
+        _, publish_ms = timed(
+            lambda: self.session.post(self.url(f"/marketing/v3/emails/{email['id']}/publish"), timeout=600)
+        )
         self.box.admin("POST", "clock", {"advance_seconds": CLOCK_ADVANCE_SECONDS})
-        _, land_ms = timed(lambda: self.session.get(self.url("/marketing/v3/emails"), params={"limit": 1},
-                                                    timeout=600))
+        _, land_ms = timed(lambda: self.session.get(self.url("/marketing/v3/emails"), params={"limit": 1}, timeout=600))
         published = self.session.get(self.url(f"/marketing/v3/emails/{email['id']}"), timeout=600).json()
         latencies, events = self._page_events(published["primaryEmailCampaignId"])  # shown from publish on
         if events != len(recipients):
             raise RuntimeError(f"{len(recipients)} recipients but {events} SENT events")
-        self.result.update(send_recipients=len(recipients), publish_s=publish_ms / 1000, land_s=land_ms / 1000,
-                           events_pages=len(latencies), events_page_p50_ms=percentile(latencies, 0.5))
+        self.result.update(
+            send_recipients=len(recipients),
+            publish_s=publish_ms / 1000,
+            land_s=land_ms / 1000,
+            events_pages=len(latencies),
+            events_page_p50_ms=percentile(latencies, 0.5),
+        )
 
     def _manual_list(self, record_ids: list[str]) -> str:
         body = {"name": "Round 1 recipients (bench)", "objectTypeId": "0-1", "processingType": "MANUAL"}
         created, _ = timed(lambda: self.session.post(self.url("/crm/v3/lists"), json=body, timeout=600))
         list_id = created.json()["list"]["listId"]
         for part in chunks(record_ids, 1000):
-            timed(lambda part=part: self.session.put(self.url(f"/crm/v3/lists/{list_id}/memberships/add"),
-                                                     json=part, timeout=600))
+            timed(
+                lambda part=part: self.session.put(
+                    self.url(f"/crm/v3/lists/{list_id}/memberships/add"), json=part, timeout=600
+                )
+            )
         return list_id
 
     def _email(self, list_id: str) -> dict[str, Any]:
         body = {
-            "name": "Permission pass #1 (bench)", "subject": "Do you still want to hear from us?",
+            "name": "Permission pass #1 (bench)",
+            "subject": "Do you still want to hear from us?",
             "from": {"fromName": "ACME", "replyTo": "news@acme.example"},
             "to": {"contactIlsLists": {"include": [list_id], "exclude": []}, "suppressGraymail": False},
             "subscriptionDetails": {"subscriptionId": MARKETING},
@@ -252,8 +276,9 @@ class Bench:
         latencies: list[float] = []
         events = 0
         while True:
-            response, ms = timed(lambda: self.session.get(self.url("/email/public/v1/events"), params=params,
-                                                          timeout=600))
+            response, ms = timed(
+                lambda: self.session.get(self.url("/email/public/v1/events"), params=params, timeout=600)
+            )
             latencies.append(ms)
             page = response.json()
             events += len(page["events"])
@@ -265,12 +290,18 @@ class Bench:
         """20 v4 batch/unsubscribe-all calls of 100 addresses each, as the opt-out step sends them."""
         latencies = []
         for inputs in emails[:UNSUBSCRIBE_CALLS]:
-            _, ms = timed(lambda inputs=inputs: self.session.post(
-                self.url("/communication-preferences/v4/statuses/batch/unsubscribe-all"),
-                params={"channel": "EMAIL", "verbose": "true"}, json={"inputs": inputs}, timeout=600))
+            _, ms = timed(
+                lambda inputs=inputs: self.session.post(
+                    self.url("/communication-preferences/v4/statuses/batch/unsubscribe-all"),
+                    params={"channel": "EMAIL", "verbose": "true"},
+                    json={"inputs": inputs},
+                    timeout=600,
+                )
+            )
             latencies.append(ms)
-        self.result.update(unsubscribe_p50_ms=percentile(latencies, 0.5),
-                           unsubscribe_p95_ms=percentile(latencies, 0.95))
+        self.result.update(
+            unsubscribe_p50_ms=percentile(latencies, 0.5), unsubscribe_p95_ms=percentile(latencies, 0.95)
+        )
 
     def resources(self) -> None:
         assert self.box.proc is not None
@@ -331,8 +362,10 @@ def targets(results: list[dict[str, Any]]) -> list[str]:
 def machine() -> str:
     pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return (f"{cpus} CPUs (nproc), {pages / 1024 ** 3:.1f} GiB RAM, {platform.system()} "
-            f"{platform.release()}, Python {platform.python_version()}, SQLite {_sqlite_version()}")
+    return (
+        f"{cpus} CPUs (nproc), {pages / 1024**3:.1f} GiB RAM, {platform.system()} "
+        f"{platform.release()}, Python {platform.python_version()}, SQLite {_sqlite_version()}"
+    )
 
 
 def _sqlite_version() -> str:
@@ -343,8 +376,14 @@ def _sqlite_version() -> str:
 
 def report(results: list[dict[str, Any]], total_s: float) -> str:
     stamp = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
-    parts = [f"## Sandbox benchmark, {stamp}", "", f"Machine: {machine()}. Whole run: {total_s:.0f} s.", "",
-             table(results), ""]
+    parts = [
+        f"## Sandbox benchmark, {stamp}",
+        "",
+        f"Machine: {machine()}. Whole run: {total_s:.0f} s.",
+        "",
+        table(results),
+        "",
+    ]
     lines = ratios(results)
     if lines:
         parts += ["Largest size over smallest:", "", *lines, ""]
@@ -354,8 +393,10 @@ def report(results: list[dict[str, Any]], total_s: float) -> str:
 
 def write_report(text: str, out: Path) -> None:
     if not out.exists():
-        out.write_text("# Sandbox benchmark results\n\n"
-                       "Appended by `make bench` (`python -m tests.benchmarks.sandbox_bench`); newest last.\n\n")
+        out.write_text(
+            "# Sandbox benchmark results\n\n"
+            "Appended by `make bench` (`python -m tests.benchmarks.sandbox_bench`); newest last.\n\n"
+        )
     with out.open("a", encoding="utf-8") as fh:
         fh.write("\n" + text)
 
@@ -382,8 +423,12 @@ def parse_sizes(text: str) -> list[int]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.benchmarks.sandbox_bench", description=__doc__)
-    parser.add_argument("--sizes", type=parse_sizes, default=list(DEFAULT_SIZES),
-                        help="comma-separated portal sizes (default: 10000,100000,1000000)")
+    parser.add_argument(
+        "--sizes",
+        type=parse_sizes,
+        default=list(DEFAULT_SIZES),
+        help="comma-separated portal sizes (default: 10000,100000,1000000)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="Markdown file to append to (default: %(default)s)")
     args = parser.parse_args(argv)
     started = time.perf_counter()

@@ -32,8 +32,14 @@ def test_every_call_is_attributed_to_a_step_and_adds_up_to_the_sandboxs_totals(m
 
     assert run.unattributed == 0
     assert run.log_matches_sandbox
-    for task_id in ("preflight", "build_unengaged_list", "round_1.send_email", "round_1.build_confirmed_list",
-                    "export_unconfirmed", "opt_out_unconfirmed"):
+    for task_id in (
+        "preflight",
+        "build_unengaged_list",
+        "round_1.send_email",
+        "round_1.build_confirmed_list",
+        "export_unconfirmed",
+        "opt_out_unconfirmed",
+    ):
         assert run.calls.get(task_id, 0) > 0, task_id
     assert "check_guards" not in run.calls  # it does not call HubSpot
     # The report reads each round's facts again, so that a rerun cannot move it.
@@ -49,8 +55,10 @@ def test_the_campaign_opts_out_the_ground_truth_in_minimum_batches_without_a_429
     assert run.facts.opt_out_rows >= len(run.opt_out_ids) > 0  # list 2 also holds who unsubscribed themselves
     # The reads before the first change, then one batch per 100 contacts opted out.
     facts = run.facts
-    reads = (sum(campaign_steps.pages(n, 1000) for n in facts.sent_events + facts.unsubscribe_events
-                 + facts.status_events + facts.click_events) + campaign_steps.pages(facts.list_one_size or 0, 250))
+    reads = sum(
+        campaign_steps.pages(n, 1000)
+        for n in facts.sent_events + facts.unsubscribe_events + facts.status_events + facts.click_events
+    ) + campaign_steps.pages(facts.list_one_size or 0, 250)
     # Left to opt out: the ground truth, and those who unsubscribed themselves (HubSpot answers NO_STATUS_CHANGE).
     assert facts.to_opt_out is not None and facts.to_opt_out >= len(run.opt_out_ids)
     assert run.calls["opt_out_unconfirmed"] == reads + math.ceil(facts.to_opt_out / 100)
@@ -70,8 +78,11 @@ def test_the_plain_script_makes_two_calls_per_contact_on_the_same_cohort(measure
     run, plain, _ = measured
 
     assert plain.outcome_ok and plain.members == len(run.opt_out_ids)
-    assert plain.by_kind == {"pages": math.ceil(plain.members / 250), "look-ups": plain.members,
-                             "unsubscribes": plain.members}
+    assert plain.by_kind == {
+        "pages": math.ceil(plain.members / 250),
+        "look-ups": plain.members,
+        "unsubscribes": plain.members,
+    }
     assert plain.calls == plain.minimum == sum(plain.by_kind.values())
     assert plain.calls > 50 * campaign_bench.project_path_calls(run)
 
@@ -95,8 +106,12 @@ def test_the_report_has_every_table_and_a_verdict_per_target(measured, tmp_path,
     assert "## Campaign benchmark, " in written and "CPUs (nproc)" in written
     assert "| opt_out_unconfirmed | " in written and "| **total** |" in written
     assert "### Against the plain per-contact script" in written and "### DAG file parse time" in written
-    for target in (r"calls/minimum <= 1.1 for every step", r"zero 429s", r"DAG parse time <= 1.5 x",
-                   r"every run opted out exactly the ground truth"):
+    for target in (
+        r"calls/minimum <= 1.1 for every step",
+        r"zero 429s",
+        r"DAG parse time <= 1.5 x",
+        r"every run opted out exactly the ground truth",
+    ):
         assert re.search(rf"^- (PASS|FAIL): {target}", written, re.M), target
     assert re.search(r"^- PASS: zero 429s", written, re.M)
     assert re.search(r"^- PASS: every run opted out exactly the ground truth", written, re.M)
@@ -109,8 +124,14 @@ def test_the_floor_is_the_calls_at_the_limits_rate(calls, floor):
 
 
 def test_every_read_of_list_1_pages_every_click_but_looks_up_only_new_clickers():
-    facts = campaign_steps.Facts(rounds=2, confirmed=(1000, 1500), late_confirmed=30, click_events=(1200, 600),
-                                 opt_out_rows=2500, confirmed_list_size=1500)
+    facts = campaign_steps.Facts(
+        rounds=2,
+        confirmed=(1000, 1500),
+        late_confirmed=30,
+        click_events=(1200, 600),
+        opt_out_rows=2500,
+        confirmed_list_size=1500,
+    )
 
     first = campaign_steps.minimum("round_1.build_confirmed_list", facts)
     second = campaign_steps.minimum("round_2.build_confirmed_list", facts)
@@ -121,8 +142,16 @@ def test_every_read_of_list_1_pages_every_click_but_looks_up_only_new_clickers()
     assert refresh.calls == 1 + (2 + 1) + 6 + 2 * 1 and "(the check)" in refresh.formula
     # No SENT, UNSUBSCRIBED or STATUSCHANGE counts given: still one page of each per email.
     assert campaign_steps.minimum("opt_out_unconfirmed", facts).calls == 2 + 2 + 2 + (2 + 1) + 6 + 25
-    read = campaign_steps.Facts(**{**facts.__dict__, "sent_events": (2500, 1300), "unsubscribe_events": (40, 0),
-                                   "status_events": (1001, 3), "to_opt_out": 2400, "list_one_size": 1530})
+    read = campaign_steps.Facts(
+        **{
+            **facts.__dict__,
+            "sent_events": (2500, 1300),
+            "unsubscribe_events": (40, 0),
+            "status_events": (1001, 3),
+            "to_opt_out": 2400,
+            "list_one_size": 1530,
+        }
+    )
     assert campaign_steps.minimum("opt_out_unconfirmed", read).calls == (3 + 2) + 2 + (2 + 1) + (2 + 1) + 7 + 24
     assert campaign_steps.minimum("round_2.build_recipients_list", facts).calls == 3
     assert campaign_steps.minimum("check_guards", facts) is None

@@ -28,8 +28,13 @@ def test_going_to_the_opt_out_after_round_1_skips_every_later_round_at_once(dag)
 
 def test_the_opt_out_path_and_the_report_are_never_skipped_by_a_branch(dag):
     skipped = skipped_by(dag, "another_round_1", chosen="refresh_confirmed_list")
-    for task_id in ("refresh_confirmed_list", "export_unconfirmed", "opt_out_unconfirmed", "campaign_report",
-                    "fail_if_any_step_failed"):
+    for task_id in (
+        "refresh_confirmed_list",
+        "export_unconfirmed",
+        "opt_out_unconfirmed",
+        "campaign_report",
+        "fail_if_any_step_failed",
+    ):
         assert task_id not in skipped
         # Each of them waits for skipped rounds by its trigger rule; skipping it early would be wrong.
         assert dag.get_task(task_id).trigger_rule != "all_success"

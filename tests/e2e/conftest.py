@@ -32,8 +32,10 @@ class Campaign:
 
     def speak(self, api_version: str | None = None) -> None:
         """Point ``hubspot_default`` at the sandbox, in the given HubSpot API version (``None``: the default)."""
-        self._monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", connection_json(
-            self.sandbox.url, self.sandbox.token, api_version=api_version))
+        self._monkeypatch.setenv(
+            "AIRFLOW_CONN_HUBSPOT_DEFAULT",
+            connection_json(self.sandbox.url, self.sandbox.token, api_version=api_version),
+        )
 
     def paths_called(self) -> set[str]:
         """Every HubSpot API path the sandbox answered since this test began (its admin calls left out)."""
@@ -70,8 +72,10 @@ class Campaign:
         return {c["contactId"] for c in self.status_changes()}
 
     def lists(self) -> list[dict[str, Any]]:
-        found = self.sandbox.session.post(f"{self.sandbox.url}/crm/v3/lists/search", json={
-            "query": "", "offset": 0, "count": 500, "additionalProperties": []}).json()
+        found = self.sandbox.session.post(
+            f"{self.sandbox.url}/crm/v3/lists/search",
+            json={"query": "", "offset": 0, "count": 500, "additionalProperties": []},
+        ).json()
         return found["lists"]
 
     def emails(self) -> list[dict[str, Any]]:
@@ -90,11 +94,13 @@ class Campaign:
 
         (email,) = [e for e in self.emails() if e["name"].endswith("· r1 · email")]
         cta = confirm_url_for(PARAMS_SCHEMA["confirm_url"]["default"], campaign_id, 1)
-        self.sandbox.admin("POST", "events", {"emailId": email["id"], "contactId": clicker, "type": "CLICK",
-                                              "url": cta})
+        self.sandbox.admin(
+            "POST", "events", {"emailId": email["id"], "contactId": clicker, "type": "CLICK", "url": cta}
+        )
         (list_one,) = [x for x in self.lists() if x["name"].endswith("· confirmed")]
-        self.sandbox.session.put(f"{self.sandbox.url}/crm/v3/lists/{list_one['listId']}/memberships/add",
-                                 json=[by_hand]).raise_for_status()
+        self.sandbox.session.put(
+            f"{self.sandbox.url}/crm/v3/lists/{list_one['listId']}/memberships/add", json=[by_hand]
+        ).raise_for_status()
 
     def wait_for_list(self, suffix: str, timeout: float = 120) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -114,4 +120,3 @@ def campaign(dag, campaign_sandbox, tmp_path, monkeypatch) -> Campaign:
 
 def states(dag_run) -> dict[str, str]:
     return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
-

@@ -18,9 +18,11 @@ from tests.e2e.test_rerun import rerun
 
 def xcom(dag_run, task_id: str) -> dict:
     with create_session() as session:
-        found = session.scalars(select(XComModel).where(XComModel.run_id == dag_run.run_id,
-                                                        XComModel.task_id == task_id,
-                                                        XComModel.key == "return_value")).one()
+        found = session.scalars(
+            select(XComModel).where(
+                XComModel.run_id == dag_run.run_id, XComModel.task_id == task_id, XComModel.key == "return_value"
+            )
+        ).one()
         return found.value
 
 
@@ -42,8 +44,11 @@ def test_the_report_equals_the_ground_truth_and_a_rerun_rewrites_it_byte_for_byt
     truth_1, truth_2 = campaign.truth(1), campaign.truth(2)
     email = {e["name"].rsplit(" · ", 2)[-2]: e["id"] for e in campaign.emails()}
     sent = {k: set(campaign.recipients(email[f"r{k}"])) for k in (1, 2)}
-    recipients = {int(x["name"].rsplit(" · ", 2)[-2][1:]): list_size(campaign, x["listId"]) for x in campaign.lists()
-                  if x["name"].endswith("· recipients")}
+    recipients = {
+        int(x["name"].rsplit(" · ", 2)[-2][1:]): list_size(campaign, x["listId"])
+        for x in campaign.lists()
+        if x["name"].endswith("· recipients")
+    }
     confirmed_1 = truth_1["confirmed"] & sent[1]
     confirmed_2 = (truth_2["confirmed"] - confirmed_1) & (sent[1] | sent[2])
     assert len(truth_2["unengaged"]) == recipients[1] > 100
@@ -68,8 +73,13 @@ def test_the_report_equals_the_ground_truth_and_a_rerun_rewrites_it_byte_for_byt
 
     # A user clears list 1 and everything after it: the rebuilt lists, a second opt-out that finds everybody
     # already opted out, and the report read the same facts again.
-    for task_id in ("round_1.build_confirmed_list", "round_1.build_unconfirmed_list", "refresh_confirmed_list",
-                    "opt_out_unconfirmed", "campaign_report"):
+    for task_id in (
+        "round_1.build_confirmed_list",
+        "round_1.build_unconfirmed_list",
+        "refresh_confirmed_list",
+        "opt_out_unconfirmed",
+        "campaign_report",
+    ):
         rerun(campaign, dag_run, task_id)
     assert xcom(dag_run, "opt_out_unconfirmed")["opted_out"] == 0  # what the old report showed
     assert table.read_bytes() == written

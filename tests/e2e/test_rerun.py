@@ -18,9 +18,19 @@ def rerun(campaign, dag_run, task_id: str) -> str:
     """What `airflow tasks test <dag> <task> <run id>` does: run one task again inside the finished run."""
     from airflow.cli.commands.task_command import task_test
 
-    task_test(Namespace(dag_id=campaign.dag.dag_id, task_id=task_id, logical_date_or_run_id=dag_run.run_id,
-                        map_index=-1, env_vars=None, task_params=None, post_mortem=False, bundle_name=None),
-              dag=campaign.dag)
+    task_test(
+        Namespace(
+            dag_id=campaign.dag.dag_id,
+            task_id=task_id,
+            logical_date_or_run_id=dag_run.run_id,
+            map_index=-1,
+            env_vars=None,
+            task_params=None,
+            post_mortem=False,
+            bundle_name=None,
+        ),
+        dag=campaign.dag,
+    )
     return task_id
 
 
@@ -62,8 +72,9 @@ def test_no_token_or_contact_data_in_xcom_rendered_fields_or_logs(campaign, capf
     token = campaign.sandbox.token
     with create_session() as session:
         xcoms = session.scalars(select(XComModel).where(XComModel.run_id == dag_run.run_id)).all()
-        rendered = session.scalars(select(RenderedTaskInstanceFields).where(
-            RenderedTaskInstanceFields.run_id == dag_run.run_id)).all()
+        rendered = session.scalars(
+            select(RenderedTaskInstanceFields).where(RenderedTaskInstanceFields.run_id == dag_run.run_id)
+        ).all()
         xcom_text = [json.dumps(x.value, default=str) for x in xcoms]
         rendered_text = [json.dumps(r.rendered_fields, default=str) for r in rendered]
     logs = capfd.readouterr()
@@ -76,20 +87,28 @@ def test_no_token_or_contact_data_in_xcom_rendered_fields_or_logs(campaign, capf
 
 #: Each write the campaign makes, answered and then cut off once (the change was applied, the answer lost);
 #: plus random 5xx and 429s on every endpoint.
-LOST_ANSWERS = ["lists.create", "emails.create", "emails.publish", "lists.memberships_add",
-                "subscriptions.v4.batch_unsubscribe_all"]
+LOST_ANSWERS = [
+    "lists.create",
+    "emails.create",
+    "emails.publish",
+    "lists.memberships_add",
+    "subscriptions.v4.batch_unsubscribe_all",
+]
 
 
 def test_lost_answers_and_random_errors_leave_the_same_outcome(campaign):
     campaign.seed()
     for endpoint in LOST_ANSWERS:
         # skip=1: preflight probes publish once with a non-existent email first.
-        campaign.sandbox.admin("POST", "faults", {"endpoint": endpoint, "kind": "drop_after", "count": 1,
-                                                  "skip": 1 if endpoint == "emails.publish" else 0})
-    campaign.sandbox.admin("POST", "faults", {"endpoint": "*", "kind": "error", "status": 503, "probability": 0.05,
-                                              "seed": 11})
-    campaign.sandbox.admin("POST", "faults", {"endpoint": "*", "kind": "rate_limit", "probability": 0.05,
-                                              "seed": 12})
+        campaign.sandbox.admin(
+            "POST",
+            "faults",
+            {"endpoint": endpoint, "kind": "drop_after", "count": 1, "skip": 1 if endpoint == "emails.publish" else 0},
+        )
+    campaign.sandbox.admin(
+        "POST", "faults", {"endpoint": "*", "kind": "error", "status": 503, "probability": 0.05, "seed": 11}
+    )
+    campaign.sandbox.admin("POST", "faults", {"endpoint": "*", "kind": "rate_limit", "probability": 0.05, "seed": 12})
     dag_run = campaign.run(rounds=2)
     assert str(dag_run.state) == "success", states(dag_run)
     fired = {f["endpoint"]: f["fired"] for f in campaign.sandbox.admin("GET", "faults")["faults"]}

@@ -30,13 +30,15 @@ def test_late_click_and_hand_added_contact_are_spared(campaign):
 def test_the_wait_is_measured_from_the_send_even_when_the_send_is_late(campaign):
     campaign.seed()
     # The first publish call is preflight's capability probe; the second is the send.
-    campaign.sandbox.admin("POST", "faults", {"endpoint": "emails.publish", "kind": "latency", "seconds": 6,
-                                              "skip": 1, "count": 1})
+    campaign.sandbox.admin(
+        "POST", "faults", {"endpoint": "emails.publish", "kind": "latency", "seconds": 6, "skip": 1, "count": 1}
+    )
     dag_run = campaign.run(rounds=1)
     assert str(dag_run.state) == "success", states(dag_run)
     tis = {ti.task_id: ti for ti in dag_run.get_task_instances()}
-    sent_at = dt.datetime.fromisoformat(tis["round_1.send_email"].xcom_pull(task_ids="round_1.send_email")["sent_at"]
-                                        .replace("Z", "+00:00"))
+    sent_at = dt.datetime.fromisoformat(
+        tis["round_1.send_email"].xcom_pull(task_ids="round_1.send_email")["sent_at"].replace("Z", "+00:00")
+    )
     waited_until = tis["round_1.wait_for_responses"].end_date
     assert waited_until - sent_at >= dt.timedelta(seconds=4)
     assert waited_until - dag_run.start_date >= dt.timedelta(seconds=10)  # 6 s late send + the 4 s window
@@ -75,10 +77,26 @@ def test_guard_no_clicks_tracked(campaign):
 def test_guard_list_one_disagrees_with_click_stats(campaign):
     campaign.seed()
     # A designed template whose first link (a logo) catches the clicks: HubSpot counts clicks, none on the CTA.
-    template = campaign.sandbox.session.post(f"{campaign.sandbox.url}/marketing/v3/emails", json={
-        "name": "designed", "subject": "x", "content": {"widgets": {"main": {"id": "main", "name": "main",
-            "type": "module", "body": {"html": '<a href="https://www.example.com/logo">Logo</a> '
-                                               '<a href="{{ confirm_url }}">Yes, keep me subscribed</a>'}}}}}).json()
+    template = campaign.sandbox.session.post(
+        f"{campaign.sandbox.url}/marketing/v3/emails",
+        json={
+            "name": "designed",
+            "subject": "x",
+            "content": {
+                "widgets": {
+                    "main": {
+                        "id": "main",
+                        "name": "main",
+                        "type": "module",
+                        "body": {
+                            "html": '<a href="https://www.example.com/logo">Logo</a> '
+                            '<a href="{{ confirm_url }}">Yes, keep me subscribed</a>'
+                        },
+                    }
+                }
+            },
+        },
+    ).json()
     guard_failure(campaign.run(rounds=1, template_email_id=template["id"], max_opt_out_fraction=1.0))
     assert campaign.status_changes() == []
 
@@ -126,17 +144,24 @@ def answer_approval(campaign, choice: str):
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             with create_session() as session:
-                ti = session.scalar(select(TaskInstance).join(TaskInstance.dag_run).where(
-                    TaskInstance.task_id == "approve_opt_out", DagRun.logical_date == campaign.logical_date,
-                    TaskInstance.state == TaskInstanceState.AWAITING_INPUT))
+                ti = session.scalar(
+                    select(TaskInstance)
+                    .join(TaskInstance.dag_run)
+                    .where(
+                        TaskInstance.task_id == "approve_opt_out",
+                        DagRun.logical_date == campaign.logical_date,
+                        TaskInstance.state == TaskInstanceState.AWAITING_INPUT,
+                    )
+                )
                 if ti is not None:
                     detail = session.scalar(select(HITLDetail).where(HITLDetail.ti_id == ti.id))
                     detail.responded_by = {"id": "pytest", "name": "pytest"}
                     detail.responded_at = timezone.utcnow()
                     detail.chosen_options = [choice]
                     detail.params_input = {}
-                    handle_event_submit(TriggerEvent(detail.as_resume_event_payload()), task_instance=ti,
-                                        session=session)
+                    handle_event_submit(
+                        TriggerEvent(detail.as_resume_event_payload()), task_instance=ti, session=session
+                    )
                     return
             time.sleep(0.5)
 
@@ -163,4 +188,3 @@ def test_approval_gates_the_opt_out(campaign, choice):
         assert campaign.status_changes() == []
         (report,) = campaign.exports.glob("*/*/report.html")
         assert "rejected" in report.read_text()
-

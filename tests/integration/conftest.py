@@ -19,8 +19,9 @@ from include.hubspot_sandbox.process import SandboxProcess, free_port
 from tests.conftest import CAMPAIGN_SANDBOX
 from tests.reliability.outcome import Outcome, snapshot
 
-DATABASE_URL = os.environ.get("INTEGRATION_DATABASE_URL",
-                              "postgresql+psycopg2://postgres@127.0.0.1:5432/reengagement_integration")
+DATABASE_URL = os.environ.get(
+    "INTEGRATION_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/reengagement_integration"
+)
 BROKER_URL = os.environ.get("INTEGRATION_BROKER_URL", "redis://127.0.0.1:6379/15")
 #: Faster than a deployment: a lost worker is noticed in ~15 s (task heartbeats come every 5 s), a failed
 #: task is retried after 1, 2, 4 s, and an idle scheduler looks for work twice a second.
@@ -104,9 +105,15 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         return
     home = tmp_path_factory.mktemp("stack")
     config = StackConfig(
-        database_url=DATABASE_URL, broker_url=BROKER_URL, api_port=free_port(), sandbox_port=free_port(),
-        scheduler_health_port=free_port(), worker_log_port=free_port(), triggerer_log_port=free_port(),
-        sandbox_args=CAMPAIGN_SANDBOX, settings=TEST_SETTINGS,
+        database_url=DATABASE_URL,
+        broker_url=BROKER_URL,
+        api_port=free_port(),
+        sandbox_port=free_port(),
+        scheduler_health_port=free_port(),
+        worker_log_port=free_port(),
+        triggerer_log_port=free_port(),
+        sandbox_args=CAMPAIGN_SANDBOX,
+        settings=TEST_SETTINGS,
     )
     stack = LocalStack(home, config)
     try:

@@ -27,14 +27,24 @@ from include.airflow_stack.shape import (
 from include.airflow_stack.stack import SANDBOX, LocalStack, StackConfig
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICE_OF = {"api-server": "airflow-apiserver", "scheduler": "airflow-scheduler",
-              "dag-processor": "airflow-dag-processor", "triggerer": "airflow-triggerer", "worker": "airflow-worker"}
-SECRETS = {"fernet_key": "AIRFLOW__CORE__FERNET_KEY", "jwt_secret": "AIRFLOW__API_AUTH__JWT_SECRET",
-           "secret_key": "AIRFLOW__API__SECRET_KEY"}
+SERVICE_OF = {
+    "api-server": "airflow-apiserver",
+    "scheduler": "airflow-scheduler",
+    "dag-processor": "airflow-dag-processor",
+    "triggerer": "airflow-triggerer",
+    "worker": "airflow-worker",
+}
+SECRETS = {
+    "fernet_key": "AIRFLOW__CORE__FERNET_KEY",
+    "jwt_secret": "AIRFLOW__API_AUTH__JWT_SECRET",
+    "secret_key": "AIRFLOW__API__SECRET_KEY",
+}
 #: Where the parts live inside compose: its service names and the image's paths.
 COMPOSE_LOCATION = Location(
-    database_url="postgresql+psycopg2://airflow:airflow@postgres/airflow", broker_url="redis://redis:6379/0",
-    api_url="http://airflow-apiserver:8080", passwords_file="/opt/airflow/config/passwords.json",
+    database_url="postgresql+psycopg2://airflow:airflow@postgres/airflow",
+    broker_url="redis://redis:6379/0",
+    api_url="http://airflow-apiserver:8080",
+    passwords_file="/opt/airflow/config/passwords.json",
     hubspot_connection="${HUBSPOT_CONNECTION:-" + sandbox_connection("hubspot-sandbox") + "}",
 )
 
@@ -91,15 +101,19 @@ def test_init_runs_the_native_init_commands_in_order(compose):
 def test_the_sandbox_service_serves_the_native_sandbox_settings(compose, native):
     service = compose["services"][SANDBOX]
     compose_args, native_args = argv(service["command"]), native.command(SANDBOX)
-    assert compose_args[compose_args.index("--db") + 2:] == list(SANDBOX_ARGS)
-    assert native_args[native_args.index("--db") + 2:] == list(SANDBOX_ARGS)
+    assert compose_args[compose_args.index("--db") + 2 :] == list(SANDBOX_ARGS)
+    assert native_args[native_args.index("--db") + 2 :] == list(SANDBOX_ARGS)
     assert service["ports"] == ["127.0.0.1:8099:8099"]  # published on loopback only
     assert SANDBOX_TOKEN in " ".join(service["healthcheck"]["test"])
 
 
 def test_every_mounted_path_exists_and_the_image_installs_the_requirements(compose):
-    mounts = [volume.split(":")[0] for service in compose["services"].values()
-              for volume in service.get("volumes", []) if volume.startswith("./")]
+    mounts = [
+        volume.split(":")[0]
+        for service in compose["services"].values()
+        for volume in service.get("volumes", [])
+        if volume.startswith("./")
+    ]
     assert {"./dags", "./plugins", "./include"} <= set(mounts)
     for source in mounts:
         assert (ROOT / source).exists(), source

@@ -36,7 +36,12 @@ def celery_active(deployment: Deployment) -> str:
     celery = str(Path(sys.executable).with_name("celery"))
     done = subprocess.run(
         [celery, "--app", "airflow.providers.celery.executors.celery_executor.app", "inspect", "active", "--json"],
-        env=deployment.stack.environment(), capture_output=True, text=True, timeout=60, check=True)
+        env=deployment.stack.environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     return done.stdout
 
 
@@ -48,7 +53,8 @@ def assert_no_duplicates(deployment: Deployment, campaign: str, rounds: int) -> 
 
 
 def test_a_two_round_campaign_waits_in_the_triggerer_and_finishes_once_after_a_failed_step_is_cleared(
-        deployment: Deployment):
+    deployment: Deployment,
+):
     deployment.fresh_portal()
     # The portal has used up its exports for the day: after both rounds, the export fails at once (no retry
     # can help) and the run fails before anybody is opted out.
@@ -73,8 +79,9 @@ def test_a_two_round_campaign_waits_in_the_triggerer_and_finishes_once_after_a_f
     assert (failed["state"], failed["try_number"]) == ("failed", 1)
     assert deployment.states("ci-two-rounds")["opt_out_unconfirmed"] == "upstream_failed"
     assert deployment.status_changes() == []
-    export_log = json.dumps(deployment.api.call(
-        "GET", f"dags/{DAG_ID}/dagRuns/ci-two-rounds/taskInstances/export_unconfirmed/logs/1"))
+    export_log = json.dumps(
+        deployment.api.call("GET", f"dags/{DAG_ID}/dagRuns/ci-two-rounds/taskInstances/export_unconfirmed/logs/1")
+    )
     assert "Nobody was opted out" in export_log
 
     deployment.admin("PUT", "settings", {"exports_per_day": daily_exports})  # a day later
@@ -100,14 +107,15 @@ def test_a_finished_campaign_cleared_from_list_one_adds_to_its_ledger_and_keeps_
     changed = {c["contactId"] for c in deployment.status_changes()}
     cleared = deployment.api.clear(DAG_ID, run_id, ["round_1.build_confirmed_list"], include_downstream=True)
     assert {"round_1.build_confirmed_list", "round_2.send_email", "opt_out_unconfirmed"} <= {
-        ti["task_id"] for ti in cleared}
+        ti["task_id"] for ti in cleared
+    }
     run = deployment.api.wait_for_run(DAG_ID, run_id, timeout=600)
     assert run["state"] == "success", deployment.states(run_id)
 
     rerun_ledger = deployment.served(run_id, "ledger.csv")
     assert rerun_ledger.startswith(ledger) and len(rerun_ledger) > len(ledger)  # it only grew
     before = list(csv.DictReader(io.StringIO(ledger)))
-    added = list(csv.DictReader(io.StringIO(rerun_ledger)))[len(before):]
+    added = list(csv.DictReader(io.StringIO(rerun_ledger)))[len(before) :]
     assert {row["reason"] for row in added} == {"NO_STATUS_CHANGE"}
     assert {row["contact_id"] for row in added} == {row["contact_id"] for row in before} >= changed
     assert deployment.served(run_id, "files/report.csv") == report
@@ -118,8 +126,11 @@ def test_a_finished_campaign_cleared_from_list_one_adds_to_its_ledger_and_keeps_
 def test_a_worker_killed_during_the_opt_out_is_replaced_and_everyone_is_opted_out_once(deployment: Deployment):
     deployment.fresh_portal(contacts=3000)
     # Slow opt-out batches (about ten, five in flight at once), so the worker dies with some applied and some not.
-    deployment.admin("POST", "faults", {"endpoint": "subscriptions.v4.batch_unsubscribe_all", "kind": "latency",
-                                        "seconds": 3, "count": 1000})
+    deployment.admin(
+        "POST",
+        "faults",
+        {"endpoint": "subscriptions.v4.batch_unsubscribe_all", "kind": "latency", "seconds": 3, "count": 1000},
+    )
     deployment.trigger("ci-kill")
     deployment.api.wait_for_task(DAG_ID, "ci-kill", "opt_out_unconfirmed", {"running"}, timeout=600)
     deadline = time.monotonic() + 120
@@ -143,8 +154,13 @@ def test_a_worker_killed_during_the_opt_out_is_replaced_and_everyone_is_opted_ou
 
 
 def test_make_up_status_finds_the_running_stack_from_its_folder(deployment: Deployment):
-    done = subprocess.run([sys.executable, "-m", "include.airflow_stack", "status", "--home",
-                           str(deployment.stack.home)], capture_output=True, text=True, timeout=60, check=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "include.airflow_stack", "status", "--home", str(deployment.stack.home)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     for name in deployment.stack.components:
         assert any(line.split()[:2] == [name, "running"] for line in done.stdout.splitlines()), done.stdout
     assert deployment.stack.config.api_url in done.stdout
@@ -160,16 +176,28 @@ STEP_TASKS = ["select_cohort", "round_1", "another_round_1", "round_2", "opt_out
 @pytest.fixture(scope="module")
 def browser() -> Iterator:
     if not (Path(CHROMIUM).exists() and shutil.which(CHROMEDRIVER)):
-        pytest.fail("the UI test needs Debian's chromium and chromium-driver: apt-get install chromium "
-                    "chromium-driver (.ci/run does)")
+        pytest.fail(
+            "the UI test needs Debian's chromium and chromium-driver: apt-get install chromium "
+            "chromium-driver (.ci/run does)"
+        )
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1600,1000", "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--disable-extensions", "--no-first-run", "--password-store=basic"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1600,1000",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-extensions",
+        "--no-first-run",
+        "--password-store=basic",
+    ):
         options.add_argument(arg)
     # The explicit driver path keeps Selenium from trying to download one.
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
@@ -235,8 +263,9 @@ def test_the_grid_shows_every_step_of_the_campaign(logged_in, deployment: Deploy
     logged_in.save_screenshot(str(ARTIFACTS / "grid.png"))
 
 
-def test_the_run_page_shows_the_campaign_report_and_the_report_task_links_to_it(logged_in, deployment: Deployment,
-                                                                               finished_run: str):
+def test_the_run_page_shows_the_campaign_report_and_the_report_task_links_to_it(
+    logged_in, deployment: Deployment, finished_run: str
+):
     from selenium.webdriver.common.by import By
 
     base = deployment.stack.config.api_url
@@ -245,20 +274,26 @@ def test_the_run_page_shows_the_campaign_report_and_the_report_task_links_to_it(
     frame = wait_until(lambda: logged_in.find_element(By.TAG_NAME, "iframe"), "the report tab's frame")
     logged_in.switch_to.frame(frame)
     try:
-        wait_until(lambda: "Round 1" in page_text(logged_in) and "confirmed" in page_text(logged_in),
-                   "the funnel in the report tab")
+        wait_until(
+            lambda: "Round 1" in page_text(logged_in) and "confirmed" in page_text(logged_in),
+            "the funnel in the report tab",
+        )
     finally:
         logged_in.switch_to.default_content()
     logged_in.save_screenshot(str(ARTIFACTS / "report_tab.png"))
     # The report task's extra link opens the same report.
     logged_in.get(f"{base}/dags/{DAG_ID}/runs/{finished_run}/tasks/campaign_report/details")
-    link = wait_until(lambda: next(a for a in logged_in.find_elements(By.TAG_NAME, "a")
-                                   if a.text.strip() == "Report"), "the report task's Report link")
+    link = wait_until(
+        lambda: next(a for a in logged_in.find_elements(By.TAG_NAME, "a") if a.text.strip() == "Report"),
+        "the report task's Report link",
+    )
     href = link.get_attribute("href")
     assert f"/reengagement/runs/{DAG_ID}/" in href, href
     logged_in.get(href)
-    wait_until(lambda: "Round 1" in page_text(logged_in) and "opted out" in page_text(logged_in),
-               "the funnel behind the Report link")
+    wait_until(
+        lambda: "Round 1" in page_text(logged_in) and "opted out" in page_text(logged_in),
+        "the funnel behind the Report link",
+    )
     logged_in.save_screenshot(str(ARTIFACTS / "report.png"))
 
 
@@ -266,8 +301,10 @@ def test_the_trigger_form_shows_the_params_with_their_descriptions(logged_in, de
     from selenium.webdriver.common.by import By
 
     logged_in.get(f"{deployment.stack.config.api_url}/dags/{DAG_ID}")
-    trigger = wait_until(lambda: next(b for b in logged_in.find_elements(By.TAG_NAME, "button")
-                                      if b.text.strip() == "Trigger"), "the Trigger button")
+    trigger = wait_until(
+        lambda: next(b for b in logged_in.find_elements(By.TAG_NAME, "button") if b.text.strip() == "Trigger"),
+        "the Trigger button",
+    )
     trigger.click()
     descriptions = [spec["description"].split(".")[0] for spec in PARAMS_SCHEMA.values()]
     shown = wait_until(lambda: [d for d in descriptions if d in page_text(logged_in)], "the params' descriptions")
@@ -277,8 +314,9 @@ def test_the_trigger_form_shows_the_params_with_their_descriptions(logged_in, de
     assert suggestions == list(WAIT_EXAMPLES)
 
 
-@pytest.mark.parametrize(("conf", "refusal"), [({"rounds": 5}, "is not one of [1, 2, 3]"),
-                                                ({"wait": "P7X"}, "is not a 'duration'")])
+@pytest.mark.parametrize(
+    ("conf", "refusal"), [({"rounds": 5}, "is not one of [1, 2, 3]"), ({"wait": "P7X"}, "is not a 'duration'")]
+)
 def test_a_run_with_an_invalid_param_is_refused_in_plain_words(deployment: Deployment, conf, refusal):
     with pytest.raises(AirflowApiError) as refused:
         deployment.api.trigger(DAG_ID, "ci-refused", conf)
@@ -292,10 +330,17 @@ def test_a_finished_task_links_to_its_hubspot_list(logged_in, deployment: Deploy
     from selenium.webdriver.common.by import By
 
     list_id = deployment.api.xcom(DAG_ID, finished_run, "build_unengaged_list")["list_id"]
-    logged_in.get(f"{deployment.stack.config.api_url}/dags/{DAG_ID}/runs/{finished_run}/tasks/build_unengaged_list/details")
-    link = wait_until(lambda: next(a for a in logged_in.find_elements(By.TAG_NAME, "a")
-                                   if f"/objectLists/{list_id}/" in (a.get_attribute("href") or "")),
-                      "the HubSpot link of the unengaged list")
+    logged_in.get(
+        f"{deployment.stack.config.api_url}/dags/{DAG_ID}/runs/{finished_run}/tasks/build_unengaged_list/details"
+    )
+    link = wait_until(
+        lambda: next(
+            a
+            for a in logged_in.find_elements(By.TAG_NAME, "a")
+            if f"/objectLists/{list_id}/" in (a.get_attribute("href") or "")
+        ),
+        "the HubSpot link of the unengaged list",
+    )
     logged_in.save_screenshot(str(ARTIFACTS / "extra_link.png"))
     assert link.text.strip() == "HubSpot"
     assert link.get_attribute("href").startswith("https://")

@@ -45,10 +45,11 @@ def make_list(hook: HubSpotHook, name: str, member_ids: list[str]) -> str:
     from hubspot.crm.lists import ListCreateRequest
 
     created = hook.client.crm.lists.lists_api.create(
-        ListCreateRequest(name=name, object_type_id="0-1", processing_type="MANUAL"))
+        ListCreateRequest(name=name, object_type_id="0-1", processing_type="MANUAL")
+    )
     list_id = str(created.list.list_id)
     for start in range(0, len(member_ids), 100):
-        hook.client.crm.lists.memberships_api.add(list_id, member_ids[start:start + 100])
+        hook.client.crm.lists.memberships_api.add(list_id, member_ids[start : start + 100])
     wait_processed(hook, list_id)
     return list_id
 
@@ -94,16 +95,38 @@ def run_operator(operator, context: dict | None = None):
 @pytest.fixture
 def recipients(seeded, hubspot_conn):
     """The round-1 recipients: a SNAPSHOT of the unengaged list."""
-    unengaged = run_operator(EnsureListOperator(
-        task_id="build_unengaged_list", list_name="c · unengaged", processing_type="DYNAMIC", segment="unengaged",
-        segment_args={"subscription_id": SUB, "inactivity_weeks": 52}, poll_interval=0.1))
-    return run_operator(EnsureListOperator(
-        task_id="build_recipients_list", list_name="c · r1 · recipients", processing_type="SNAPSHOT",
-        segment="snapshot_of", segment_args={"list_id": unengaged["list_id"]}, poll_interval=0.1))
+    unengaged = run_operator(
+        EnsureListOperator(
+            task_id="build_unengaged_list",
+            list_name="c · unengaged",
+            processing_type="DYNAMIC",
+            segment="unengaged",
+            segment_args={"subscription_id": SUB, "inactivity_weeks": 52},
+            poll_interval=0.1,
+        )
+    )
+    return run_operator(
+        EnsureListOperator(
+            task_id="build_recipients_list",
+            list_name="c · r1 · recipients",
+            processing_type="SNAPSHOT",
+            segment="snapshot_of",
+            segment_args={"list_id": unengaged["list_id"]},
+            poll_interval=0.1,
+        )
+    )
 
 
 def create_op(list_id: str, **kw) -> CreatePermissionEmailOperator:
-    args = {"task_id": "create_email", "email_name": "c · r1 · email", "subject": "Still with us?",
-            "from_name": "Team", "reply_to": "team@example.com", "confirm_url": CTA, "recipients_list_id": list_id,
-            "subscription_id": SUB, **kw}
+    args = {
+        "task_id": "create_email",
+        "email_name": "c · r1 · email",
+        "subject": "Still with us?",
+        "from_name": "Team",
+        "reply_to": "team@example.com",
+        "confirm_url": CTA,
+        "recipients_list_id": list_id,
+        "subscription_id": SUB,
+        **kw,
+    }
     return CreatePermissionEmailOperator(**args)

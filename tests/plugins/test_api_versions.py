@@ -56,9 +56,15 @@ def traffic(seeded) -> Callable[[], list[dict[str, Any]]]:
 
 
 # -- the connection's version ----------------------------------------------------------------------------------
-@pytest.mark.parametrize(("extra", "expected"), [(None, DEFAULT_API_VERSION), ({"api_version": "legacy"}, LEGACY),
-                                                 ({"api_version": " 2026-03 "}, "2026-03"),
-                                                 ({"api_version": "LEGACY"}, LEGACY)])
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (None, DEFAULT_API_VERSION),
+        ({"api_version": "legacy"}, LEGACY),
+        ({"api_version": " 2026-03 "}, "2026-03"),
+        ({"api_version": "LEGACY"}, LEGACY),
+    ],
+)
 def test_the_version_comes_from_the_connection_else_the_default(extra, expected, monkeypatch):
     conn = {"conn_type": "http", "password": "t", **({"extra": extra} if extra else {})}
     monkeypatch.setenv("AIRFLOW_CONN_HS_TEST", json.dumps(conn))
@@ -67,8 +73,12 @@ def test_the_version_comes_from_the_connection_else_the_default(extra, expected,
 
 @pytest.mark.parametrize("bad", ["v3", "2027-01", "2026-9", 2026, ""])
 def test_an_unknown_version_is_refused_naming_the_connection_before_any_call(bad, monkeypatch):
-    monkeypatch.setenv("AIRFLOW_CONN_HS_TEST", json.dumps({"conn_type": "http", "host": "127.0.0.1", "port": 9,
-                                                          "password": "t", "extra": {"api_version": bad}}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_HS_TEST",
+        json.dumps(
+            {"conn_type": "http", "host": "127.0.0.1", "port": 9, "password": "t", "extra": {"api_version": bad}}
+        ),
+    )
     hook = HubSpotHook("hs_test")
     with pytest.raises(ValueError, match=r"Connection 'hs_test': extra api_version must be one of 2026-03, 2026-09"):
         _ = hook.api_version
@@ -102,11 +112,14 @@ def test_the_sdk_and_raw_calls_are_routed_in_one_place(monkeypatch):
     hook._rest.POST("https://api.hubapi.com/communication-preferences/v4/statuses/batch/write?x=1")
     hook._rest.GET("https://api.hubapi.com/email/public/v1/events?campaignId=1")
     hook._rest.with_transport(Transport(hook.transport.limiter, max_attempts=1)).GET(
-        "https://api.hubapi.com/crm/v3/exports/export/async/tasks/9/status")
-    assert inner.urls == ["https://api.hubapi.com/crm/lists/2026-09/7/memberships",
-                          "https://api.hubapi.com/communication-preferences/2026-09/statuses/batch/write?x=1",
-                          "https://api.hubapi.com/email/public/v1/events?campaignId=1",
-                          "https://api.hubapi.com/crm/exports/2026-09/export/async/tasks/9/status"]
+        "https://api.hubapi.com/crm/v3/exports/export/async/tasks/9/status"
+    )
+    assert inner.urls == [
+        "https://api.hubapi.com/crm/lists/2026-09/7/memberships",
+        "https://api.hubapi.com/communication-preferences/2026-09/statuses/batch/write?x=1",
+        "https://api.hubapi.com/email/public/v1/events?campaignId=1",
+        "https://api.hubapi.com/crm/exports/2026-09/export/async/tasks/9/status",
+    ]
 
 
 def test_legacy_sends_every_path_as_written(monkeypatch):
@@ -114,7 +127,10 @@ def test_legacy_sends_every_path_as_written(monkeypatch):
     for path in ("/crm/v3/lists/search", "/account-info/v3/details", "/communication-preferences/v3/definitions"):
         hook._rest.GET("https://api.hubapi.com" + path)
     assert [url.removeprefix("https://api.hubapi.com") for url in inner.urls] == [
-        "/crm/v3/lists/search", "/account-info/v3/details", "/communication-preferences/v3/definitions"]
+        "/crm/v3/lists/search",
+        "/account-info/v3/details",
+        "/communication-preferences/v3/definitions",
+    ]
 
 
 def test_a_rest_client_without_a_route_leaves_urls_alone():
@@ -163,8 +179,9 @@ def test_opt_out_failures_are_read_from_the_body_on_either_version(version, seed
 
 
 @pytest.mark.parametrize("version", [None, "legacy"])
-def test_a_list_lookup_never_searches_so_an_existing_list_is_adopted_on_either_reading(version, seeded, traffic,
-                                                                                       monkeypatch):
+def test_a_list_lookup_never_searches_so_an_existing_list_is_adopted_on_either_reading(
+    version, seeded, traffic, monkeypatch
+):
     """Dated list search needs ``listIds``; read strictly, an empty one matches nothing (as the sandbox reads it).
     A look-up by search would call the list missing and create a duplicate; the get-by-name look-up cannot."""
     use_version(monkeypatch, seeded, version)
@@ -174,8 +191,11 @@ def test_a_list_lookup_never_searches_so_an_existing_list_is_adopted_on_either_r
     assert again["listId"] == first["listId"]
     assert "lists.search" not in {e["endpoint"] for e in traffic()}
     if version is None:  # why: a dated search without list ids finds nothing, though the list exists
-        found = hook.request("POST", "/crm/v3/lists/search",
-                             json_body={"query": "c · confirmed", "listIds": [], "processingTypes": ["MANUAL"]})
+        found = hook.request(
+            "POST",
+            "/crm/v3/lists/search",
+            json_body={"query": "c · confirmed", "listIds": [], "processingTypes": ["MANUAL"]},
+        )
         assert found["lists"] == []
 
 
@@ -183,31 +203,77 @@ def test_a_list_lookup_never_searches_so_an_existing_list_is_adopted_on_either_r
 def mini_campaign(sandbox, tmp_path) -> None:
     """Every step of one round and the opt-out, through the product's operators and hook methods."""
     run = {"run_id": "manual__versions"}
-    checked = run_operator(PreflightOperator(task_id="preflight", subscription_type="Marketing Information",
-                                             confirm_url="https://www.example.com/thanks"))
-    unengaged = run_operator(EnsureListOperator(
-        task_id="build_unengaged_list", list_name="c · unengaged", processing_type="DYNAMIC", segment="unengaged",
-        segment_args={"subscription_id": SUB, "inactivity_weeks": 52, "property_types": checked["property_types"]},
-        poll_interval=0.1))
-    recipients = run_operator(EnsureListOperator(
-        task_id="build_recipients_list", list_name="c · r1 · recipients", processing_type="SNAPSHOT",
-        segment="snapshot_of", segment_args={"list_id": unengaged["list_id"]}, poll_interval=0.1))
+    checked = run_operator(
+        PreflightOperator(
+            task_id="preflight", subscription_type="Marketing Information", confirm_url="https://www.example.com/thanks"
+        )
+    )
+    unengaged = run_operator(
+        EnsureListOperator(
+            task_id="build_unengaged_list",
+            list_name="c · unengaged",
+            processing_type="DYNAMIC",
+            segment="unengaged",
+            segment_args={"subscription_id": SUB, "inactivity_weeks": 52, "property_types": checked["property_types"]},
+            poll_interval=0.1,
+        )
+    )
+    recipients = run_operator(
+        EnsureListOperator(
+            task_id="build_recipients_list",
+            list_name="c · r1 · recipients",
+            processing_type="SNAPSHOT",
+            segment="snapshot_of",
+            segment_args={"list_id": unengaged["list_id"]},
+            poll_interval=0.1,
+        )
+    )
     email = run_operator(create_op(recipients["list_id"]))
     sent = run_operator(SendEmailOperator(task_id="send_email", email_id=email["email_id"], cta_url=email["cta_url"]))
     sandbox.admin("POST", "clock", {"advance_seconds": 60})
     run_operator(EmailMetricsOperator(task_id="review_metrics", email_id=email["email_id"]))
     emails = [{**email, **sent}]
-    confirmed = run_operator(BuildConfirmedListOperator(
-        task_id="build_confirmed_list", list_name="c · confirmed", emails=emails, campaign="c",
-        export_base=f"file://{tmp_path}", verify_members=True), run)
-    unconfirmed = run_operator(EnsureListOperator(
-        task_id="build_unconfirmed_list", list_name="c · r1 · unconfirmed", processing_type="DYNAMIC",
-        segment="unconfirmed", segment_args={"recipients_list_id": recipients["list_id"],
-                                             "confirmed_list_id": confirmed["list_id"]}, poll_interval=0.1))
-    exported = run_operator(ExportListOperator(task_id="export_unconfirmed", list_id=unconfirmed["list_id"],
-                                               campaign="c", export_base=f"file://{tmp_path}", poll_interval=0.1), run)
-    run_operator(OptOutOperator(task_id="opt_out_unconfirmed", export_uri=exported["export_uri"], emails=emails,
-                                confirmed_list_id=confirmed["list_id"], legal_basis_explanation="versions"), run)
+    confirmed = run_operator(
+        BuildConfirmedListOperator(
+            task_id="build_confirmed_list",
+            list_name="c · confirmed",
+            emails=emails,
+            campaign="c",
+            export_base=f"file://{tmp_path}",
+            verify_members=True,
+        ),
+        run,
+    )
+    unconfirmed = run_operator(
+        EnsureListOperator(
+            task_id="build_unconfirmed_list",
+            list_name="c · r1 · unconfirmed",
+            processing_type="DYNAMIC",
+            segment="unconfirmed",
+            segment_args={"recipients_list_id": recipients["list_id"], "confirmed_list_id": confirmed["list_id"]},
+            poll_interval=0.1,
+        )
+    )
+    exported = run_operator(
+        ExportListOperator(
+            task_id="export_unconfirmed",
+            list_id=unconfirmed["list_id"],
+            campaign="c",
+            export_base=f"file://{tmp_path}",
+            poll_interval=0.1,
+        ),
+        run,
+    )
+    run_operator(
+        OptOutOperator(
+            task_id="opt_out_unconfirmed",
+            export_uri=exported["export_uri"],
+            emails=emails,
+            confirmed_list_id=confirmed["list_id"],
+            legal_basis_explanation="versions",
+        ),
+        run,
+    )
     hook = HubSpotHook()
     assert hook.test_connection()[0]
     hook.access_token_info()
@@ -215,8 +281,9 @@ def mini_campaign(sandbox, tmp_path) -> None:
     make_list(hook, "c · by hand", contact_ids(sandbox)[:3])
 
 
-def test_every_call_goes_to_the_dated_path_by_default_and_the_legacy_path_under_legacy(seeded, traffic, tmp_path,
-                                                                                        monkeypatch):
+def test_every_call_goes_to_the_dated_path_by_default_and_the_legacy_path_under_legacy(
+    seeded, traffic, tmp_path, monkeypatch
+):
     use_version(monkeypatch, seeded, None)
     mini_campaign(seeded, tmp_path / "dated")
     dated = traffic()
@@ -224,7 +291,7 @@ def test_every_call_goes_to_the_dated_path_by_default_and_the_legacy_path_under_
     seeded.admin("POST", "seed", {"contacts": 300, "seed": 7})
     use_version(monkeypatch, seeded, "legacy")
     mini_campaign(seeded, tmp_path / "legacy")
-    legacy = traffic()[len(dated):]
+    legacy = traffic()[len(dated) :]
 
     assert [e for e in dated + legacy if e["status"] >= 500] == []
     wrong = [e["path"] for e in dated if not (DATED.match(e["path"]) or kept(e["path"]))]
@@ -238,13 +305,15 @@ def test_every_call_goes_to_the_dated_path_by_default_and_the_legacy_path_under_
 
 # -- preflight says which version it speaks --------------------------------------------------------------------
 def preflight() -> PreflightOperator:
-    return PreflightOperator(task_id="preflight", subscription_type="Marketing Information",
-                             confirm_url="https://www.example.com/thanks")
+    return PreflightOperator(
+        task_id="preflight", subscription_type="Marketing Information", confirm_url="https://www.example.com/thanks"
+    )
 
 
 @pytest.mark.parametrize("version", [None, "legacy"])
-def test_preflight_logs_the_version_and_each_legacy_only_endpoint_with_its_end_date(version, seeded, monkeypatch,
-                                                                                    capsys):
+def test_preflight_logs_the_version_and_each_legacy_only_endpoint_with_its_end_date(
+    version, seeded, monkeypatch, capsys
+):
     use_version(monkeypatch, seeded, version)
     capsys.readouterr()
     result = run_operator(preflight())

@@ -27,12 +27,16 @@ def guarded(user_agent: str | None) -> tuple[GuardedRest, RecordingRest]:
 def test_the_user_agent_replaces_the_sdks_and_keeps_the_other_headers():
     rest, inner = guarded("hubspot-reengagement (dag/task)")
 
-    rest.GET("https://api.hubapi.com/crm/v3/lists/1", headers={"User-Agent": "OpenAPI-Generator/1.0.0/python",
-                                                               "Accept": "application/json"})
+    rest.GET(
+        "https://api.hubapi.com/crm/v3/lists/1",
+        headers={"User-Agent": "OpenAPI-Generator/1.0.0/python", "Accept": "application/json"},
+    )
     rest.POST("https://api.hubapi.com/crm/v3/lists/")
 
-    assert inner.headers == [{"User-Agent": "hubspot-reengagement (dag/task)", "Accept": "application/json"},
-                             {"User-Agent": "hubspot-reengagement (dag/task)"}]
+    assert inner.headers == [
+        {"User-Agent": "hubspot-reengagement (dag/task)", "Accept": "application/json"},
+        {"User-Agent": "hubspot-reengagement (dag/task)"},
+    ]
 
 
 def test_without_a_user_agent_the_headers_are_left_alone():
@@ -53,8 +57,10 @@ def test_a_hook_names_its_caller_and_an_operators_hook_names_its_task():
 
 
 def test_triggers_carry_the_deferring_tasks_caller_through_serialisation():
-    for trigger in (ListProcessedTrigger(list_id="7", hubspot_conn_id="hubspot_default", caller="d/t"),
-                    ExportReadyTrigger(task_id="9", hubspot_conn_id="hubspot_default", caller="d/t")):
+    for trigger in (
+        ListProcessedTrigger(list_id="7", hubspot_conn_id="hubspot_default", caller="d/t"),
+        ExportReadyTrigger(task_id="9", hubspot_conn_id="hubspot_default", caller="d/t"),
+    ):
         classpath, kwargs = trigger.serialize()
         assert kwargs["caller"] == "d/t"
         assert type(trigger)(**kwargs).serialize() == (classpath, kwargs)

@@ -22,15 +22,22 @@ RUN = {"run_id": "scheduled__2026-10-01"}
 def clicked(seeded, recipients, tmp_path):
     """Round 1 sent and answered: the send's result, its clickers' ids, and an exports folder."""
     created = run_operator(create_op(recipients["list_id"]))
-    email = run_operator(SendEmailOperator(task_id="send_email", email_id=created["email_id"],
-                                           cta_url=created["cta_url"]))
+    email = run_operator(
+        SendEmailOperator(task_id="send_email", email_id=created["email_id"], cta_url=created["cta_url"])
+    )
     seeded.admin("POST", "clock", {"advance_seconds": 60})
     return {"email": email, "ids": set(contact_ids(seeded, "confirm_r1")), "base": f"file://{tmp_path}/exports"}
 
 
 def build(clicked, **kw) -> BuildConfirmedListOperator:
-    return BuildConfirmedListOperator(task_id="build_confirmed_list", list_name="c · confirmed",
-                                      emails=[clicked["email"]], campaign="c", export_base=clicked["base"], **kw)
+    return BuildConfirmedListOperator(
+        task_id="build_confirmed_list",
+        list_name="c · confirmed",
+        emails=[clicked["email"]],
+        campaign="c",
+        export_base=clicked["base"],
+        **kw,
+    )
 
 
 def members(operator: BuildConfirmedListOperator, list_id: str) -> set[str]:

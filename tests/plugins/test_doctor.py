@@ -17,9 +17,19 @@ from include.hubspot_sandbox.process import PROJECT_ROOT, SandboxProcess
 from tests.sandbox.test_emails import land, make_email, make_list, seeded_contacts
 
 #: Every endpoint the doctor may call: GETs and read-only POSTs (token introspection, a batch status read).
-READ_ONLY = {"account.details", "account.api_usage", "account.token_info", "subscriptions.v4.definitions",
-             "subscriptions.v4.batch_read", "properties.get", "emails.list", "events.list", "forms.list",
-             "lists.get_many", "exports.status"}
+READ_ONLY = {
+    "account.details",
+    "account.api_usage",
+    "account.token_info",
+    "subscriptions.v4.definitions",
+    "subscriptions.v4.batch_read",
+    "properties.get",
+    "emails.list",
+    "events.list",
+    "forms.list",
+    "lists.get_many",
+    "exports.status",
+}
 #: A Service Key whose creator could not give it crm.export: every other scope the campaign uses.
 NO_EXPORT_KEY = "svc-doctor-0001"
 STEPS = ("review settings", "build lists", "create/send email", "read events", "export", "opt out")
@@ -43,8 +53,16 @@ def box(portal: SandboxProcess) -> SandboxProcess:
 
 
 def connection(box: SandboxProcess, token: str | None = None, extra: dict[str, Any] | None = None) -> str:
-    return json.dumps({"conn_type": "http", "host": "127.0.0.1", "port": box.port, "schema": "http",
-                       "password": token or box.token, "extra": extra or {}})
+    return json.dumps(
+        {
+            "conn_type": "http",
+            "host": "127.0.0.1",
+            "port": box.port,
+            "schema": "http",
+            "password": token or box.token,
+            "extra": extra or {},
+        }
+    )
 
 
 def send_an_email(box: SandboxProcess) -> None:
@@ -57,8 +75,9 @@ def send_an_email(box: SandboxProcess) -> None:
     land(box)
 
 
-def run_doctor(box: SandboxProcess, monkeypatch, capsys, tmp_path, token: str | None = None,
-               extra: dict[str, Any] | None = None) -> tuple[int, dict]:
+def run_doctor(
+    box: SandboxProcess, monkeypatch, capsys, tmp_path, token: str | None = None, extra: dict[str, Any] | None = None
+) -> tuple[int, dict]:
     """Run the doctor as ``make doctor`` would, with HUBSPOT_CONNECTION; returns (exit code, line by check)."""
     monkeypatch.setenv("HUBSPOT_CONNECTION", connection(box, token, extra))
     monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", "")  # restored after the test: the doctor sets it
@@ -88,8 +107,17 @@ def test_a_strict_enterprise_portal_passes_and_nothing_is_written(box, monkeypat
     send_an_email(box)
     code, lines = run_doctor(box, monkeypatch, capsys, tmp_path)
     assert code == 0
-    for check in ("API version", "connection", "credentials", *STEPS, "tier", "API limits", "subscription types",
-                  "property types", "click URLs"):
+    for check in (
+        "API version",
+        "connection",
+        "credentials",
+        *STEPS,
+        "tier",
+        "API limits",
+        "subscription types",
+        "property types",
+        "click URLs",
+    ):
         assert lines[check].startswith("PASS"), lines[check]
     assert "2026-09" in lines["API version"] and "/crm/lists/2026-09" in lines["API version"]
     assert "legacy private app token" in lines["credentials"]
@@ -122,8 +150,7 @@ def test_a_portal_with_no_sent_email_warns_about_click_urls(box, monkeypatch, ca
     assert code == 0 and lines["click URLs"].startswith("WARN") and "no sent marketing email" in lines["click URLs"]
 
 
-def test_a_service_key_without_introspection_names_the_step_its_missing_scope_stops(
-        box, monkeypatch, capsys, tmp_path):
+def test_a_service_key_without_introspection_names_the_step_its_missing_scope_stops(box, monkeypatch, capsys, tmp_path):
     code, lines = run_doctor(box, monkeypatch, capsys, tmp_path, token=NO_EXPORT_KEY)
     assert code == 1
     assert lines["credentials"].startswith("PASS") and "Service Key" in lines["credentials"]
@@ -175,7 +202,14 @@ def test_a_refused_token_fails(box, monkeypatch, capsys, tmp_path):
 
 def test_without_a_connection_it_says_how_to_give_one(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-m", "include.doctor", "--dotenv", str(tmp_path / "absent.env")],
-                          cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "include.doctor", "--dotenv", str(tmp_path / "absent.env")],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 2, done.stderr
     assert "HUBSPOT_CONNECTION" in done.stdout and ".env" in done.stdout

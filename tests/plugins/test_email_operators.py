@@ -65,18 +65,36 @@ def test_send_without_campaign_ids_fails_for_a_clear_not_a_second_send(seeded, r
     send = SendEmailOperator(task_id="send_email", email_id=email["email_id"], cta_url=CTA)
     send.hook.timeout = (2.0, 0.5)
     real_get = SendEmailOperator._get
-    monkeypatch.setattr(SendEmailOperator, "_get", lambda self: {
-        k: v for k, v in real_get(self).items() if k not in ("primaryEmailCampaignId", "allEmailCampaignIds")})
+    monkeypatch.setattr(
+        SendEmailOperator,
+        "_get",
+        lambda self: {
+            k: v for k, v in real_get(self).items() if k not in ("primaryEmailCampaignId", "allEmailCampaignIds")
+        },
+    )
     with pytest.raises(HubSpotTransientError, match="no email campaign ids"):
         run_operator(send)
     assert seeded.admin("GET", "calls")["emails.publish"]["calls"] == 1
 
 
 def test_create_from_a_template_needs_the_confirm_placeholder(seeded, recipients):
-    made = seeded.session.post(f"{seeded.url}/marketing/v3/emails", json={
-        "name": "designed template", "subject": "x", "content": {"widgets": {"main": {
-            "body": {"html": '<a href="{{ confirm_url }}">Yes</a>'}, "id": "main", "name": "main", "type": "module"}}}
-    }).json()
+    made = seeded.session.post(
+        f"{seeded.url}/marketing/v3/emails",
+        json={
+            "name": "designed template",
+            "subject": "x",
+            "content": {
+                "widgets": {
+                    "main": {
+                        "body": {"html": '<a href="{{ confirm_url }}">Yes</a>'},
+                        "id": "main",
+                        "name": "main",
+                        "type": "module",
+                    }
+                }
+            },
+        },
+    ).json()
     result = run_operator(create_op(recipients["list_id"], template_email_id=made["id"]))
     (email,) = emails_named(seeded, "c · r1 · email")
     assert email["id"] == result["email_id"] != made["id"]
@@ -150,21 +168,24 @@ def test_send_on_a_starter_portal_fails_clearly(seeded, recipients):
 
 def test_metrics_and_list_one_after_the_responses(seeded, recipients):
     created = run_operator(create_op(recipients["list_id"]))
-    email = run_operator(SendEmailOperator(task_id="send_email", email_id=created["email_id"],
-                                           cta_url=created["cta_url"]))
+    email = run_operator(
+        SendEmailOperator(task_id="send_email", email_id=created["email_id"], cta_url=created["cta_url"])
+    )
     seeded.admin("POST", "clock", {"advance_seconds": 60})
     metrics = run_operator(EmailMetricsOperator(task_id="review_metrics", email_id=email["email_id"]))
     assert metrics["sent"] == recipients["size"]
     assert metrics["delivered"] + metrics["bounce"] == metrics["sent"]
     assert metrics["click"] > 0
-    confirmed = run_operator(EnsureListOperator(task_id="confirmed", list_name="c · confirmed",
-                                                processing_type="MANUAL", poll_interval=0.1))
+    confirmed = run_operator(
+        EnsureListOperator(task_id="confirmed", list_name="c · confirmed", processing_type="MANUAL", poll_interval=0.1)
+    )
     build = BuildConfirmedListOperator(task_id="build_confirmed_list", list_id=confirmed["list_id"], emails=[email])
     result = run_operator(build)
     clicked = set(contact_ids(seeded, "confirm_r1"))
     assert result["confirmed"] == len(clicked) and result["added"] == len(clicked)
     members = set(build.hook.iter_list_memberships(confirmed["list_id"]))
     assert members == clicked  # no unsubscribe-link clickers, no bot clicks
-    rerun = run_operator(BuildConfirmedListOperator(task_id="build_confirmed_list", list_id=confirmed["list_id"],
-                                                    emails=[email]))
+    rerun = run_operator(
+        BuildConfirmedListOperator(task_id="build_confirmed_list", list_id=confirmed["list_id"], emails=[email])
+    )
     assert rerun["added"] == 0 and rerun["size"] == len(clicked)

@@ -22,8 +22,10 @@ HEADER = ",".join(audit.COLUMNS) + "\n"
 
 
 def ledger_row(contact: int, try_number: int) -> str:
-    return (f"2026-12-04T14:0{try_number}:00Z,{RUN},{try_number},{contact},c{contact}@example.com,all_email,,"
-            "LEGITIMATE_INTEREST_OTHER,,,,COMPLETE,REQUESTED_CHANGE_OCCURRED\n")
+    return (
+        f"2026-12-04T14:0{try_number}:00Z,{RUN},{try_number},{contact},c{contact}@example.com,all_email,,"
+        "LEGITIMATE_INTEREST_OTHER,,,,COMPLETE,REQUESTED_CHANGE_OCCURRED\n"
+    )
 
 
 @pytest.fixture
@@ -31,9 +33,14 @@ def folder(tmp_path):
     """A run folder as a finished run leaves it, with a hidden file and a sub-folder that must not be served."""
     run = tmp_path / "exports" / "campaign_2026-Q4" / "manual__2026-12-04T14_00_00_00_00"
     run.mkdir(parents=True)
-    files = {"report.html": "<!doctype html><h1>Permission pass</h1>", "report.csv": "round,sent\n1,10\n",
-             "unconfirmed.csv": "hs_object_id,email\n1,a@example.com\n", "unconfirmed.csv.json": '{"rows": 1}',
-             "opt_out_result.try-1.csv": "contact_id,status\n1,COMPLETE\n", ".unconfirmed.csv.tmp": "partial"}
+    files = {
+        "report.html": "<!doctype html><h1>Permission pass</h1>",
+        "report.csv": "round,sent\n1,10\n",
+        "unconfirmed.csv": "hs_object_id,email\n1,a@example.com\n",
+        "unconfirmed.csv.json": '{"rows": 1}',
+        "opt_out_result.try-1.csv": "contact_id,status\n1,COMPLETE\n",
+        ".unconfirmed.csv.tmp": "partial",
+    }
     for name, text in files.items():
         (run / name).write_text(text)
     (run / "confirmed_clickers.npy").write_bytes(b"\x93NUMPY\x01\x00")
@@ -99,8 +106,13 @@ def test_index_lists_visible_files_with_sizes_and_links(api, folder):
     response = api.get(files_url(DAG, RUN))
     assert response.status_code == 200
     page = response.text
-    for name in ("report.csv", "unconfirmed.csv", "unconfirmed.csv.json", "opt_out_result.try-1.csv",
-                 "confirmed_clickers.npy"):
+    for name in (
+        "report.csv",
+        "unconfirmed.csv",
+        "unconfirmed.csv.json",
+        "opt_out_result.try-1.csv",
+        "confirmed_clickers.npy",
+    ):
         assert f'<a href="{name}">{name}</a>' in page
     assert f"<td>{(folder / 'report.csv').stat().st_size:,}</td>" in page
     assert ".unconfirmed.csv.tmp" not in page and "scratch" not in page
@@ -112,12 +124,15 @@ def test_index_without_ledger_says_so(api):
     assert "ledger.csv" not in page and "no audit ledger yet" in page
 
 
-@pytest.mark.parametrize(("name", "media_type", "disposition"), [
-    ("unconfirmed.csv", "text/csv; charset=utf-8", "inline"),
-    ("opt_out_result.try-1.csv", "text/csv; charset=utf-8", "inline"),
-    ("unconfirmed.csv.json", "application/json", "inline"),
-    ("confirmed_clickers.npy", "application/octet-stream", "attachment"),
-])
+@pytest.mark.parametrize(
+    ("name", "media_type", "disposition"),
+    [
+        ("unconfirmed.csv", "text/csv; charset=utf-8", "inline"),
+        ("opt_out_result.try-1.csv", "text/csv; charset=utf-8", "inline"),
+        ("unconfirmed.csv.json", "application/json", "inline"),
+        ("confirmed_clickers.npy", "application/octet-stream", "attachment"),
+    ],
+)
 def test_file_is_served_with_its_type(api, folder, name, media_type, disposition):
     response = api.get(served_url(DAG, RUN, name))
     assert response.status_code == 200
@@ -127,10 +142,16 @@ def test_file_is_served_with_its_type(api, folder, name, media_type, disposition
     assert response.headers["x-content-type-options"] == "nosniff"
 
 
-@pytest.mark.parametrize("path", [
-    "files/..%2F..%2Fsecret.txt", "files/%2E%2E", "files/scratch%2Freport.csv", "files/.unconfirmed.csv.tmp",
-    "files/..%5Creport.csv",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "files/..%2F..%2Fsecret.txt",
+        "files/%2E%2E",
+        "files/scratch%2Freport.csv",
+        "files/.unconfirmed.csv.tmp",
+        "files/..%5Creport.csv",
+    ],
+)
 def test_paths_and_hidden_names_are_refused(api, folder, path):
     (folder.parents[2] / "secret.txt").write_text("not for the browser")
     response = api.get(f"{PREFIX}/runs/{DAG}/{RUN}/{path}")
@@ -232,18 +253,40 @@ def test_folder_is_read_from_the_runs_xcom_in_the_metadata_database(tmp_path):
     Base.metadata.create_all(engine, tables=[DagRun.__table__, XComModel.__table__])
     now = dt.datetime(2026, 12, 4, 14, tzinfo=dt.UTC)
     with Session(engine) as session:
-        for number, (run_id, values) in enumerate([
-            (RUN, {"preflight": {"folder": "file:///exports/c/a"}, "campaign_report": {"report_uri": "x"}}),
-            ("manual__b", {"campaign_report": {"report_uri": "file:///exports/c/b/report.html"}}),
-            ("manual__c", {"build_unengaged_list": {"folder": "file:///elsewhere"}}),
-        ], start=1):
-            session.execute(insert(DagRun.__table__).values(
-                id=number, dag_id=DAG, run_id=run_id, run_after=now, run_type="manual", state="success",
-                clear_number=0, log_template_id=None, span_status="not_started"))
+        for number, (run_id, values) in enumerate(
+            [
+                (RUN, {"preflight": {"folder": "file:///exports/c/a"}, "campaign_report": {"report_uri": "x"}}),
+                ("manual__b", {"campaign_report": {"report_uri": "file:///exports/c/b/report.html"}}),
+                ("manual__c", {"build_unengaged_list": {"folder": "file:///elsewhere"}}),
+            ],
+            start=1,
+        ):
+            session.execute(
+                insert(DagRun.__table__).values(
+                    id=number,
+                    dag_id=DAG,
+                    run_id=run_id,
+                    run_after=now,
+                    run_type="manual",
+                    state="success",
+                    clear_number=0,
+                    log_template_id=None,
+                    span_status="not_started",
+                )
+            )
             for task_id, value in values.items():
-                session.execute(insert(XComModel.__table__).values(
-                    dag_run_id=number, dag_id=DAG, run_id=run_id, task_id=task_id, map_index=-1, key="return_value",
-                    value=XComModel.serialize_value(value), timestamp=now))
+                session.execute(
+                    insert(XComModel.__table__).values(
+                        dag_run_id=number,
+                        dag_id=DAG,
+                        run_id=run_id,
+                        task_id=task_id,
+                        map_index=-1,
+                        key="return_value",
+                        value=XComModel.serialize_value(value),
+                        timestamp=now,
+                    )
+                )
         session.commit()
         assert files_app.read_folder_uri(session, DAG, RUN) == "file:///exports/c/a"
         assert files_app.read_folder_uri(session, DAG, "manual__b") == "file:///exports/c/b"
@@ -276,8 +319,10 @@ def test_plugin_loads_from_the_plugins_folder_and_declares_the_app_and_the_repor
 
 def test_workers_load_the_plugin_without_the_api_server_modules():
     """Every component imports the plugins folder; only the api-server should pay for the app's imports."""
-    code = ("import sys, reengagement_files; reengagement_files.ReengagementPlugin.external_views; "
-            "print(sorted(m for m in sys.modules if m.endswith(('files_app', 'core_api.security'))))")
+    code = (
+        "import sys, reengagement_files; reengagement_files.ReengagementPlugin.external_views; "
+        "print(sorted(m for m in sys.modules if m.endswith(('files_app', 'core_api.security'))))"
+    )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), str(ROOT)])}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True, timeout=120)
     assert out.stdout.strip().splitlines()[-1] == "[]"
@@ -300,12 +345,29 @@ def test_the_api_server_serves_a_run_to_its_logged_in_users_only(airflow_db, fol
     with engine.begin() as db:
         db.execute(delete(XComModel.__table__).where(XComModel.dag_id == dag_id))
         db.execute(delete(DagRun.__table__).where(DagRun.dag_id == dag_id))
-        run_pk = db.execute(insert(DagRun.__table__).values(
-            dag_id=dag_id, run_id=RUN, run_after=now, run_type="manual", state="success", clear_number=0,
-            span_status="not_started")).inserted_primary_key[0]
-        db.execute(insert(XComModel.__table__).values(
-            dag_run_id=run_pk, dag_id=dag_id, run_id=RUN, task_id="preflight", map_index=-1, key="return_value",
-            value=XComModel.serialize_value({"folder": f"file://{folder}"}), timestamp=now))
+        run_pk = db.execute(
+            insert(DagRun.__table__).values(
+                dag_id=dag_id,
+                run_id=RUN,
+                run_after=now,
+                run_type="manual",
+                state="success",
+                clear_number=0,
+                span_status="not_started",
+            )
+        ).inserted_primary_key[0]
+        db.execute(
+            insert(XComModel.__table__).values(
+                dag_run_id=run_pk,
+                dag_id=dag_id,
+                run_id=RUN,
+                task_id="preflight",
+                map_index=-1,
+                key="return_value",
+                value=XComModel.serialize_value({"folder": f"file://{folder}"}),
+                timestamp=now,
+            )
+        )
     api = TestClient(create_app())
     token = get_auth_manager().generate_jwt(SimpleAuthManagerUser(username="viewer", role="viewer"))
 

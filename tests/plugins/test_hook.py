@@ -26,8 +26,10 @@ def test_building_a_hook_touches_nothing(monkeypatch):
     [
         ({"conn_type": "http", "password": "t"}, "https://api.hubapi.com"),
         ({"conn_type": "http", "host": "api.hubapi.com", "schema": "https", "password": "t"}, "https://api.hubapi.com"),
-        ({"conn_type": "http", "host": "127.0.0.1", "schema": "http", "port": 8099, "password": "t"},
-         "http://127.0.0.1:8099"),
+        (
+            {"conn_type": "http", "host": "127.0.0.1", "schema": "http", "port": 8099, "password": "t"},
+            "http://127.0.0.1:8099",
+        ),
         ({"conn_type": "http", "host": "http://localhost:9000/", "password": "t"}, "http://localhost:9000"),
     ],
 )
@@ -44,10 +46,12 @@ def test_connection_without_token_fails_clearly(monkeypatch):
     assert message.index("Service Key") < message.index("legacy private app token")
 
 
-@pytest.mark.parametrize(("extra", "argument", "expected"), [(None, None, 5), ({"in_flight": 2}, None, 2),
-                                                              ({"in_flight": 2}, 1, 1)])
-def test_calls_in_flight_come_from_the_hook_then_the_connection_then_the_default(extra, argument, expected,
-                                                                                 monkeypatch):
+@pytest.mark.parametrize(
+    ("extra", "argument", "expected"), [(None, None, 5), ({"in_flight": 2}, None, 2), ({"in_flight": 2}, 1, 1)]
+)
+def test_calls_in_flight_come_from_the_hook_then_the_connection_then_the_default(
+    extra, argument, expected, monkeypatch
+):
     conn = {"conn_type": "http", "password": "t", **({"extra": extra} if extra else {})}
     monkeypatch.setenv("AIRFLOW_CONN_HS_TEST", json.dumps(conn))
     assert HubSpotHook("hs_test", in_flight=argument).in_flight == expected
@@ -55,8 +59,9 @@ def test_calls_in_flight_come_from_the_hook_then_the_connection_then_the_default
 
 @pytest.mark.parametrize("bad", [0, -1, "4", 2.5, True])
 def test_a_bad_in_flight_in_the_connection_is_refused_by_name(bad, monkeypatch):
-    monkeypatch.setenv("AIRFLOW_CONN_HS_TEST", json.dumps({"conn_type": "http", "password": "t",
-                                                          "extra": {"in_flight": bad}}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_HS_TEST", json.dumps({"conn_type": "http", "password": "t", "extra": {"in_flight": bad}})
+    )
     with pytest.raises(ValueError, match="'hs_test': extra 'in_flight' must be a whole number"):
         _ = HubSpotHook("hs_test").in_flight
 
@@ -122,8 +127,12 @@ def test_raw_requests_share_the_error_mapping(hook):
     with pytest.raises(errors.HubSpotNotFound):
         hook.request("GET", "/communication-preferences/v4/statuses/nobody@example.com", params={"channel": "EMAIL"})
     with pytest.raises(errors.HubSpotValidationError, match="channel"):
-        hook.request("POST", "/communication-preferences/v4/statuses/batch/unsubscribe-all",
-                     params={"channel": "SMS"}, json_body={"inputs": []})
+        hook.request(
+            "POST",
+            "/communication-preferences/v4/statuses/batch/unsubscribe-all",
+            params={"channel": "SMS"},
+            json_body={"inputs": []},
+        )
 
 
 def test_missing_scope_names_the_scope(tmp_path, monkeypatch):
@@ -133,7 +142,8 @@ def test_missing_scope_names_the_scope(tmp_path, monkeypatch):
 
         with pytest.raises(errors.HubSpotScopeError) as err:
             HubSpotHook().client.crm.lists.lists_api.create(
-                ListCreateRequest(name="x", object_type_id="0-1", processing_type="MANUAL"))
+                ListCreateRequest(name="x", object_type_id="0-1", processing_type="MANUAL")
+            )
     assert err.value.missing_scopes == ["crm.lists.write"]
 
 
@@ -173,8 +183,9 @@ def test_a_burst_five_windows_long_never_sees_a_429_and_stays_under_the_limit(sa
     assert calls["rateLimited"] == 0
     assert hook.transport.rate_limited == 0
     floor = calls_made / limit * window
-    print(f"\n{calls_made} calls in {elapsed:.1f}s; floor at {limit}/{window}s {floor:.1f}s; "
-          f"ratio {elapsed / floor:.3f}")
+    print(
+        f"\n{calls_made} calls in {elapsed:.1f}s; floor at {limit}/{window}s {floor:.1f}s; ratio {elapsed / floor:.3f}"
+    )
     sent.sort()
     assert max(sum(1 for t in sent if s <= t < s + window) for s in sent) <= limit
 
@@ -197,8 +208,10 @@ def test_token_never_reaches_logs_or_errors(hubspot_conn, caplog):
     hook = HubSpotHook()
     hook.test_connection()
     captured = []
-    for call in (lambda: hook.request("GET", "/crm/v3/lists/999"),
-                 lambda: hook.request("POST", "/crm/v3/lists", json_body={"name": ""})):
+    for call in (
+        lambda: hook.request("GET", "/crm/v3/lists/999"),
+        lambda: hook.request("POST", "/crm/v3/lists", json_body={"name": ""}),
+    ):
         with pytest.raises(errors.HubSpotError) as err:
             call()
         captured.append(str(err.value))

@@ -21,15 +21,21 @@ from tests.plugins.conftest import calls, connection_json, contact_ids, make_lis
 
 
 def unengaged_op(name: str = "c · unengaged", weeks: int = 52) -> EnsureListOperator:
-    return EnsureListOperator(task_id="build_unengaged_list", list_name=name, processing_type="DYNAMIC",
-                              segment="unengaged", poll_interval=0.1,
-                              segment_args={"subscription_id": str(MARKETING_SUBSCRIPTION_ID),
-                                            "inactivity_weeks": weeks})
+    return EnsureListOperator(
+        task_id="build_unengaged_list",
+        list_name=name,
+        processing_type="DYNAMIC",
+        segment="unengaged",
+        poll_interval=0.1,
+        segment_args={"subscription_id": str(MARKETING_SUBSCRIPTION_ID), "inactivity_weeks": weeks},
+    )
 
 
 def lists_named(sandbox, name: str) -> list[dict]:
-    found = sandbox.session.post(f"{sandbox.url}/crm/v3/lists/search", json={
-        "query": name, "offset": 0, "count": 500, "additionalProperties": []}).json()["lists"]
+    found = sandbox.session.post(
+        f"{sandbox.url}/crm/v3/lists/search",
+        json={"query": name, "offset": 0, "count": 500, "additionalProperties": []},
+    ).json()["lists"]
     return [item for item in found if item["name"] == name]
 
 
@@ -37,17 +43,22 @@ def test_unengaged_list_holds_exactly_the_seeded_ground_truth(seeded, hubspot_co
     result = run_operator(unengaged_op())
     truth = seeded.admin("GET", "ground-truth", rounds=1)["unengaged"]
     assert result["size"] == len(truth)
-    members = set(hubspot_conn.session.get(
-        f"{seeded.url}/crm/v3/lists/{result['list_id']}/memberships", params={"limit": 250}).json()["results"]
-        and _all_members(seeded, result["list_id"]))
+    members = set(
+        hubspot_conn.session.get(
+            f"{seeded.url}/crm/v3/lists/{result['list_id']}/memberships", params={"limit": 250}
+        ).json()["results"]
+        and _all_members(seeded, result["list_id"])
+    )
     assert members == set(truth)
 
 
 def _all_members(sandbox, list_id: str) -> list[str]:
     members, after = [], None
     while True:
-        page = sandbox.session.get(f"{sandbox.url}/crm/v3/lists/{list_id}/memberships",
-                                   params={"limit": 250, **({"after": after} if after else {})}).json()
+        page = sandbox.session.get(
+            f"{sandbox.url}/crm/v3/lists/{list_id}/memberships",
+            params={"limit": 250, **({"after": after} if after else {})},
+        ).json()
         members += [m["recordId"] for m in page["results"]]
         after = page.get("paging", {}).get("next", {}).get("after")
         if not after:
@@ -97,10 +108,12 @@ class PreflightResult:
         return self.result if task_ids == "preflight" else None
 
 
-@pytest.mark.parametrize(("preflight", "lookups"), [({"portal_id": "46801234", "ui_domain": "app.hubspot.com"}, 0),
-                                                    (None, 1)])
-def test_the_link_takes_the_portal_from_preflight_and_looks_it_up_only_without_it(seeded, hubspot_conn, preflight,
-                                                                                   lookups):
+@pytest.mark.parametrize(
+    ("preflight", "lookups"), [({"portal_id": "46801234", "ui_domain": "app.hubspot.com"}, 0), (None, 1)]
+)
+def test_the_link_takes_the_portal_from_preflight_and_looks_it_up_only_without_it(
+    seeded, hubspot_conn, preflight, lookups
+):
     op = unengaged_op()
     op.portal_from = "preflight"
     seeded.admin("DELETE", "calls")
@@ -116,8 +129,12 @@ def test_a_list_and_an_export_ready_within_half_a_second_are_each_checked_once(s
     op.poll_interval = 5.0  # the DAG's default: the first check comes after 0.5 s, the sandbox takes 0.3 s
     result = run_operator(op)
     assert calls(seeded, "lists.get") == 1
-    run_operator(ExportListOperator(task_id="export_unconfirmed", list_id=result["list_id"], campaign="c",
-                                    export_base=f"file://{tmp_path}"), {"run_id": "manual__once"})
+    run_operator(
+        ExportListOperator(
+            task_id="export_unconfirmed", list_id=result["list_id"], campaign="c", export_base=f"file://{tmp_path}"
+        ),
+        {"run_id": "manual__once"},
+    )
     # Once by the trigger, once more by the task for a download URL that has not had time to expire.
     assert calls(seeded, "exports.status") == 2
 
@@ -126,8 +143,9 @@ def test_export_writes_the_list_as_a_private_csv_and_reuses_it(seeded, hook, tmp
     ids = contact_ids(seeded, "never_confirm")[:40]
     list_id = make_list(hook, "to export", ids)
     base = ObjectStoragePath(f"file://{tmp_path}/exports")
-    op = ExportListOperator(task_id="export_unconfirmed", list_id=list_id, campaign="c 2026-Q4",
-                            export_base=str(base), poll_interval=0.1)
+    op = ExportListOperator(
+        task_id="export_unconfirmed", list_id=list_id, campaign="c 2026-Q4", export_base=str(base), poll_interval=0.1
+    )
     result = run_operator(op, {"run_id": "manual__1"})
     assert result["rows"] == 40
     path = ObjectStoragePath(result["export_uri"])
@@ -136,8 +154,10 @@ def test_export_writes_the_list_as_a_private_csv_and_reuses_it(seeded, hook, tmp
     assert sorted(frame["contact_id"], key=int) == sorted(ids, key=int)
     assert set(frame["run_id"]) == {"manual__1"}
     assert stat.S_IMODE(os.stat(path.path).st_mode) == 0o600
-    again = run_operator(ExportListOperator(task_id="export_unconfirmed", list_id=list_id, campaign="c 2026-Q4",
-                                            export_base=str(base)), {"run_id": "manual__1"})
+    again = run_operator(
+        ExportListOperator(task_id="export_unconfirmed", list_id=list_id, campaign="c 2026-Q4", export_base=str(base)),
+        {"run_id": "manual__1"},
+    )
     assert again == result
     assert seeded.admin("GET", "calls")["exports.start"]["calls"] == 1
 
@@ -146,8 +166,9 @@ def test_export_writes_the_list_as_a_private_csv_and_reuses_it(seeded, hook, tmp
 
 
 def export_op(list_id: str, base) -> ExportListOperator:
-    return ExportListOperator(task_id="export_unconfirmed", list_id=list_id, campaign="c 2026-Q4",
-                              export_base=str(base), poll_interval=0.1)
+    return ExportListOperator(
+        task_id="export_unconfirmed", list_id=list_id, campaign="c 2026-Q4", export_base=str(base), poll_interval=0.1
+    )
 
 
 def exported_ids(result: dict) -> list[str]:
@@ -223,12 +244,22 @@ def test_a_rerun_reuses_the_export_already_started_instead_of_starting_another(s
 def test_running_out_of_daily_exports_is_a_permanent_error_that_says_nobody_was_changed(seeded, hook, tmp_path):
     list_id = make_list(hook, "one too many", contact_ids(seeded, "never_confirm")[:3])
     for _ in range(30):
-        hook.start_export({"exportType": "LIST", "listId": list_id, "objectType": "CONTACT",
-                           "objectProperties": ["email"], "format": "CSV", "language": "EN", "exportName": "x",
-                           "exportInternalValuesOptions": ["NAMES"], "associatedObjectType": [],
-                           "includeLabeledAssociations": False,
-                           "includePrimaryDisplayPropertyForAssociatedObjects": False,
-                           "overrideAssociatedObjectsPerDefinitionPerRowLimit": False})
+        hook.start_export(
+            {
+                "exportType": "LIST",
+                "listId": list_id,
+                "objectType": "CONTACT",
+                "objectProperties": ["email"],
+                "format": "CSV",
+                "language": "EN",
+                "exportName": "x",
+                "exportInternalValuesOptions": ["NAMES"],
+                "associatedObjectType": [],
+                "includeLabeledAssociations": False,
+                "includePrimaryDisplayPropertyForAssociatedObjects": False,
+                "overrideAssociatedObjectsPerDefinitionPerRowLimit": False,
+            }
+        )
     with pytest.raises(HubSpotExportLimitError) as err:
         export_op(list_id, ObjectStoragePath(f"file://{tmp_path}/exports")).execute({"run_id": "manual__1"})
     assert isinstance(err.value, AirflowFailException)  # Airflow does not retry it

@@ -36,8 +36,9 @@ def send_to(sandbox, hook, ids: list[str], name: str = "c · r1 · email") -> di
 
 def export_of(hook, ids: list[str], tmp_path, run: dict[str, str] = RUN) -> str:
     list_id = make_list(hook, f"unconfirmed {len(ids)}", ids)
-    op = ExportListOperator(task_id="export_unconfirmed", list_id=list_id, campaign="c",
-                            export_base=f"file://{tmp_path}", poll_interval=0.1)
+    op = ExportListOperator(
+        task_id="export_unconfirmed", list_id=list_id, campaign="c", export_base=f"file://{tmp_path}", poll_interval=0.1
+    )
     return run_operator(op, run)["export_uri"]
 
 
@@ -58,9 +59,14 @@ def exported(mailed, hook, tmp_path):
 
 
 def opt_out(exported: dict[str, Any], **kw) -> OptOutOperator:
-    return OptOutOperator(task_id="opt_out_unconfirmed", export_uri=exported["uri"], emails=[exported["email"]],
-                          confirmed_list_id=exported["confirmed"],
-                          legal_basis_explanation="Did not confirm in campaign c", **kw)
+    return OptOutOperator(
+        task_id="opt_out_unconfirmed",
+        export_uri=exported["uri"],
+        emails=[exported["email"]],
+        confirmed_list_id=exported["confirmed"],
+        legal_basis_explanation="Did not confirm in campaign c",
+        **kw,
+    )
 
 
 def changes(sandbox) -> list[dict]:
@@ -87,8 +93,11 @@ def test_rerun_after_finishing_changes_nothing_twice(exported):
 
 def test_rerun_after_a_failure_mid_way_finishes_the_rest_and_repeats_no_change(exported):
     sandbox = exported["sandbox"]
-    sandbox.admin("POST", "faults", {"endpoint": "subscriptions.v4.batch_unsubscribe_all", "kind": "error",
-                                     "status": 500, "skip": 1, "count": 100})
+    sandbox.admin(
+        "POST",
+        "faults",
+        {"endpoint": "subscriptions.v4.batch_unsubscribe_all", "kind": "error", "status": 500, "skip": 1, "count": 100},
+    )
     failing = opt_out(exported)
     failing.hook.transport._backoff = lambda state: 0.01
     with pytest.raises(HubSpotTransientError):
@@ -129,20 +138,23 @@ def test_the_daily_limit_mid_way_fails_with_the_progress_and_the_next_day_finish
 
 def test_a_lost_answer_is_sent_again_safely(exported):
     sandbox = exported["sandbox"]
-    sandbox.admin("POST", "faults", {"endpoint": "subscriptions.v4.batch_unsubscribe_all", "kind": "drop_after",
-                                     "count": 1})
+    sandbox.admin(
+        "POST", "faults", {"endpoint": "subscriptions.v4.batch_unsubscribe_all", "kind": "drop_after", "count": 1}
+    )
     result = run_operator(opt_out(exported), RUN)
     assert result["opted_out"] + result["already_opted_out"] == 150
     assert len(changes(sandbox)) == 150
 
 
 def test_subscription_scope_unsubscribes_from_that_type_only(exported):
-    result = run_operator(opt_out(exported, scope="subscription_type",
-                                  subscription_id=str(MARKETING_SUBSCRIPTION_ID)), RUN)
+    result = run_operator(
+        opt_out(exported, scope="subscription_type", subscription_id=str(MARKETING_SUBSCRIPTION_ID)), RUN
+    )
     assert result["opted_out"] == 150
     log = changes(exported["sandbox"])
     assert {(c["subscriptionId"], c["legalBasis"]) for c in log} == {
-        (MARKETING_SUBSCRIPTION_ID, "LEGITIMATE_INTEREST_OTHER")}
+        (MARKETING_SUBSCRIPTION_ID, "LEGITIMATE_INTEREST_OTHER")
+    }
     assert {c["legalBasisExplanation"] for c in log} == {"Did not confirm in campaign c"}
 
 
@@ -166,7 +178,7 @@ def edit(uri: str, change) -> None:
     [
         (lambda f: f.rename(columns={"email": "Email"}), "columns"),
         (lambda f: pd.concat([f, f.head(3)]), "repeats 3"),
-        (lambda f: f.assign(email=f["email"].where(f.index != 5, "=HYPERLINK(\"x\")")), "Row 7"),
+        (lambda f: f.assign(email=f["email"].where(f.index != 5, '=HYPERLINK("x")')), "Row 7"),
         (lambda f: f.assign(contact_id=f["contact_id"].where(f.index != 0, "12a")), "contact id"),
         (lambda f: f.assign(run_id="another_run"), "belongs to run"),
     ],
@@ -198,8 +210,16 @@ def test_a_late_clicker_and_a_contact_added_to_list_one_are_spared_though_the_ex
     sandbox = exported["sandbox"]
     late, by_hand = exported["ids"][:2]
     # Both confirm after list 2 was exported: the export still lists them, as HubSpot's lagging lists would.
-    sandbox.admin("POST", "events", {"emailId": exported["email"]["email_id"], "contactId": late, "type": "CLICK",
-                                     "url": exported["email"]["cta_url"]})
+    sandbox.admin(
+        "POST",
+        "events",
+        {
+            "emailId": exported["email"]["email_id"],
+            "contactId": late,
+            "type": "CLICK",
+            "url": exported["email"]["cta_url"],
+        },
+    )
     hook.client.crm.lists.memberships_api.add(exported["confirmed"], [by_hand])
     result = run_operator(opt_out(exported), RUN)
     assert {c["contactId"] for c in changes(sandbox)} == set(exported["ids"]) - {late, by_hand}
@@ -223,9 +243,12 @@ def test_a_contact_in_the_export_who_was_never_sent_is_not_opted_out_and_is_repo
 
 
 def test_without_the_campaign_ids_nobody_is_opted_out_and_the_task_is_not_retried(exported):
-    refusing = OptOutOperator(task_id="opt_out_unconfirmed", export_uri=exported["uri"],
-                              emails=[{"email_id": exported["email"]["email_id"], "cta_url": "https://x"}],
-                              confirmed_list_id=exported["confirmed"])
+    refusing = OptOutOperator(
+        task_id="opt_out_unconfirmed",
+        export_uri=exported["uri"],
+        emails=[{"email_id": exported["email"]["email_id"], "cta_url": "https://x"}],
+        confirmed_list_id=exported["confirmed"],
+    )
     with pytest.raises(OptOutRefused, match="nobody was opted out") as refused:
         run_operator(refusing, RUN)
     assert isinstance(refused.value, AirflowFailException) and exported["uri"] in str(refused.value)
@@ -242,19 +265,35 @@ def test_a_bad_file_is_a_permanent_failure_that_names_the_file_and_says_nobody_w
 
 #: Addresses HubSpot accepts (RFC 2822, no quoted local part, a known TLD, unicode TLDs included:
 #: https://legacydocs.hubspot.com/docs/faq/how-does-hubspot-validate-email-addresses).
-ADDRESSES = ["o'brien@example.com", "'lead@example.com", "ada+news@example.com", "+plus@example.com",
-             "d'angelo.o'neil@example.ie", "josé.garcía@example.com", "用户@例子.中国", "anna@bücher.de",
-             "karl@xn--bcher-kva.de", "-dash@example.com"]
+ADDRESSES = [
+    "o'brien@example.com",
+    "'lead@example.com",
+    "ada+news@example.com",
+    "+plus@example.com",
+    "d'angelo.o'neil@example.ie",
+    "josé.garcía@example.com",
+    "用户@例子.中国",
+    "anna@bücher.de",
+    "karl@xn--bcher-kva.de",
+    "-dash@example.com",
+]
 
 
 def test_every_address_hubspot_holds_is_opted_out(sandbox, hook, tmp_path):
     sandbox.admin("POST", "seed", {"contacts": 20, "seed": 1})  # the portal's subscription types
-    made = sandbox.admin("POST", "contacts", {"contacts": [
-        {"email": address, "profile": "never_confirm", "last_open": None} for address in ADDRESSES]})["ids"]
+    made = sandbox.admin(
+        "POST",
+        "contacts",
+        {"contacts": [{"email": address, "profile": "never_confirm", "last_open": None} for address in ADDRESSES]},
+    )["ids"]
     send = send_to(sandbox, hook, made)
     assert sorted(send["sent"], key=int) == sorted(made, key=int), "the sandbox did not send to every address"
-    exported = {**send, "sandbox": sandbox, "confirmed": make_list(hook, "c · confirmed", []),
-                "uri": export_of(hook, made, tmp_path)}
+    exported = {
+        **send,
+        "sandbox": sandbox,
+        "confirmed": make_list(hook, "c · confirmed", []),
+        "uri": export_of(hook, made, tmp_path),
+    }
     result = run_operator(opt_out(exported), RUN)
     assert (result["rows"], result["opted_out"], result["never_sent"], result["errors"]) == (10, 10, 0, 0)
     assert {c["email"] for c in changes(sandbox)} == {a.lower() for a in ADDRESSES}
@@ -262,15 +301,20 @@ def test_every_address_hubspot_holds_is_opted_out(sandbox, hook, tmp_path):
 
 @pytest.mark.parametrize("event_type", ["STATUSCHANGE", "UNSUBSCRIBED"])
 def test_contacts_who_unsubscribed_themselves_are_counted_apart_from_those_the_campaign_opted_out(
-        sandbox, hook, tmp_path, event_type):
+    sandbox, hook, tmp_path, event_type
+):
     sandbox.admin("POST", "seed", {"contacts": 1000, "seed": 3})
     sandbox.admin("PUT", "sending", {"unsubscribeEventType": event_type})
     themselves = contact_ids(sandbox, "unsubscribe_click")[:5]
     others = contact_ids(sandbox, "never_confirm")[:20]
     send = send_to(sandbox, hook, themselves + others)
     assert set(send["sent"]) == set(themselves + others)
-    exported = {**send, "sandbox": sandbox, "confirmed": make_list(hook, "c · confirmed", []),
-                "uri": export_of(hook, themselves + others, tmp_path)}
+    exported = {
+        **send,
+        "sandbox": sandbox,
+        "confirmed": make_list(hook, "c · confirmed", []),
+        "uri": export_of(hook, themselves + others, tmp_path),
+    }
     result = run_operator(opt_out(exported), RUN)
     assert (result["rows"], result["to_opt_out"], result["opted_out"]) == (25, 25, 20)
     assert (result["unsubscribed_themselves"], result["unsubscribed_themselves_in_file"]) == (5, 5)
@@ -282,8 +326,13 @@ def test_a_tripped_guard_is_a_permanent_failure_that_names_the_file_and_says_nob
     from reengagement.operators.flow import CheckGuardsOperator, GuardTripped
 
     export = {"export_uri": "file:///exports/c/run/unconfirmed.csv", "rows": 99}
-    guards = CheckGuardsOperator(task_id="check_guards", metrics=[{"sent": 100, "delivered": 100, "click": 1}],
-                                 confirmed={"confirmed": 1}, export=export, max_fraction=0.5)
+    guards = CheckGuardsOperator(
+        task_id="check_guards",
+        metrics=[{"sent": 100, "delivered": 100, "click": 1}],
+        confirmed={"confirmed": 1},
+        export=export,
+        max_fraction=0.5,
+    )
     with pytest.raises(GuardTripped) as tripped:
         guards.execute({})
     assert isinstance(tripped.value, AirflowFailException)
@@ -298,8 +347,9 @@ def ledger_of(exported: dict[str, Any]) -> pd.DataFrame:
 def test_each_try_writes_its_own_result_and_adds_to_the_ledger_without_rewriting_it(exported):
     first = run_operator(opt_out(exported), {**RUN, "ti": Namespace(try_number=1)})
     after_first = ledger_of(exported)
-    parts_before = {p.name: p.read_bytes() for p in audit.parts(audit.ledger_folder(
-        ObjectStoragePath(exported["uri"]).parent))}
+    parts_before = {
+        p.name: p.read_bytes() for p in audit.parts(audit.ledger_folder(ObjectStoragePath(exported["uri"]).parent))
+    }
     second = run_operator(opt_out(exported), {**RUN, "ti": Namespace(try_number=2)})
     assert first["result_uri"] != second["result_uri"]
     assert (first["opted_out"], second["opted_out"], second["already_opted_out"]) == (150, 0, 150)
@@ -329,7 +379,7 @@ def test_the_ledger_records_our_legal_basis_always_and_hubspots_where_the_api_ta
     assert set(by_type["hubspot_legal_basis_explanation"]) == {"Did not confirm in campaign c"}
     assert set(by_type["subscription_id"]) == {str(MARKETING_SUBSCRIPTION_ID)}
     run_operator(opt_out(exported), RUN)  # all email: unsubscribe-all takes no legal basis
-    wide = ledger_of(exported).iloc[len(by_type):]
+    wide = ledger_of(exported).iloc[len(by_type) :]
     assert set(wide["legal_basis"]) == {"LEGITIMATE_INTEREST_OTHER"}
     assert set(wide["hubspot_legal_basis"]) == {""} and set(wide["subscription_id"]) == {""}
 
@@ -338,7 +388,15 @@ def test_a_dry_run_and_spared_contacts_add_nothing_to_the_ledger(exported, hook)
     run_operator(opt_out(exported, simulate="True"), RUN)
     assert ledger_of(exported).empty
     late = exported["ids"][0]
-    exported["sandbox"].admin("POST", "events", {"emailId": exported["email"]["email_id"], "contactId": late,
-                                                 "type": "CLICK", "url": exported["email"]["cta_url"]})
+    exported["sandbox"].admin(
+        "POST",
+        "events",
+        {
+            "emailId": exported["email"]["email_id"],
+            "contactId": late,
+            "type": "CLICK",
+            "url": exported["email"]["cta_url"],
+        },
+    )
     run_operator(opt_out(exported), RUN)
     assert late not in set(ledger_of(exported)["contact_id"]) and len(ledger_of(exported)) == 149

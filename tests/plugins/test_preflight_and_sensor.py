@@ -14,16 +14,27 @@ from tests.plugins.conftest import run_operator
 
 
 def preflight(**kw) -> PreflightOperator:
-    args = {"task_id": "preflight", "subscription_type": "Marketing Information",
-            "confirm_url": "https://www.example.com/thanks", "rounds": 2, **kw}
+    args = {
+        "task_id": "preflight",
+        "subscription_type": "Marketing Information",
+        "confirm_url": "https://www.example.com/thanks",
+        "rounds": 2,
+        **kw,
+    }
     return PreflightOperator(**args)
 
 
 def test_preflight_passes_on_an_enterprise_portal_and_counts_consent_warnings(seeded, hubspot_conn):
     result = run_operator(preflight())
-    expected = {"campaign": "hubspot_reengagement " + _quarter(), "portal_id": "46801234",
-                "ui_domain": "app.hubspot.com", "subscription_id": str(MARKETING_SUBSCRIPTION_ID),
-                "contacts": 300, "consent_warnings": 2, "inconclusive_probes": []}
+    expected = {
+        "campaign": "hubspot_reengagement " + _quarter(),
+        "portal_id": "46801234",
+        "ui_domain": "app.hubspot.com",
+        "subscription_id": str(MARKETING_SUBSCRIPTION_ID),
+        "contacts": 300,
+        "consent_warnings": 2,
+        "inconclusive_probes": [],
+    }
     assert {key: result[key] for key in expected} == expected
 
 
@@ -46,21 +57,36 @@ def test_subscription_type_can_be_given_by_id(seeded, hubspot_conn):
 def test_preflight_lists_every_problem_in_one_message(seeded, hubspot_conn):
     seeded.admin("PUT", "settings", {"tier": "professional"})
     with pytest.raises(PreflightFailed) as err:
-        run_operator(preflight(subscription_type="Newsletter", template_email_id="123",
-                               confirm_url="https://example.com/hs/manage-preferences/unsubscribe"))
+        run_operator(
+            preflight(
+                subscription_type="Newsletter",
+                template_email_id="123",
+                confirm_url="https://example.com/hs/manage-preferences/unsubscribe",
+            )
+        )
     message = str(err.value)
-    for fragment in ("'Newsletter' does not exist", "Marketing Information", "preferences or unsubscribe page",
-                     "publish marketing email", "batch-write subscription statuses", "Template email 123"):
+    for fragment in (
+        "'Newsletter' does not exist",
+        "Marketing Information",
+        "preferences or unsubscribe page",
+        "publish marketing email",
+        "batch-write subscription statuses",
+        "Template email 123",
+    ):
         assert fragment in message
 
 
-@pytest.mark.parametrize(("endpoint", "status", "probe"), [
-    ("emails.publish", 400, "publish_email"),  # HubSpot's usual answer for email 0 is 404
-    ("emails.publish", 500, "publish_email"),
-    ("subscriptions.v4.batch_write", 400, "batch_write_statuses"),
-])
-def test_a_probe_answered_unexpectedly_is_an_inconclusive_warning_not_a_crash(seeded, hubspot_conn, capfd, endpoint,
-                                                                              status, probe):
+@pytest.mark.parametrize(
+    ("endpoint", "status", "probe"),
+    [
+        ("emails.publish", 400, "publish_email"),  # HubSpot's usual answer for email 0 is 404
+        ("emails.publish", 500, "publish_email"),
+        ("subscriptions.v4.batch_write", 400, "batch_write_statuses"),
+    ],
+)
+def test_a_probe_answered_unexpectedly_is_an_inconclusive_warning_not_a_crash(
+    seeded, hubspot_conn, capfd, endpoint, status, probe
+):
     seeded.admin("POST", "faults", {"endpoint": endpoint, "kind": "error", "status": status})
     result = run_operator(preflight())
     assert result["inconclusive_probes"] == [probe]

@@ -99,8 +99,10 @@ def run_matrix(args: argparse.Namespace, workdir: Path) -> int:
             print(f"  {'identical' if results[-1].identical else 'DIFFERENT: ' + '; '.join(results[-1].problems)}")
     text = table(results)
     problems = [f"- {r.fault}: {p}" for r in results for p in r.problems]
-    report = (f"# Reliability: faults against a fault-free run\n\n{explanation(args, time.monotonic() - started)}\n"
-              f"{text}\n" + ("\n## Differences\n\n" + "\n".join(problems) + "\n" if problems else ""))
+    report = (
+        f"# Reliability: faults against a fault-free run\n\n{explanation(args, time.monotonic() - started)}\n"
+        f"{text}\n" + ("\n## Differences\n\n" + "\n".join(problems) + "\n" if problems else "")
+    )
     print("\n" + text)
     args.out.write_text(report)
     print(f"\nWritten to {args.out}")

@@ -146,8 +146,9 @@ class CampaignLab:
     :param rounds: the campaign's ``rounds`` param.
     """
 
-    def __init__(self, dag: Any, sandbox: SandboxProcess, workdir: Path, *, contacts: int = 400, seed: int = 5,
-                 rounds: int = 1) -> None:
+    def __init__(
+        self, dag: Any, sandbox: SandboxProcess, workdir: Path, *, contacts: int = 400, seed: int = 5, rounds: int = 1
+    ) -> None:
         self.dag, self.sandbox, self.workdir = dag, sandbox, workdir
         self.contacts, self.seed, self.rounds = contacts, seed, rounds
         self.scenario = "setup"
@@ -178,8 +179,14 @@ class CampaignLab:
     def conf(self, **overrides: Any) -> dict[str, Any]:
         # Every param is given: dag.test() keeps a previous run's conf in the DAG object's params.
         defaults = {name: spec["default"] for name, spec in PARAMS_SCHEMA.items()}
-        return {**defaults, **FAST_CONF, "campaign": CAMPAIGN, "rounds": self.rounds,
-                "export_base": f"file://{self.exports}", **overrides}
+        return {
+            **defaults,
+            **FAST_CONF,
+            "campaign": CAMPAIGN,
+            "rounds": self.rounds,
+            "export_base": f"file://{self.exports}",
+            **overrides,
+        }
 
     def one_call_at_a_time(self) -> None:
         """Until the next scenario, the campaign's batch calls go one at a time (the connection's ``in_flight``)."""
@@ -238,8 +245,19 @@ class CampaignLab:
 
             from airflow.cli.commands.task_command import task_test
 
-            task_test(Namespace(dag_id=dag.dag_id, task_id=task_id, logical_date_or_run_id=run_id, map_index=-1,
-                                env_vars=None, task_params=None, post_mortem=False, bundle_name=None), dag=dag)
+            task_test(
+                Namespace(
+                    dag_id=dag.dag_id,
+                    task_id=task_id,
+                    logical_date_or_run_id=run_id,
+                    map_index=-1,
+                    env_vars=None,
+                    task_params=None,
+                    post_mortem=False,
+                    bundle_name=None,
+                ),
+                dag=dag,
+            )
             return EXIT_SUCCESS if self.states().get(task_id) == "success" else EXIT_FAILED
 
         return CampaignChild(run, self._log_path(f"rerun-{task_id}")).wait()
@@ -280,8 +298,12 @@ class CampaignLab:
         """Calls and retries of the scenario so far (read before the outcome: reading it costs calls)."""
         calls = sum(row["calls"] for row in self.sandbox.admin("GET", "calls").values())
         faulted = self.faulted_before_restarts + self.faulted()
-        return Traffic(calls=calls, faulted=faulted, client_retries=self.log_text().count(CLIENT_RETRY),
-                       task_retries=self.task_retries())
+        return Traffic(
+            calls=calls,
+            faulted=faulted,
+            client_retries=self.log_text().count(CLIENT_RETRY),
+            task_retries=self.task_retries(),
+        )
 
     def xcom_values(self) -> dict[str, Any]:
         """Every XCom value of the scenario's run, by ``task id/key``."""
@@ -300,8 +322,9 @@ class CampaignLab:
         from sqlalchemy import select
 
         with create_session() as session:
-            rows = session.scalars(select(RenderedTaskInstanceFields).where(
-                RenderedTaskInstanceFields.run_id == self.run_id())).all()
+            rows = session.scalars(
+                select(RenderedTaskInstanceFields).where(RenderedTaskInstanceFields.run_id == self.run_id())
+            ).all()
             return {row.task_id: row.rendered_fields for row in rows}
 
     def artefacts(self) -> dict[str, str]:
@@ -310,8 +333,12 @@ class CampaignLab:
         files = [*self.logs, *_files(Path(os.environ["AIRFLOW_HOME"]) / "logs"), *_files(self.exports)]
         found = {str(path): path.read_text(errors="replace") for path in files if path.exists()}
         found.update({f"XCom {where}": json.dumps(value, default=str) for where, value in self.xcom_values().items()})
-        found.update({f"rendered fields of {task}": json.dumps(value, default=str)
-                      for task, value in self.rendered_fields().items()})
+        found.update(
+            {
+                f"rendered fields of {task}": json.dumps(value, default=str)
+                for task, value in self.rendered_fields().items()
+            }
+        )
         return found
 
 
@@ -347,4 +374,3 @@ def client_timeout(connect: float, read: float) -> Iterator[None]:
         yield
     finally:
         defaults["timeout"] = before
-

@@ -35,15 +35,18 @@ class Outcome:
 
 def _role(name: str, campaign: str) -> str | None:
     prefix = campaign + SEPARATOR
-    return name[len(prefix):] if name.startswith(prefix) else None
+    return name[len(prefix) :] if name.startswith(prefix) else None
 
 
 def _members(sandbox: SandboxProcess, list_id: str) -> tuple[str, ...]:
     members: list[str] = []
     after: str | None = None
     while True:
-        page = sandbox.session.get(f"{sandbox.url}/crm/v3/lists/{list_id}/memberships",
-                                   params={"limit": 250, **({"after": after} if after else {})}, timeout=60).json()
+        page = sandbox.session.get(
+            f"{sandbox.url}/crm/v3/lists/{list_id}/memberships",
+            params={"limit": 250, **({"after": after} if after else {})},
+            timeout=60,
+        ).json()
         members.extend(str(m["recordId"]) for m in page.get("results", []))
         after = ((page.get("paging") or {}).get("next") or {}).get("after")
         if not after:
@@ -54,8 +57,11 @@ def _campaign_lists(sandbox: SandboxProcess, campaign: str) -> list[dict[str, An
     found: list[dict[str, Any]] = []
     offset = 0
     while True:
-        page = sandbox.session.post(f"{sandbox.url}/crm/v3/lists/search", json={
-            "query": "", "offset": offset, "count": 500, "additionalProperties": []}, timeout=60).json()
+        page = sandbox.session.post(
+            f"{sandbox.url}/crm/v3/lists/search",
+            json={"query": "", "offset": offset, "count": 500, "additionalProperties": []},
+            timeout=60,
+        ).json()
         found.extend(item for item in page["lists"] if _role(item["name"], campaign))
         if not page.get("hasMore"):
             return found
@@ -66,8 +72,11 @@ def _campaign_emails(sandbox: SandboxProcess, campaign: str) -> list[dict[str, A
     found: list[dict[str, Any]] = []
     after: str | None = None
     while True:
-        page = sandbox.session.get(f"{sandbox.url}/marketing/v3/emails",
-                                   params={"limit": 100, **({"after": after} if after else {})}, timeout=60).json()
+        page = sandbox.session.get(
+            f"{sandbox.url}/marketing/v3/emails",
+            params={"limit": 100, **({"after": after} if after else {})},
+            timeout=60,
+        ).json()
         found.extend(e for e in page.get("results", []) if _role(e["name"], campaign))
         after = ((page.get("paging") or {}).get("next") or {}).get("after")
         if not after:
@@ -91,14 +100,18 @@ def snapshot(sandbox: SandboxProcess, campaign: str) -> Outcome:
     for email in _campaign_emails(sandbox, campaign):
         role = str(_role(email["name"], campaign))
         emails[role] += 1
-        received = Counter(r["contactId"] for r in
-                           sandbox.admin("GET", f"emails/{email['id']}/recipients")["recipients"])
+        received = Counter(
+            r["contactId"] for r in sandbox.admin("GET", f"emails/{email['id']}/recipients")["recipients"]
+        )
         for contact, count in received.items():
             sends.setdefault(role, {})[contact] = sends.get(role, {}).get(contact, 0) + count
     changes = Counter(c["contactId"] for c in sandbox.admin("GET", "status-changes")["results"])
     problems += [f"{count} emails are called {role!r}" for role, count in emails.items() if count > 1]
-    problems += [f"{role}: {sum(1 for n in got.values() if n > 1)} contacts received it more than once"
-                 for role, got in sends.items() if any(n > 1 for n in got.values())]
+    problems += [
+        f"{role}: {sum(1 for n in got.values() if n > 1)} contacts received it more than once"
+        for role, got in sends.items()
+        if any(n > 1 for n in got.values())
+    ]
     twice = sorted((c for c, n in changes.items() if n > 1), key=int)
     if twice:
         problems.append(f"{len(twice)} contacts had their subscription status changed more than once: {twice[:5]}")
@@ -109,22 +122,29 @@ def differences(expected: Outcome, got: Outcome) -> list[str]:
     """Every way ``got`` departs from ``expected`` (the fault-free run), plus its own broken invariants."""
     found = list(got.problems)
     if set(got.lists) != set(expected.lists):
-        found.append(f"lists differ: missing {sorted(set(expected.lists) - set(got.lists))}, "
-                     f"extra {sorted(set(got.lists) - set(expected.lists))}")
+        found.append(
+            f"lists differ: missing {sorted(set(expected.lists) - set(got.lists))}, "
+            f"extra {sorted(set(got.lists) - set(expected.lists))}"
+        )
     for role in sorted(set(got.lists) & set(expected.lists)):
         if got.lists[role] != expected.lists[role]:
-            found.append(f"list {role!r} has {len(got.lists[role])} members, the fault-free run "
-                         f"{len(expected.lists[role])} ({_delta(expected.lists[role], got.lists[role])})")
+            found.append(
+                f"list {role!r} has {len(got.lists[role])} members, the fault-free run "
+                f"{len(expected.lists[role])} ({_delta(expected.lists[role], got.lists[role])})"
+            )
     if got.emails != expected.emails:
         found.append(f"emails differ: {got.emails} instead of {expected.emails}")
     for role in sorted(set(got.sends) | set(expected.sends)):
         want, have = set(expected.sends.get(role, {})), set(got.sends.get(role, {}))
         if want != have:
-            found.append(f"email {role!r} went to {len(have)} contacts, in the fault-free run {len(want)} "
-                         f"({_delta(want, have)})")
+            found.append(
+                f"email {role!r} went to {len(have)} contacts, in the fault-free run {len(want)} ({_delta(want, have)})"
+            )
     if got.opted_out != expected.opted_out:
-        found.append(f"{len(got.opted_out)} contacts opted out, in the fault-free run {len(expected.opted_out)} "
-                     f"({_delta(expected.opted_out, got.opted_out)})")
+        found.append(
+            f"{len(got.opted_out)} contacts opted out, in the fault-free run {len(expected.opted_out)} "
+            f"({_delta(expected.opted_out, got.opted_out)})"
+        )
     return found
 
 

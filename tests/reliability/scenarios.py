@@ -29,12 +29,16 @@ OPT_OUT = "subscriptions.v4.batch_unsubscribe_all"
 PUBLISH = "emails.publish"
 #: Writes that may be applied although their answer is lost, with the calls to let pass first
 #: (preflight probes publish once with an email that does not exist).
-WRITES = {"lists.create": 0, "emails.create": 0, PUBLISH: 1, "lists.memberships_add": 0, "exports.start": 0,
-          OPT_OUT: 0}
+WRITES = {"lists.create": 0, "emails.create": 0, PUBLISH: 1, "lists.memberships_add": 0, "exports.start": 0, OPT_OUT: 0}
 #: The HubSpot-writing steps, each with the endpoint whose request is in flight when the task is killed.
-STEPS = {"build lists": ("lists.create", 0), "create email": ("emails.create", 0), "send email": (PUBLISH, 1),
-         "build confirmed list": ("lists.memberships_add", 0), "export": ("exports.start", 0),
-         "opt-out": (OPT_OUT, 0)}
+STEPS = {
+    "build lists": ("lists.create", 0),
+    "create email": ("emails.create", 0),
+    "send email": (PUBLISH, 1),
+    "build confirmed list": ("lists.memberships_add", 0),
+    "export": ("exports.start", 0),
+    "opt-out": (OPT_OUT, 0),
+}
 #: Seconds a request stays in flight in the sandbox: the window in which a task is killed.
 IN_FLIGHT = 3.0
 DEFAULT_LIMIT = "190/10s,1000000/day"

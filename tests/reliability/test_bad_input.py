@@ -67,7 +67,8 @@ def _out_of_range(spec: dict[str, Any]) -> Iterator[tuple[str, Any]]:
 
 
 BAD_PARAMS = [(name, "wrong-type", _wrong_type(spec)) for name, spec in PARAMS_SCHEMA.items()] + [
-    (name, kind, value) for name, spec in PARAMS_SCHEMA.items() for kind, value in _out_of_range(spec)]
+    (name, kind, value) for name, spec in PARAMS_SCHEMA.items() for kind, value in _out_of_range(spec)
+]
 
 
 @pytest.mark.parametrize(("name", "kind", "value"), BAD_PARAMS, ids=[f"{n}-{k}" for n, k, _ in BAD_PARAMS])
@@ -104,8 +105,13 @@ def test_a_campaign_that_cannot_start_stops_at_preflight_with_one_message_and_to
     assert (states["preflight"], states["build_unengaged_list"]) == ("failed", "upstream_failed")
     assert lab.task_retries() == 0  # permanent: Airflow does not retry it
     log = lab.log_text()
-    for problem in ("The campaign cannot start", "'Newsletter' does not exist", "publish marketing email",
-                    "batch-write subscription statuses", "Template email 999 does not exist"):
+    for problem in (
+        "The campaign cannot start",
+        "'Newsletter' does not exist",
+        "publish marketing email",
+        "batch-write subscription statuses",
+        "Template email 999 does not exist",
+    ):
         assert problem in log
     assert "lists.create" not in lab.sandbox.admin("GET", "calls")
     assert untouched(lab) == []
@@ -114,13 +120,16 @@ def test_a_campaign_that_cannot_start_stops_at_preflight_with_one_message_and_to
 def test_a_list_name_taken_by_another_definition_stops_the_campaign_and_the_list_is_left_alone(lab):
     lab.new_scenario("list name taken")
     url, name = lab.sandbox.url, object_name(CAMPAIGN, "unengaged")
-    taken = lab.sandbox.session.post(f"{url}/crm/v3/lists", json={
-        "name": name, "objectTypeId": "0-1", "processingType": "MANUAL"}).json()["list"]
+    taken = lab.sandbox.session.post(
+        f"{url}/crm/v3/lists", json={"name": name, "objectTypeId": "0-1", "processingType": "MANUAL"}
+    ).json()["list"]
     assert lab.run() == EXIT_FAILED
     assert lab.states()["build_unengaged_list"] == "failed"
     assert lab.task_retries() == 0
-    assert f"A HubSpot list named {name!r} already exists (id {taken['listId']}) with a different definition" \
+    assert (
+        f"A HubSpot list named {name!r} already exists (id {taken['listId']}) with a different definition"
         in lab.log_text()
+    )
     after = lab.sandbox.session.get(f"{url}/crm/v3/lists/{taken['listId']}").json()["list"]
     assert (after["processingType"], after["name"], after.get("size", 0)) == ("MANUAL", name, 0)
     assert untouched(lab) == []
@@ -129,8 +138,11 @@ def test_a_list_name_taken_by_another_definition_stops_the_campaign_and_the_list
 # -- connection, token, scopes: operator level, on a portal with several private apps --------------------------
 @pytest.fixture(scope="module")
 def portal(tmp_path_factory) -> Iterator[SandboxProcess]:
-    apps = [DEFAULT_TOKEN, f"{NO_LISTS}={','.join(sorted(ALL_SCOPES - {'crm.lists.write'}))}",
-            f"{NO_EMAIL}={','.join(sorted(ALL_SCOPES - {'marketing-email'}))}"]
+    apps = [
+        DEFAULT_TOKEN,
+        f"{NO_LISTS}={','.join(sorted(ALL_SCOPES - {'crm.lists.write'}))}",
+        f"{NO_EMAIL}={','.join(sorted(ALL_SCOPES - {'marketing-email'}))}",
+    ]
     args = [*CAMPAIGN_SANDBOX, "--seed-contacts", "300", "--seed", "7", *(a for app in apps for a in ("--token", app))]
     with SandboxProcess(tmp_path_factory.mktemp("bad-input") / "portal.db", args=args) as server:
         yield server
@@ -141,8 +153,12 @@ def connect(monkeypatch, portal: SandboxProcess, token: str = DEFAULT_TOKEN) -> 
 
 
 def preflight() -> PreflightOperator:
-    return PreflightOperator(task_id="preflight", subscription_type="Marketing Information",
-                             confirm_url="https://www.example.com/thanks", rounds=1)
+    return PreflightOperator(
+        task_id="preflight",
+        subscription_type="Marketing Information",
+        confirm_url="https://www.example.com/thanks",
+        rounds=1,
+    )
 
 
 def test_a_missing_connection_is_named(monkeypatch):
@@ -167,9 +183,13 @@ def test_a_missing_send_scope_is_named_by_preflight(monkeypatch, portal):
 def test_a_missing_list_scope_stops_the_first_list_naming_the_scope(monkeypatch, portal):
     connect(monkeypatch, portal, NO_LISTS)
     run_operator(preflight())  # preflight does not write lists; the first write says what is missing
-    step = EnsureListOperator(task_id="build_unengaged_list", list_name="c · unengaged", processing_type="DYNAMIC",
-                              segment="unengaged", segment_args={"subscription_id": str(MARKETING_SUBSCRIPTION_ID),
-                                                                 "inactivity_weeks": 52})
+    step = EnsureListOperator(
+        task_id="build_unengaged_list",
+        list_name="c · unengaged",
+        processing_type="DYNAMIC",
+        segment="unengaged",
+        segment_args={"subscription_id": str(MARKETING_SUBSCRIPTION_ID), "inactivity_weeks": 52},
+    )
     with pytest.raises(HubSpotScopeError, match=r"crm\.lists\.write"):
         run_operator(step)
     assert "lists.create" in portal.admin("GET", "calls")
@@ -189,10 +209,22 @@ def exported(monkeypatch, portal, tmp_path) -> dict[str, Any]:
     email = run_operator(create_op(list_id))
     sent = run_operator(SendEmailOperator(task_id="send_email", email_id=email["email_id"], cta_url=email["cta_url"]))
     portal.admin("POST", "clock", {"advance_seconds": 60})
-    result = run_operator(ExportListOperator(task_id="export_unconfirmed", list_id=list_id, campaign="c",
-                                             export_base=f"file://{tmp_path}", poll_interval=0.1), RUN)
-    return {"uri": result["export_uri"], "ids": ids, "email": {**email, **sent},
-            "confirmed": make_list(hook, "c · confirmed", [])}
+    result = run_operator(
+        ExportListOperator(
+            task_id="export_unconfirmed",
+            list_id=list_id,
+            campaign="c",
+            export_base=f"file://{tmp_path}",
+            poll_interval=0.1,
+        ),
+        RUN,
+    )
+    return {
+        "uri": result["export_uri"],
+        "ids": ids,
+        "email": {**email, **sent},
+        "confirmed": make_list(hook, "c · confirmed", []),
+    }
 
 
 def edit(uri: str, change) -> None:
@@ -202,8 +234,13 @@ def edit(uri: str, change) -> None:
 
 
 def opt_out(exported: dict[str, Any]) -> OptOutOperator:
-    return OptOutOperator(task_id="opt_out_unconfirmed", export_uri=exported["uri"], emails=[exported["email"]],
-                          confirmed_list_id=exported["confirmed"], legal_basis_explanation="c")
+    return OptOutOperator(
+        task_id="opt_out_unconfirmed",
+        export_uri=exported["uri"],
+        emails=[exported["email"]],
+        confirmed_list_id=exported["confirmed"],
+        legal_basis_explanation="c",
+    )
 
 
 @pytest.mark.parametrize(

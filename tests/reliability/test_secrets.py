@@ -37,8 +37,15 @@ def test_the_token_is_nowhere_in_what_the_campaigns_leave_behind(lab, baseline):
     texts.update({str(p): p.read_text(errors="replace") for p in lab.workdir.rglob("*.log")})
     leaks = [where for where, text in texts.items() if token in text]
     assert leaks == []
-    kinds = {"XCom": 20, "rendered fields": 10, ".log": 1, "report.html": 1, "report.csv": 1, "unconfirmed.csv": 1,
-             "opt_out_result.try-": 1}
+    kinds = {
+        "XCom": 20,
+        "rendered fields": 10,
+        ".log": 1,
+        "report.html": 1,
+        "report.csv": 1,
+        "unconfirmed.csv": 1,
+        "opt_out_result.try-": 1,
+    }
     for kind, at_least in kinds.items():  # the scan saw the real thing
         assert sum(kind in where for where in texts) >= at_least, kind
 
@@ -60,11 +67,16 @@ def _contact_values(lab) -> set[str]:
     values: set[str] = set()
     after = None
     while True:
-        page = lab.sandbox.session.get(f"{lab.sandbox.url}/crm/v3/objects/contacts", params={
-            "limit": 100, "properties": "email,firstname,lastname", **({"after": after} if after else {})}).json()
+        page = lab.sandbox.session.get(
+            f"{lab.sandbox.url}/crm/v3/objects/contacts",
+            params={"limit": 100, "properties": "email,firstname,lastname", **({"after": after} if after else {})},
+        ).json()
         for contact in page["results"]:
-            values |= {str(v).lower() for k, v in contact["properties"].items()
-                       if k in ("email", "firstname", "lastname") and v}
+            values |= {
+                str(v).lower()
+                for k, v in contact["properties"].items()
+                if k in ("email", "firstname", "lastname") and v
+            }
         after = ((page.get("paging") or {}).get("next") or {}).get("after")
         if not after:
             return values
@@ -103,8 +115,15 @@ def test_formula_like_emails_are_neutralised_in_the_export_and_still_opted_out(l
     contacts = [{"email": e, "profile": "never_confirm"} for e in emails]
     ids = lab.sandbox.admin("POST", "contacts", {"contacts": contacts})["ids"]
     list_id = make_list(HubSpotHook(), "formula cells", ids)
-    export = run_operator(ExportListOperator(task_id="export_unconfirmed", list_id=list_id, campaign="c",
-                                             export_base=f"file://{tmp_path}", poll_interval=0.1))
+    export = run_operator(
+        ExportListOperator(
+            task_id="export_unconfirmed",
+            list_id=list_id,
+            campaign="c",
+            export_base=f"file://{tmp_path}",
+            poll_interval=0.1,
+        )
+    )
     path = ObjectStoragePath(export["export_uri"]).path
     cells = [cell for line in Path(path).read_text().splitlines()[1:] for cell in next(csv.reader([line]))]
     assert not [cell for cell in cells if cell.startswith(FORMULA_START)]
@@ -113,8 +132,14 @@ def test_formula_like_emails_are_neutralised_in_the_export_and_still_opted_out(l
     sent = run_operator(SendEmailOperator(task_id="send_email", email_id=email["email_id"], cta_url=email["cta_url"]))
     lab.sandbox.admin("POST", "clock", {"advance_seconds": 60})
     confirmed = make_list(HubSpotHook(), "formula cells · confirmed", [])
-    result = run_operator(OptOutOperator(task_id="opt_out_unconfirmed", export_uri=export["export_uri"],
-                                         emails=[{**email, **sent}], confirmed_list_id=confirmed))
+    result = run_operator(
+        OptOutOperator(
+            task_id="opt_out_unconfirmed",
+            export_uri=export["export_uri"],
+            emails=[{**email, **sent}],
+            confirmed_list_id=confirmed,
+        )
+    )
     assert result["opted_out"] == 4
     changed = {c["email"] for c in lab.sandbox.admin("GET", "status-changes")["results"]}
     assert changed == set(emails)
@@ -140,12 +165,17 @@ def test_the_sandbox_answers_no_request_without_a_valid_token(lab, app_routes):
     for method, path in app_routes:
         if path.startswith(PRE_SIGNED):
             # Without the export's secret there is nothing to download.
-            assert lab.sandbox.session.request(method, lab.sandbox.url + path, timeout=10,
-                                               headers={"Authorization": None}).status_code == 404
+            assert (
+                lab.sandbox.session.request(
+                    method, lab.sandbox.url + path, timeout=10, headers={"Authorization": None}
+                ).status_code
+                == 404
+            )
             continue
         for authorization in (None, "Bearer not-a-token", lab.sandbox.token):  # none, unknown, without "Bearer"
-            response = lab.sandbox.session.request(method, lab.sandbox.url + path, timeout=10,
-                                                   headers={"Authorization": authorization})
+            response = lab.sandbox.session.request(
+                method, lab.sandbox.url + path, timeout=10, headers={"Authorization": authorization}
+            )
             answers[(method, path, authorization)] = response.status_code
     assert set(answers.values()) == {401}, {k: v for k, v in answers.items() if v != 401}
 

@@ -93,8 +93,16 @@ def test_emails_exports_properties_and_account_answer_on_dated_paths(seeded):
     assert call(seeded, "GET", f"/marketing/v3/emails/{email_id}").json()["name"] == "Dated email"
     clone = call(seeded, "POST", "/marketing/emails/2026-03/clone", {"id": email_id, "cloneName": "Dated clone"})
     assert clone.status_code == 200 and clone.json()["name"] == "Dated clone"
-    assert call(seeded, "GET", "/marketing/emails/2026-09/statistics/list",
-                startTimestamp="2020-01-01T00:00:00Z", endTimestamp="2040-01-01T00:00:00Z").status_code == 200
+    assert (
+        call(
+            seeded,
+            "GET",
+            "/marketing/emails/2026-09/statistics/list",
+            startTimestamp="2020-01-01T00:00:00Z",
+            endTimestamp="2040-01-01T00:00:00Z",
+        ).status_code
+        == 200
+    )
 
     prop = call(seeded, "GET", "/crm/properties/2026-09/contacts/hs_email_optout")
     assert prop.status_code == 200 and prop.json()["name"] == "hs_email_optout"
@@ -111,17 +119,28 @@ def test_emails_exports_properties_and_account_answer_on_dated_paths(seeded):
 def test_an_export_started_on_a_dated_path_links_its_status_on_that_version(seeded):
     listed = create_list(seeded, LEGACY_LISTS, "Export me")
     call(seeded, "PUT", f"{LEGACY_LISTS}/{listed['listId']}/memberships/add", [mailable(seeded, 1)[0]["id"]])
-    started = call(seeded, "POST", "/crm/exports/2026-09/export/async", {
-        "exportType": "LIST", "listId": listed["listId"], "objectType": "CONTACT", "objectProperties": ["email"],
-        "format": "CSV", "exportName": "dated", "language": "EN", "exportInternalValuesOptions": ["NAMES"],
-        "associatedObjectType": [], "includeLabeledAssociations": False,
-        "includePrimaryDisplayPropertyForAssociatedObjects": False,
-        "overrideAssociatedObjectsPerDefinitionPerRowLimit": False,
-    })
+    started = call(
+        seeded,
+        "POST",
+        "/crm/exports/2026-09/export/async",
+        {
+            "exportType": "LIST",
+            "listId": listed["listId"],
+            "objectType": "CONTACT",
+            "objectProperties": ["email"],
+            "format": "CSV",
+            "exportName": "dated",
+            "language": "EN",
+            "exportInternalValuesOptions": ["NAMES"],
+            "associatedObjectType": [],
+            "includeLabeledAssociations": False,
+            "includePrimaryDisplayPropertyForAssociatedObjects": False,
+            "overrideAssociatedObjectsPerDefinitionPerRowLimit": False,
+        },
+    )
     assert started.status_code == 202, started.text
     task = started.json()["id"]
-    assert started.json()["links"]["status"] == (
-        f"{seeded.url}/crm/exports/2026-09/export/async/tasks/{task}/status")
+    assert started.json()["links"]["status"] == (f"{seeded.url}/crm/exports/2026-09/export/async/tasks/{task}/status")
     legacy = call(seeded, "GET", f"/crm/v3/exports/export/async/tasks/{task}/status")
     assert legacy.status_code == 200 and legacy.json()["links"]["self"].startswith(f"{seeded.url}/crm/v3/exports/")
 
@@ -144,8 +163,11 @@ def test_dated_definitions_answer_results_never_subscription_definitions(seeded,
 
 def test_contacts_batch_read_reports_missing_ids_in_a_200_on_dated_paths(seeded):
     contact = mailable(seeded, 1)[0]
-    body = {"inputs": [{"id": str(contact["id"])}, {"id": "999999999"}], "properties": ["email"],
-            "propertiesWithHistory": []}
+    body = {
+        "inputs": [{"id": str(contact["id"])}, {"id": "999999999"}],
+        "properties": ["email"],
+        "propertiesWithHistory": [],
+    }
     legacy = call(seeded, "POST", "/crm/v3/objects/contacts/batch/read", body)
     dated = call(seeded, "POST", "/crm/objects/2026-09/contacts/batch/read", body)
     assert legacy.status_code == 207
@@ -190,11 +212,19 @@ def test_dated_list_search_requires_list_ids_and_processing_types(sandbox, missi
 def test_dated_list_search_finds_the_named_ids_and_an_empty_list_ids_matches_no_list(sandbox):
     made = create_list(sandbox, LEGACY_LISTS, "Searchable")
     create_list(sandbox, LEGACY_LISTS, "Searchable too")
-    named = call(sandbox, "POST", "/crm/lists/2026-09/search",
-                 search_body(query="Searchable", listIds=[made["listId"]], processingTypes=["MANUAL"]))
+    named = call(
+        sandbox,
+        "POST",
+        "/crm/lists/2026-09/search",
+        search_body(query="Searchable", listIds=[made["listId"]], processingTypes=["MANUAL"]),
+    )
     assert named.status_code == 200 and [found["listId"] for found in named.json()["lists"]] == [made["listId"]]
-    empty = call(sandbox, "POST", "/crm/lists/2026-09/search",
-                 search_body(query="Searchable", listIds=[], processingTypes=["MANUAL"]))
+    empty = call(
+        sandbox,
+        "POST",
+        "/crm/lists/2026-09/search",
+        search_body(query="Searchable", listIds=[], processingTypes=["MANUAL"]),
+    )
     assert empty.status_code == 200 and empty.json()["lists"] == [] and empty.json()["total"] == 0
     legacy = call(sandbox, "POST", f"{LEGACY_LISTS}/search", search_body(query="Searchable", listIds=[]))
     assert len(legacy.json()["lists"]) == 2
@@ -203,12 +233,15 @@ def test_dated_list_search_finds_the_named_ids_and_an_empty_list_ids_matches_no_
 # -- what is not dated ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", [
-    "/crm/lists/2027-01/search",
-    "/crm/objects/2027-01/contacts",
-    "/crm/lists/v3",
-    "/communication-preferences/2025-09/definitions",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/crm/lists/2027-01/search",
+        "/crm/objects/2027-01/contacts",
+        "/crm/lists/v3",
+        "/communication-preferences/2025-09/definitions",
+    ],
+)
 def test_an_unknown_version_answers_404_in_hubspots_shape(sandbox, path):
     searching = path.endswith("search")
     answer = call(sandbox, "POST" if searching else "GET", path, search_body() if searching else None)
@@ -216,12 +249,15 @@ def test_an_unknown_version_answers_404_in_hubspots_shape(sandbox, path):
     assert ERROR_KEYS <= answer.json().keys()
 
 
-@pytest.mark.parametrize("path", [
-    "/email/public/2026-09/events",
-    "/email/events/2026-09",
-    "/marketing/forms/2026-09",
-    "/marketing/forms/2026-09-beta",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/email/public/2026-09/events",
+        "/email/events/2026-09",
+        "/marketing/forms/2026-09",
+        "/marketing/forms/2026-09-beta",
+    ],
+)
 def test_email_events_and_forms_have_no_dated_path(seeded, path):
     assert call(seeded, "GET", path).status_code == 404
     assert call(seeded, "GET", "/email/public/v1/events", limit=1).status_code == 200
@@ -231,12 +267,19 @@ def test_email_events_and_forms_have_no_dated_path(seeded, path):
 # -- endpoint names: faults and call counts follow the name, whatever the path ------------------------
 
 
-@pytest.mark.parametrize(("endpoint", "method", "path", "query"), [
-    ("exports.start", "POST", "/crm/exports/2026-09/export/async", {}),
-    ("subscriptions.v4.batch_unsubscribe_all", "POST",
-     "/communication-preferences/2026-09/statuses/batch/unsubscribe-all", {"channel": "EMAIL"}),
-    ("lists.search", "POST", "/crm/lists/2026-03/search", {}),
-])
+@pytest.mark.parametrize(
+    ("endpoint", "method", "path", "query"),
+    [
+        ("exports.start", "POST", "/crm/exports/2026-09/export/async", {}),
+        (
+            "subscriptions.v4.batch_unsubscribe_all",
+            "POST",
+            "/communication-preferences/2026-09/statuses/batch/unsubscribe-all",
+            {"channel": "EMAIL"},
+        ),
+        ("lists.search", "POST", "/crm/lists/2026-03/search", {}),
+    ],
+)
 def test_a_fault_injected_by_endpoint_name_fires_on_the_dated_path(sandbox, endpoint, method, path, query):
     sandbox.admin("DELETE", "calls")
     sandbox.admin("POST", "faults", {"endpoint": endpoint, "kind": "error", "status": 502, "count": 1})
@@ -250,8 +293,10 @@ def test_the_recording_carries_the_path_really_called(sandbox):
     call(sandbox, "GET", "/account-info/2026-09/details")
     call(sandbox, "GET", "/account-info/v3/details/")
     paths = [(e.endpoint, e.path) for e in recorded(sandbox, start)]
-    assert paths == [("account.details", "/account-info/2026-09/details"),
-                     ("account.details", "/account-info/v3/details/")]
+    assert paths == [
+        ("account.details", "/account-info/2026-09/details"),
+        ("account.details", "/account-info/v3/details/"),
+    ]
 
 
 # -- Service Keys ------------------------------------------------------------------------------------------
@@ -261,11 +306,19 @@ def test_a_service_key_is_accepted_like_a_private_app_token(sandbox):
     headers = {"Authorization": f"Bearer {DEFAULT_SERVICE_KEY}"}
     for path in ("/account-info/2026-09/details", "/crm/v3/lists/search"):
         method = "POST" if path.endswith("search") else "GET"
-        answer = requests.request(method, f"{sandbox.url}{path}", headers=headers, timeout=10,
-                                  json=search_body() if method == "POST" else None)
+        answer = requests.request(
+            method,
+            f"{sandbox.url}{path}",
+            headers=headers,
+            timeout=10,
+            json=search_body() if method == "POST" else None,
+        )
         assert answer.status_code == 200, answer.text
-    unknown = requests.get(f"{sandbox.url}/account-info/2026-09/details", timeout=10,
-                           headers={"Authorization": f"Bearer {DEFAULT_SERVICE_KEY}x"})
+    unknown = requests.get(
+        f"{sandbox.url}/account-info/2026-09/details",
+        timeout=10,
+        headers={"Authorization": f"Bearer {DEFAULT_SERVICE_KEY}x"},
+    )
     assert unknown.status_code == 401
 
 
@@ -273,8 +326,12 @@ def test_introspection_answers_for_private_app_tokens_only(sandbox):
     url = f"{sandbox.url}/oauth/v2/private-apps/get/access-token-info"
     token = sandbox.session.post(url, json={"tokenKey": DEFAULT_TOKEN}, timeout=10)
     assert token.status_code == 200 and token.json()["hubId"]
-    key = requests.post(url, json={"tokenKey": DEFAULT_SERVICE_KEY}, timeout=10,
-                        headers={"Authorization": f"Bearer {DEFAULT_SERVICE_KEY}"})
+    key = requests.post(
+        url,
+        json={"tokenKey": DEFAULT_SERVICE_KEY},
+        timeout=10,
+        headers={"Authorization": f"Bearer {DEFAULT_SERVICE_KEY}"},
+    )
     assert key.status_code == 404
     assert ERROR_KEYS <= key.json().keys() and key.json()["category"] == "OBJECT_NOT_FOUND"
 

@@ -34,11 +34,23 @@ BAD_PATH_VALUES = ("abc", "-1", "999999999999", "x" * 4000, "9" * 30)
 
 def _nested_garbage() -> str:
     """Right keys, wrong everything else; then nesting deeper than any JSON parser's recursion."""
-    wrong = {"inputs": [{"id": {"a": [[[{}]]]}}, [None], {"id": True}], "properties": {"x": [1, {"y": None}]},
-             "name": ["x"], "objectTypeId": {"0": "1"}, "processingType": 7,
-             "filterBranch": {"filterBranches": [[]], "filters": "none"}, "recordIdsToAdd": [[1]],
-             "subscriptionId": {"id": 1}, "emailAddress": ["a@b.c"], "channel": None, "limit": "ten",
-             "after": {"x": 1}, "sort": [None], "to": {"contactIlsLists": {"include": [[{}]]}}, "content": 5}
+    wrong = {
+        "inputs": [{"id": {"a": [[[{}]]]}}, [None], {"id": True}],
+        "properties": {"x": [1, {"y": None}]},
+        "name": ["x"],
+        "objectTypeId": {"0": "1"},
+        "processingType": 7,
+        "filterBranch": {"filterBranches": [[]], "filters": "none"},
+        "recordIdsToAdd": [[1]],
+        "subscriptionId": {"id": 1},
+        "emailAddress": ["a@b.c"],
+        "channel": None,
+        "limit": "ten",
+        "after": {"x": 1},
+        "sort": [None],
+        "to": {"contactIlsLists": {"include": [[{}]]}},
+        "content": 5,
+    }
     return json.dumps(wrong)
 
 
@@ -59,8 +71,9 @@ BAD_BODIES = {
     "2 MB string": json.dumps("x" * 2_000_000),
     "nested garbage": _nested_garbage(),
     "deep nesting": "[" * 100_000 + "]" * 100_000,
-    "deep filter branch": json.dumps({"name": "Deep", "objectTypeId": "0-1", "processingType": "DYNAMIC",
-                                      "filterBranch": _deep()}),
+    "deep filter branch": json.dumps(
+        {"name": "Deep", "objectTypeId": "0-1", "processingType": "DYNAMIC", "filterBranch": _deep()}
+    ),
     "deep email content": json.dumps({"name": "Deep", "content": {"widgets": _deep()}}),
 }
 #: Endpoints that answer 2xx to bodies HubSpot's OpenAPI file calls incomplete (``{}``, unknown fields), filling
@@ -124,15 +137,26 @@ def real_ids(seeded) -> dict[str, str]:
     session, url = seeded.session, seeded.url
     seeded.admin("PUT", "settings", {"rate_limit": "1000000/10s,100000000/day"})
     contact = next(c for c in seeded.admin("GET", "contacts")["results"] if c["email"])
-    manual = session.post(f"{url}/crm/v3/lists", json={"name": "Sweep", "objectTypeId": "0-1",
-                                                       "processingType": "MANUAL"}).json()["list"]
-    source = session.post(f"{url}/crm/v3/lists", json={"name": "Sweep source", "objectTypeId": "0-1",
-                                                       "processingType": "MANUAL"}).json()["list"]
+    manual = session.post(
+        f"{url}/crm/v3/lists", json={"name": "Sweep", "objectTypeId": "0-1", "processingType": "MANUAL"}
+    ).json()["list"]
+    source = session.post(
+        f"{url}/crm/v3/lists", json={"name": "Sweep source", "objectTypeId": "0-1", "processingType": "MANUAL"}
+    ).json()["list"]
     email = session.post(f"{url}/marketing/v3/emails", json={"name": "Sweep"}).json()
     form = session.get(f"{url}/marketing/v3/forms").json()["results"][0]
-    return {"listId": manual["listId"], "sourceListId": source["listId"], "listName": manual["name"],
-            "objectTypeId": "0-1", "recordId": contact["id"], "contactId": contact["id"], "emailId": email["id"],
-            "formId": form["id"], "emailAddress": contact["email"], "subscriberIdString": contact["email"]}
+    return {
+        "listId": manual["listId"],
+        "sourceListId": source["listId"],
+        "listName": manual["name"],
+        "objectTypeId": "0-1",
+        "recordId": contact["id"],
+        "contactId": contact["id"],
+        "emailId": email["id"],
+        "formId": form["id"],
+        "emailAddress": contact["email"],
+        "subscriberIdString": contact["email"],
+    }
 
 
 def problem(response: Any, what: str, legacy: bool) -> str | None:
@@ -177,8 +201,16 @@ def test_bad_input_gets_hubspots_error_never_a_server_error(seeded, real_ids, ro
 
 
 def test_the_sweep_covers_every_hubspot_area():
-    prefixes = {"/crm/v3/lists", "/crm/v3/objects/contacts", "/marketing/v3/emails", "/email/public/v1/events",
-                "/communication-preferences/v3", "/communication-preferences/v4", "/crm/v3/exports",
-                "/marketing/v3/forms", "/account-info/v3"}
+    prefixes = {
+        "/crm/v3/lists",
+        "/crm/v3/objects/contacts",
+        "/marketing/v3/emails",
+        "/email/public/v1/events",
+        "/communication-preferences/v3",
+        "/communication-preferences/v4",
+        "/crm/v3/exports",
+        "/marketing/v3/forms",
+        "/account-info/v3",
+    }
     assert {p for p in prefixes if any(r.path.startswith(p) for r in ROUTES)} == prefixes
     assert len(ROUTES) >= 50 and not any(r.path.startswith("/_sandbox") for r in ROUTES)

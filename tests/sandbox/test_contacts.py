@@ -54,8 +54,9 @@ def test_unknown_contact_is_404_object_not_found(seeded, client):
 
 def test_unique_id_property_other_than_email_is_rejected(seeded, sandbox):
     contact = _contacts(seeded)[0]
-    response = sandbox.session.get(f"{sandbox.url}/crm/v3/objects/contacts/{contact['id']}",
-                                   params={"idProperty": "firstname"})
+    response = sandbox.session.get(
+        f"{sandbox.url}/crm/v3/objects/contacts/{contact['id']}", params={"idProperty": "firstname"}
+    )
     assert response.status_code == 400
     assert response.json()["category"] == "VALIDATION_ERROR"
 
@@ -66,9 +67,15 @@ def test_batch_read_by_id_returns_every_contact_asked_for(seeded, client):
     assert response.status == "COMPLETE"
     assert not getattr(response, "errors", None)
     by_id = {r.id: r.properties for r in response.results}
-    assert by_id == {c["id"]: {"email": c["email"], "createdate": by_id[c["id"]]["createdate"],
-                               "lastmodifieddate": by_id[c["id"]]["lastmodifieddate"], "hs_object_id": c["id"]}
-                     for c in contacts}
+    assert by_id == {
+        c["id"]: {
+            "email": c["email"],
+            "createdate": by_id[c["id"]]["createdate"],
+            "lastmodifieddate": by_id[c["id"]]["lastmodifieddate"],
+            "hs_object_id": c["id"],
+        }
+        for c in contacts
+    }
 
 
 def test_batch_read_by_email_answers_207_naming_the_missing_inputs(seeded, client, sandbox):
@@ -80,8 +87,10 @@ def test_batch_read_by_email_answers_207_naming_the_missing_inputs(seeded, clien
     assert response.num_errors == 1
     assert response.errors[0].category == "OBJECT_NOT_FOUND"
     assert response.errors[0].context == {"ids": ["ghost@example.com"]}
-    raw = sandbox.session.post(f"{sandbox.url}/crm/v3/objects/contacts/batch/read",
-                               json={"inputs": [{"id": "1"}], "properties": [], "propertiesWithHistory": []})
+    raw = sandbox.session.post(
+        f"{sandbox.url}/crm/v3/objects/contacts/batch/read",
+        json={"inputs": [{"id": "1"}], "properties": [], "propertiesWithHistory": []},
+    )
     assert raw.status_code == 207
 
 
@@ -117,15 +126,25 @@ def test_search_without_filters_gives_the_portals_total_through_the_sdk(seeded, 
     page = client.crm.contacts.search_api.do_search(public_object_search_request=request)
     assert page.total == 300
     assert len(page.results) == 2
-    following = client.crm.contacts.search_api.do_search(public_object_search_request=PublicObjectSearchRequest(
-        filter_groups=[], sorts=[], properties=["email"], limit=2, after=page.paging.next.after))
+    following = client.crm.contacts.search_api.do_search(
+        public_object_search_request=PublicObjectSearchRequest(
+            filter_groups=[], sorts=[], properties=["email"], limit=2, after=page.paging.next.after
+        )
+    )
     assert following.results[0].id != page.results[1].id
 
 
 def test_search_with_filters_is_refused_clearly(sandbox):
-    response = sandbox.session.post(f"{sandbox.url}/crm/v3/objects/contacts/search", json={
-        "filterGroups": [{"filters": [{"propertyName": "email", "operator": "HAS_PROPERTY"}]}], "sorts": [],
-        "properties": [], "limit": 1, "after": "0"})
+    response = sandbox.session.post(
+        f"{sandbox.url}/crm/v3/objects/contacts/search",
+        json={
+            "filterGroups": [{"filters": [{"propertyName": "email", "operator": "HAS_PROPERTY"}]}],
+            "sorts": [],
+            "properties": [],
+            "limit": 1,
+            "after": "0",
+        },
+    )
     assert response.status_code == 400
     assert "filterGroups" in response.json()["message"]
 

@@ -96,8 +96,9 @@ def test_other_tokens_have_their_own_ten_second_window(tmp_path):
 def test_token_without_the_scope_gets_403_naming_it(tmp_path):
     args = ["--token", "pat-read=crm.lists.read"]
     with SandboxProcess(tmp_path / "p.db", args=args, token="pat-read") as sb:
-        response = sb.session.post(f"{sb.url}/crm/v3/lists", json={"name": "x", "objectTypeId": "0-1",
-                                                                    "processingType": "MANUAL"})
+        response = sb.session.post(
+            f"{sb.url}/crm/v3/lists", json={"name": "x", "objectTypeId": "0-1", "processingType": "MANUAL"}
+        )
     assert response.status_code == 403
     body = response.json()
     assert body["category"] == "MISSING_SCOPES"
@@ -105,8 +106,9 @@ def test_token_without_the_scope_gets_403_naming_it(tmp_path):
 
 
 def test_malformed_json_gets_validation_error_not_500(sandbox):
-    response = sandbox.session.post(f"{sandbox.url}/crm/v3/lists", data=b"{not json",
-                                    headers={"Content-Type": "application/json"})
+    response = sandbox.session.post(
+        f"{sandbox.url}/crm/v3/lists", data=b"{not json", headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 400
     assert response.json()["category"] == "VALIDATION_ERROR"
 
@@ -170,8 +172,9 @@ def test_dropped_connection_before_the_work_applies_nothing(sandbox):
 def test_state_and_daily_usage_survive_a_restart(tmp_path):
     db = tmp_path / "portal.db"
     with SandboxProcess(db, args=["--seed-contacts", "50"]) as sb:
-        created = sb.session.post(f"{sb.url}/crm/v3/lists", json={"name": "kept", "objectTypeId": "0-1",
-                                                                   "processingType": "MANUAL"}).json()
+        created = sb.session.post(
+            f"{sb.url}/crm/v3/lists", json={"name": "kept", "objectTypeId": "0-1", "processingType": "MANUAL"}
+        ).json()
         contacts = sb.admin("GET", "contacts")["results"]
         used = sb.admin("GET", "settings")["daily_used"]
     with SandboxProcess(db, args=["--seed-contacts", "50"]) as sb:
@@ -217,6 +220,7 @@ def test_latency_holds_hubspot_answers_only_and_they_overlap(tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 
     with SandboxProcess(tmp_path / "p.db", args=["--seed-contacts", "5", "--latency-ms", "400"]) as sb:
+
         def timed(url: str) -> float:
             started = time.perf_counter()
             sb.session.get(url, timeout=30).raise_for_status()

@@ -41,8 +41,9 @@ def test_publish_assigns_the_campaign_id_its_events_are_filed_under(seeded, clie
     sent = raw_email(seeded, email.id)
     campaign = sent["primaryEmailCampaignId"]
     assert campaign.isdigit() and sent["allEmailCampaignIds"] == [campaign]
-    events = seeded.session.get(f"{seeded.url}/email/public/v1/events",
-                                params={"campaignId": campaign, "eventType": "SENT", "limit": 1000}).json()
+    events = seeded.session.get(
+        f"{seeded.url}/email/public/v1/events", params={"campaignId": campaign, "eventType": "SENT", "limit": 1000}
+    ).json()
     assert events["events"] and {e["emailCampaignId"] for e in events["events"]} == {int(campaign)}
 
 

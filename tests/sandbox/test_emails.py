@@ -18,8 +18,10 @@ from include.hubspot_sandbox.seeding import SEND_BLOCKERS
 EMAILS = "/marketing/v3/emails"
 MARKETING = "33583163"
 CTA = "https://acme.example/thank-you?pp=1"
-HTML = (f'<p>Still there? <a href="{CTA}">Yes, keep me subscribed</a></p>'
-        '<p><a href="{{ unsubscribe_link }}">Unsubscribe</a></p>')
+HTML = (
+    f'<p>Still there? <a href="{CTA}">Yes, keep me subscribed</a></p>'
+    '<p><a href="{{ unsubscribe_link }}">Unsubscribe</a></p>'
+)
 WEEK = dt.timedelta(weeks=1)
 
 
@@ -28,7 +30,8 @@ WEEK = dt.timedelta(weeks=1)
 
 def make_list(client, contact_ids, name="recipients") -> str:
     created = client.crm.lists.lists_api.create(
-        ListCreateRequest(name=name, object_type_id="0-1", processing_type="MANUAL")).list
+        ListCreateRequest(name=name, object_type_id="0-1", processing_type="MANUAL")
+    ).list
     if contact_ids:
         client.crm.lists.memberships_api.add(created.list_id, list(contact_ids))
     return created.list_id
@@ -39,10 +42,14 @@ def make_email(client, list_id=None, *, name="PP #1", graymail=None, **fields):
     if graymail is not None:
         to["suppressGraymail"] = graymail
     request = EmailCreateRequest(
-        name=name, subject=fields.pop("subject", "Do you still want to hear from us?"),
+        name=name,
+        subject=fields.pop("subject", "Do you still want to hear from us?"),
         _from=fields.pop("_from", {"fromName": "ACME", "replyTo": "news@acme.example"}),
-        to=fields.pop("to", to), subscription_details=fields.pop("subscription_details", {"subscriptionId": MARKETING}),
-        content=fields.pop("content", {"widgets": {"module-1": {"body": {"html": HTML}, "order": 1}}}), **fields)
+        to=fields.pop("to", to),
+        subscription_details=fields.pop("subscription_details", {"subscriptionId": MARKETING}),
+        content=fields.pop("content", {"widgets": {"module-1": {"body": {"html": HTML}, "order": 1}}}),
+        **fields,
+    )
     return client.marketing.emails.marketing_emails_api.create(request)
 
 
@@ -64,7 +71,10 @@ def mailable(contact) -> bool:
     """What HubSpot never mails: no address, unsubscribed from all, opted out of the marketing type, not a
     marketing contact, double opt-in pending, hard-bounced or quarantined (judged by the seeded profile)."""
     return bool(contact["email"]) and contact["profile"] not in (
-        "already_unsubscribed", "subscription_optout", *SEND_BLOCKERS)
+        "already_unsubscribed",
+        "subscription_optout",
+        *SEND_BLOCKERS,
+    )
 
 
 def opened_within_a_year(contact) -> bool:
@@ -105,8 +115,14 @@ def test_create_returns_a_draft_batch_email_without_campaign_ids_yet(sandbox, cl
 def test_create_answers_201_and_rejects_bad_bodies(sandbox):
     ok = sandbox.session.post(f"{sandbox.url}{EMAILS}", json={"name": "raw"})
     assert ok.status_code == 201 and ok.json()["name"] == "raw"
-    for body in ({}, {"name": ""}, {"name": "x", "subjekt": "typo"}, {"name": "x", "subject": 5},
-                 {"name": "x", "state": "PUBLISHED"}, {"name": "x", "to": {"contactIlsLists": {"include": ["a"]}}}):
+    for body in (
+        {},
+        {"name": ""},
+        {"name": "x", "subjekt": "typo"},
+        {"name": "x", "subject": 5},
+        {"name": "x", "state": "PUBLISHED"},
+        {"name": "x", "to": {"contactIlsLists": {"include": ["a"]}}},
+    ):
         response = sandbox.session.post(f"{sandbox.url}{EMAILS}", json=body)
         assert response.status_code == 400, body
         assert response.json()["category"] == "VALIDATION_ERROR"
@@ -136,8 +152,12 @@ def test_list_pages_filters_and_sorts(sandbox, client, emails):
 
 def test_patch_merges_nested_objects_and_keeps_the_rest(client, emails):
     email = make_email(client)
-    updated = emails.update(email.id, EmailUpdateRequest(
-        subject="New subject", content={"widgets": {"module-2": {"body": {"html": "<p>P.S.</p>"}, "order": 2}}}))
+    updated = emails.update(
+        email.id,
+        EmailUpdateRequest(
+            subject="New subject", content={"widgets": {"module-2": {"body": {"html": "<p>P.S.</p>"}, "order": 2}}}
+        ),
+    )
     assert updated.subject == "New subject" and updated.name == "PP #1"
     assert set(updated.content.widgets) == {"module-1", "module-2"}
     assert updated.updated_at >= email.updated_at
@@ -233,10 +253,19 @@ def test_recipients_exclude_every_kind_of_suppressed_contact(seeded, client):
     everyone = [c["id"] for c in contacts]
     engaged = [c["id"] for c in contacts if c["profile"] == "engaged"]
     excluded_by_list, excluded_by_id = engaged[:3], engaged[3]
-    email = make_email(client, make_list(client, everyone), graymail=False, to={
-        "contactIlsLists": {"include": [make_list(client, everyone, "all")],
-                            "exclude": [make_list(client, excluded_by_list, "vip")]},
-        "contactIds": {"exclude": [excluded_by_id]}, "suppressGraymail": False})
+    email = make_email(
+        client,
+        make_list(client, everyone),
+        graymail=False,
+        to={
+            "contactIlsLists": {
+                "include": [make_list(client, everyone, "all")],
+                "exclude": [make_list(client, excluded_by_list, "vip")],
+            },
+            "contactIds": {"exclude": [excluded_by_id]},
+            "suppressGraymail": False,
+        },
+    )
     client.marketing.emails.marketing_emails_api.publish_or_send(email.id)
     expected = {c["id"] for c in contacts if mailable(c)} - set(excluded_by_list) - {excluded_by_id}
     assert recipients(seeded, email.id) == expected
@@ -274,13 +303,32 @@ def test_hard_bounced_contacts_are_not_mailed_again(seeded, client, emails):
 
 def test_a_dynamic_include_list_is_brought_up_to_date_before_sending(seeded, client, emails):
     engaged = {c["id"] for c in seeded_contacts(seeded) if c["profile"] == "engaged"}
-    branch = {"filterBranchType": "OR", "filterBranchOperator": "OR", "filters": [], "filterBranches": [
-        {"filterBranchType": "AND", "filterBranchOperator": "AND", "filterBranches": [], "filters": [
-            {"filterType": "PROPERTY", "property": "hs_email_last_open_date",
-             "operation": {"operationType": "ALL_PROPERTY", "operator": "IS_KNOWN",
-                           "includeObjectsWithNoValueSet": False}}]}]}
-    dynamic = client.crm.lists.lists_api.create(ListCreateRequest(
-        name="opened ever", object_type_id="0-1", processing_type="DYNAMIC", filter_branch=branch)).list
+    branch = {
+        "filterBranchType": "OR",
+        "filterBranchOperator": "OR",
+        "filters": [],
+        "filterBranches": [
+            {
+                "filterBranchType": "AND",
+                "filterBranchOperator": "AND",
+                "filterBranches": [],
+                "filters": [
+                    {
+                        "filterType": "PROPERTY",
+                        "property": "hs_email_last_open_date",
+                        "operation": {
+                            "operationType": "ALL_PROPERTY",
+                            "operator": "IS_KNOWN",
+                            "includeObjectsWithNoValueSet": False,
+                        },
+                    }
+                ],
+            }
+        ],
+    }
+    dynamic = client.crm.lists.lists_api.create(
+        ListCreateRequest(name="opened ever", object_type_id="0-1", processing_type="DYNAMIC", filter_branch=branch)
+    ).list
     email = make_email(client, dynamic.list_id)
     emails.publish_or_send(email.id)  # at once, while the list is still PROCESSING
     assert engaged <= recipients(seeded, email.id)
@@ -318,8 +366,9 @@ def test_statistics_count_only_what_has_happened(seeded, client, emails):
     assert stats.counters["delivered"] == len(mailed) - by_profile["bounce"]
     # Bot-filtered opens and clicks never count; confirmers click the CTA, unsubscribe clickers their link.
     assert stats.counters["click"] == by_profile["confirm_r1"] + by_profile["unsubscribe_click"]
-    openers = sum(by_profile.get(p, 0) for p in ("engaged", "confirm_r1", "confirm_r2", "never_confirm",
-                                                  "unsubscribe_click"))
+    openers = sum(
+        by_profile.get(p, 0) for p in ("engaged", "confirm_r1", "confirm_r2", "never_confirm", "unsubscribe_click")
+    )
     assert stats.counters["open"] == openers
     assert stats.ratios["openratio"] == round(100 * openers / stats.counters["delivered"], 3)
     assert set(stats.device_breakdown) == {"open_device_type", "click_device_type"}
@@ -387,7 +436,9 @@ def test_contacts_confirmed_through_double_opt_in_are_mailable(seeded, client, e
     confirmed = {c["id"] for c in contacts if c["profile"] == "doi_confirmed"}
     assert confirmed
     assert {contact_property(seeded, i, "hs_emailconfirmationstatus") for i in confirmed} <= {
-        "Confirmed", "User clicked confirmation"}
+        "Confirmed",
+        "User clicked confirmation",
+    }
     assert {contact_property(seeded, i, "hs_marketable_status") for i in confirmed} == {"true"}
     email = make_email(client, make_list(client, sorted(confirmed)), graymail=False)
     emails.publish_or_send(email.id)

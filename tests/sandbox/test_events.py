@@ -21,11 +21,18 @@ CTA = "https://acme.example/thank-you?pp=7&round=1"
 OTHER = "https://acme.example/blog"
 #: The unsubscribe link comes first, the CTA is HTML-escaped and a later widget comes first in the dict: the
 #: CTA is still found, and its click ``url`` is the URL a browser visits.
-CONTENT = {"widgets": {
-    "footer": {"body": {"html": f'<a href="{OTHER}">Blog</a>'}, "order": 3},
-    "main": {"body": {"html": '<a href="{{ unsubscribe_link }}">Unsubscribe</a> '
-                              f'<a href="{CTA.replace("&", "&amp;")}">Yes, keep me subscribed</a>'}, "order": 1},
-}}
+CONTENT = {
+    "widgets": {
+        "footer": {"body": {"html": f'<a href="{OTHER}">Blog</a>'}, "order": 3},
+        "main": {
+            "body": {
+                "html": '<a href="{{ unsubscribe_link }}">Unsubscribe</a> '
+                f'<a href="{CTA.replace("&", "&amp;")}">Yes, keep me subscribed</a>'
+            },
+            "order": 1,
+        },
+    }
+}
 
 
 # -- helpers ------------------------------------------------------------------------------------------
@@ -38,13 +45,20 @@ def contacts(sandbox) -> list[dict]:
 def send_to_everyone(sandbox, client, *, name="PP #1") -> tuple[str, str]:
     """Publish an email (graymail not suppressed) to every seeded contact; returns (email id, campaign id)."""
     created = client.crm.lists.lists_api.create(
-        ListCreateRequest(name=f"{name} recipients", object_type_id="0-1", processing_type="MANUAL")).list
+        ListCreateRequest(name=f"{name} recipients", object_type_id="0-1", processing_type="MANUAL")
+    ).list
     client.crm.lists.memberships_api.add(created.list_id, [c["id"] for c in contacts(sandbox)])
     emails = client.marketing.emails.marketing_emails_api
-    email = emails.create(EmailCreateRequest(
-        name=name, subject="Still there?", _from={"fromName": "ACME"}, content=CONTENT,
-        to={"contactIlsLists": {"include": [created.list_id]}, "suppressGraymail": False},
-        subscription_details={"subscriptionId": MARKETING}))
+    email = emails.create(
+        EmailCreateRequest(
+            name=name,
+            subject="Still there?",
+            _from={"fromName": "ACME"},
+            content=CONTENT,
+            to={"contactIlsLists": {"include": [created.list_id]}, "suppressGraymail": False},
+            subscription_details={"subscriptionId": MARKETING},
+        )
+    )
     emails.publish_or_send(email.id)
     campaign = sandbox.session.get(f"{sandbox.url}/marketing/v3/emails/{email.id}").json()["primaryEmailCampaignId"]
     return email.id, campaign
@@ -87,14 +101,18 @@ def recipients_of(events, kind, **match) -> set[str]:
 def mailable(contact) -> bool:
     """Whom HubSpot sends to, judged by the seeded profile (a contact's optout may change after the send)."""
     return bool(contact["email"]) and contact["profile"] not in (
-        "already_unsubscribed", "subscription_optout", *SEND_BLOCKERS)
+        "already_unsubscribed",
+        "subscription_optout",
+        *SEND_BLOCKERS,
+    )
 
 
 def without_tracking(url: str) -> str:
     """A CLICK url with HubSpot's tracking parameters taken out again."""
     parts = urlsplit(url)
-    own = "&".join(f"{k}={v}" for k, v in parse_qsl(parts.query, keep_blank_values=True)
-                   if not k.startswith(("utm_", "_hs")))
+    own = "&".join(
+        f"{k}={v}" for k, v in parse_qsl(parts.query, keep_blank_values=True) if not k.startswith(("utm_", "_hs"))
+    )
     return parts._replace(query=own).geturl()
 
 
@@ -121,8 +139,11 @@ def test_each_profile_answers_as_seeded(seeded, client):
     assert recipients_of(events, "SENT") == mailed
     assert recipients_of(events, "BOUNCE") == profiles["bounce"]
     assert recipients_of(events, "DELIVERED") == mailed - profiles["bounce"]
-    cta_clickers = {e["recipient"] for e in events if e["type"] == "CLICK" and not e["filteredEvent"]
-                    and without_tracking(e["url"]) == CTA}
+    cta_clickers = {
+        e["recipient"]
+        for e in events
+        if e["type"] == "CLICK" and not e["filteredEvent"] and without_tracking(e["url"]) == CTA
+    }
     assert cta_clickers == profiles["confirm_r1"]
     assert recipients_of(events, "CLICK", filteredEvent=True) == profiles["bot_click"]
     unsubscribes = [e for e in events if e["type"] == "CLICK" and e["recipient"] in profiles["unsubscribe_click"]]
@@ -181,13 +202,16 @@ def test_filters_narrow_the_events(seeded, client):
     assert read_page(seeded, campaignId=int(campaign) + 1)["events"] == []
 
 
-@pytest.mark.parametrize(("params", "fragment"), [
-    ({"eventType": "SENT,DELIVERED"}, "not one of the values accepted for Enum class: [DROPPED, UNBOUNCE"),
-    ({"eventType": "open"}, "com.hubspot.email.events.EventType"),
-    ({"limit": "1001"}, "limit"),
-    ({"campaignId": "abc"}, "For input string"),
-    ({"offset": "%%%"}, "offset"),
-])
+@pytest.mark.parametrize(
+    ("params", "fragment"),
+    [
+        ({"eventType": "SENT,DELIVERED"}, "not one of the values accepted for Enum class: [DROPPED, UNBOUNCE"),
+        ({"eventType": "open"}, "com.hubspot.email.events.EventType"),
+        ({"limit": "1001"}, "limit"),
+        ({"campaignId": "abc"}, "For input string"),
+        ({"offset": "%%%"}, "offset"),
+    ],
+)
 def test_bad_queries_get_the_legacy_error_shape(sandbox, params, fragment):
     response = sandbox.session.get(f"{sandbox.url}{EVENTS}", params=params)
     assert response.status_code == 400
@@ -201,8 +225,12 @@ def test_statistics_agree_with_the_events_api(seeded, client):
     counters = client.marketing.emails.marketing_emails_api.get_by_id(email_id, include_stats=True).stats.counters
 
     def unique(kind):
-        return len({e["recipient"] for e in read_all(client, campaignId=campaign, eventType=kind,
-                                                      excludeFilteredEvents="true", limit=1000)})
+        return len(
+            {
+                e["recipient"]
+                for e in read_all(client, campaignId=campaign, eventType=kind, excludeFilteredEvents="true", limit=1000)
+            }
+        )
 
     assert counters["sent"] == unique("SENT")
     assert counters["selected"] == counters["sent"] + counters["notsent"] and counters["notsent"] > 0
@@ -245,13 +273,19 @@ def test_an_injected_late_click_shows_up_and_lands(seeded, client):
     ignorer = next(c for c in contacts(seeded) if c["profile"] == "confirm_r3")
     injected = seeded.admin("POST", "events", {"emailId": email_id, "contactId": ignorer["id"], "type": "CLICK"})
     clicks = read_all(client, campaignId=campaign, eventType="CLICK", recipient=ignorer["email"], limit=1000)
-    assert [(e["id"], without_tracking(e["url"]), e["filteredEvent"]) for e in clicks] == [
-        (injected["id"], CTA, False)]
+    assert [(e["id"], without_tracking(e["url"]), e["filteredEvent"]) for e in clicks] == [(injected["id"], CTA, False)]
     landed = next(c for c in contacts(seeded) if c["id"] == ignorer["id"])
     assert landed["lastClick"] == injected["at"]
-    future = seeded.admin("POST", "events", {
-        "emailId": email_id, "contactId": ignorer["id"], "type": "OPEN",
-        "at": (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2)).isoformat()})
+    future = seeded.admin(
+        "POST",
+        "events",
+        {
+            "emailId": email_id,
+            "contactId": ignorer["id"],
+            "type": "OPEN",
+            "at": (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2)).isoformat(),
+        },
+    )
     assert future["id"] not in {e["id"] for e in read_all(client, campaignId=campaign, eventType="OPEN", limit=1000)}
 
 
@@ -261,8 +295,11 @@ def test_an_injected_late_click_shows_up_and_lands(seeded, client):
 def test_cta_clicks_carry_hubspot_tracking_parameters_around_the_links_own(seeded, client):
     _, campaign = send_to_everyone(seeded, client)
     later(seeded)
-    clicks = [e for e in read_all(client, campaignId=campaign, eventType="CLICK", limit=1000)
-              if "/hs/manage-preferences/" not in e["url"]]
+    clicks = [
+        e
+        for e in read_all(client, campaignId=campaign, eventType="CLICK", limit=1000)
+        if "/hs/manage-preferences/" not in e["url"]
+    ]
     assert len(clicks) >= 5
     own_at = set()
     for click in clicks:
@@ -313,16 +350,19 @@ def test_the_unsubscribe_link_unsubscribes_the_contact_from_all_email(seeded, cl
     changes = read_all(client, campaignId=campaign, eventType="STATUSCHANGE", limit=1000)  # lands the clicks
     assert all(c["optout"] for c in contacts(seeded) if c["email"] in clickers)
     assert {e["recipient"] for e in changes} == clickers
-    assert all(e["source"] == "SOURCE_RECIPIENT" and e["portalSubscriptionStatus"] == "UNSUBSCRIBED"
-               for e in changes)
+    assert all(e["source"] == "SOURCE_RECIPIENT" and e["portalSubscriptionStatus"] == "UNSUBSCRIBED" for e in changes)
     # hs_email_optout reads true; the v4 API reports them unsubscribed and a campaign opt-out changes nothing.
     someone = sorted(clickers)[0]
     contact_id = next(c["id"] for c in contacts(seeded) if c["email"] == someone)
-    found = seeded.session.get(f"{seeded.url}/crm/v3/objects/contacts/{contact_id}",
-                               params={"properties": "hs_email_optout"})
+    found = seeded.session.get(
+        f"{seeded.url}/crm/v3/objects/contacts/{contact_id}", params={"properties": "hs_email_optout"}
+    )
     assert found.json()["properties"]["hs_email_optout"] == "true", found.text
-    answer = seeded.session.post(f"{seeded.url}/communication-preferences/v4/statuses/batch/unsubscribe-all",
-                                 params={"channel": "EMAIL", "verbose": "true"}, json={"inputs": [someone]})
+    answer = seeded.session.post(
+        f"{seeded.url}/communication-preferences/v4/statuses/batch/unsubscribe-all",
+        params={"channel": "EMAIL", "verbose": "true"},
+        json={"inputs": [someone]},
+    )
     assert answer.status_code == 200, answer.text
     reasons = {s.get("setStatusSuccessReason") for r in answer.json()["results"] for s in r.get("statuses", [])}
     assert reasons <= {"NO_STATUS_CHANGE"}
@@ -349,8 +389,11 @@ def test_the_sending_switches_have_command_line_flags():
 
     default = config_from_args(build_parser().parse_args(["serve"]))
     assert (default.click_tracking_parameters, default.skip_unmailable, default.unsubscribe_links) == (True,) * 3
-    lenient = config_from_args(build_parser().parse_args(
-        ["serve", "--no-tracking-parameters", "--send-to-unmailable", "--inert-unsubscribe-links"]))
+    lenient = config_from_args(
+        build_parser().parse_args(
+            ["serve", "--no-tracking-parameters", "--send-to-unmailable", "--inert-unsubscribe-links"]
+        )
+    )
     assert (lenient.click_tracking_parameters, lenient.skip_unmailable, lenient.unsubscribe_links) == (False,) * 3
 
 

@@ -20,11 +20,19 @@ from tests.conftest import FAST
 def _export_request(list_id, properties=("email",), **changes):
     """Every key HubSpot's PublicExportListRequest requires (the SDK's typed model lacks two of them)."""
     return {
-        "exportType": "LIST", "listId": str(list_id), "objectType": "CONTACT", "objectProperties": list(properties),
-        "format": "CSV", "exportName": "PP-2026Q3 opt-out", "language": "EN",
-        "exportInternalValuesOptions": ["NAMES"], "associatedObjectType": [], "includeLabeledAssociations": False,
+        "exportType": "LIST",
+        "listId": str(list_id),
+        "objectType": "CONTACT",
+        "objectProperties": list(properties),
+        "format": "CSV",
+        "exportName": "PP-2026Q3 opt-out",
+        "language": "EN",
+        "exportInternalValuesOptions": ["NAMES"],
+        "associatedObjectType": [],
+        "includeLabeledAssociations": False,
         "includePrimaryDisplayPropertyForAssociatedObjects": False,
-        "overrideAssociatedObjectsPerDefinitionPerRowLimit": False, **changes,
+        "overrideAssociatedObjectsPerDefinitionPerRowLimit": False,
+        **changes,
     }
 
 
@@ -136,9 +144,11 @@ def _download_rows(client, task_id) -> list[list[str]]:
 def test_headers_are_labels_without_names_and_internal_names_with_them(seeded, client, members):
     list_id = _manual_list(client, "headers", [c["id"] for c in members])
     labels = client.crm.exports.public_exports_api.start(
-        _export_request(list_id, ["email", "firstname"], exportInternalValuesOptions=[]))
+        _export_request(list_id, ["email", "firstname"], exportInternalValuesOptions=[])
+    )
     names = client.crm.exports.public_exports_api.start(
-        _export_request(list_id, ["email", "firstname"], exportInternalValuesOptions=["NAMES"]))
+        _export_request(list_id, ["email", "firstname"], exportInternalValuesOptions=["NAMES"])
+    )
     assert _download_rows(client, labels.id)[0] == ["Record ID", "Email", "First Name"]
     assert _download_rows(client, names.id)[0] == ["hs_object_id", "email", "firstname"]
 
@@ -150,10 +160,22 @@ def test_export_of_a_dynamic_list_serves_the_old_members_until_the_lag_has_passe
     ids = [c["id"] for c in members]
     recipients = _manual_list(client, "recipients", ids)
     confirmed = _manual_list(client, "confirmed", [])
-    branch = {"filterBranchType": "OR", "filterBranchOperator": "OR", "filters": [], "filterBranches": [
-        {"filterBranchType": "AND", "filterBranchOperator": "AND", "filterBranches": [], "filters": [
-            {"filterType": "IN_LIST", "listId": recipients, "operator": "IN_LIST"},
-            {"filterType": "IN_LIST", "listId": confirmed, "operator": "NOT_IN_LIST"}]}]}
+    branch = {
+        "filterBranchType": "OR",
+        "filterBranchOperator": "OR",
+        "filters": [],
+        "filterBranches": [
+            {
+                "filterBranchType": "AND",
+                "filterBranchOperator": "AND",
+                "filterBranches": [],
+                "filters": [
+                    {"filterType": "IN_LIST", "listId": recipients, "operator": "IN_LIST"},
+                    {"filterType": "IN_LIST", "listId": confirmed, "operator": "NOT_IN_LIST"},
+                ],
+            }
+        ],
+    }
     unconfirmed = client.crm.lists.lists_api.create(
         ListCreateRequest(name="unconfirmed", object_type_id="0-1", processing_type="DYNAMIC", filter_branch=branch)
     ).list.list_id

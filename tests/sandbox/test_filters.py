@@ -19,35 +19,64 @@ def portal(sandbox):
     sandbox.admin("POST", "seed", {"contacts": 0})
     sandbox.admin("PUT", "settings", {"list_processing_seconds": 0, "list_lag_seconds": 0})
     now = int(time.time() * 1000)
-    ids = sandbox.admin("POST", "contacts", {"contacts": [
-        {"email": "ada@example.com", "firstname": "Ada", "createdate": now - 400 * DAY_MS,
-         "last_open": now - 10 * DAY_MS},
-        {"email": "bo@test.org", "firstname": "Bo", "createdate": now - 30 * DAY_MS, "last_open": now - 400 * DAY_MS,
-         "optout": True},
-        {"firstname": "", "createdate": now - 800 * DAY_MS},
-        {"email": "cy_1%@example.com", "firstname": "Cy", "createdate": now - 5 * DAY_MS,
-         "last_click": now - 2 * DAY_MS},
-        {"email": "di@test.org", "createdate": now - 100 * DAY_MS, "last_open": now + 3 * DAY_MS},
-    ]})["ids"]
+    ids = sandbox.admin(
+        "POST",
+        "contacts",
+        {
+            "contacts": [
+                {
+                    "email": "ada@example.com",
+                    "firstname": "Ada",
+                    "createdate": now - 400 * DAY_MS,
+                    "last_open": now - 10 * DAY_MS,
+                },
+                {
+                    "email": "bo@test.org",
+                    "firstname": "Bo",
+                    "createdate": now - 30 * DAY_MS,
+                    "last_open": now - 400 * DAY_MS,
+                    "optout": True,
+                },
+                {"firstname": "", "createdate": now - 800 * DAY_MS},
+                {
+                    "email": "cy_1%@example.com",
+                    "firstname": "Cy",
+                    "createdate": now - 5 * DAY_MS,
+                    "last_click": now - 2 * DAY_MS,
+                },
+                {"email": "di@test.org", "createdate": now - 100 * DAY_MS, "last_open": now + 3 * DAY_MS},
+            ]
+        },
+    )["ids"]
     sandbox.ids = dict(zip(("ada", "bo", "blank", "cy", "di"), ids, strict=True))
     return sandbox
 
 
 def branch(*and_branches):
-    children = [{"filterBranchType": "AND", "filterBranchOperator": "AND", "filterBranches": [], "filters": list(fs)}
-                for fs in and_branches]
+    children = [
+        {"filterBranchType": "AND", "filterBranchOperator": "AND", "filterBranches": [], "filters": list(fs)}
+        for fs in and_branches
+    ]
     return {"filterBranchType": "OR", "filterBranchOperator": "OR", "filters": [], "filterBranches": children}
 
 
 def prop(name, operation_type, operator, include=False, **fields):
-    return {"filterType": "PROPERTY", "property": name,
-            "operation": {"operationType": operation_type, "operator": operator,
-                          "includeObjectsWithNoValueSet": include, **fields}}
+    return {
+        "filterType": "PROPERTY",
+        "property": name,
+        "operation": {
+            "operationType": operation_type,
+            "operator": operator,
+            "includeObjectsWithNoValueSet": include,
+            **fields,
+        },
+    }
 
 
 def create_list(client, name, *and_branches, processing_type="DYNAMIC"):
-    request = ListCreateRequest(name=name, object_type_id="0-1", processing_type=processing_type,
-                                filter_branch=branch(*and_branches))
+    request = ListCreateRequest(
+        name=name, object_type_id="0-1", processing_type=processing_type, filter_branch=branch(*and_branches)
+    )
     return client.crm.lists.lists_api.create(request).list.list_id
 
 
@@ -83,8 +112,10 @@ def error_of(client, *and_branches) -> ApiException:
 
 def test_all_property_known_and_unknown(client, portal):
     assert matches(client, portal, prop("email", "ALL_PROPERTY", "IS_KNOWN")) == {"ada", "bo", "cy", "di"}
-    assert matches(client, portal, prop("hs_email_last_open_date", "ALL_PROPERTY", "IS_UNKNOWN", True)) == \
-        {"blank", "cy"}
+    assert matches(client, portal, prop("hs_email_last_open_date", "ALL_PROPERTY", "IS_UNKNOWN", True)) == {
+        "blank",
+        "cy",
+    }
     # An empty string is no value, as on HubSpot.
     assert matches(client, portal, prop("firstname", "ALL_PROPERTY", "IS_UNKNOWN")) == {"blank", "di"}
 
@@ -92,23 +123,47 @@ def test_all_property_known_and_unknown(client, portal):
 def test_rolling_date_ranges_and_no_value_flag(client, portal):
     last_open = "hs_email_last_open_date"
     rolling = {"requiresTimeZoneConversion": False}
-    assert matches(client, portal, prop(last_open, "ROLLING_DATE_RANGE", "IS_MORE_THAN_X_DAYS_AGO",
-                                        numberOfDays=364, **rolling)) == {"bo"}
-    assert matches(client, portal, prop(last_open, "ROLLING_DATE_RANGE", "IS_MORE_THAN_X_DAYS_AGO", True,
-                                        numberOfDays=364, **rolling)) == {"bo", "blank", "cy"}
-    assert matches(client, portal, prop(last_open, "ROLLING_DATE_RANGE", "IS_LESS_THAN_X_DAYS_AGO",
-                                        numberOfDays=30, **rolling)) == {"ada"}
-    assert matches(client, portal, prop(last_open, "ROLLING_DATE_RANGE", "IS_LESS_THAN_X_DAYS_FROM_NOW",
-                                        numberOfDays=5, **rolling)) == {"di"}
-    assert matches(client, portal, prop(last_open, "ROLLING_DATE_RANGE", "IS_MORE_THAN_X_DAYS_FROM_NOW",
-                                        numberOfDays=5, **rolling)) == set()
+    assert matches(
+        client, portal, prop(last_open, "ROLLING_DATE_RANGE", "IS_MORE_THAN_X_DAYS_AGO", numberOfDays=364, **rolling)
+    ) == {"bo"}
+    assert matches(
+        client,
+        portal,
+        prop(last_open, "ROLLING_DATE_RANGE", "IS_MORE_THAN_X_DAYS_AGO", True, numberOfDays=364, **rolling),
+    ) == {"bo", "blank", "cy"}
+    assert matches(
+        client, portal, prop(last_open, "ROLLING_DATE_RANGE", "IS_LESS_THAN_X_DAYS_AGO", numberOfDays=30, **rolling)
+    ) == {"ada"}
+    assert matches(
+        client, portal, prop(last_open, "ROLLING_DATE_RANGE", "IS_LESS_THAN_X_DAYS_FROM_NOW", numberOfDays=5, **rolling)
+    ) == {"di"}
+    assert (
+        matches(
+            client,
+            portal,
+            prop(last_open, "ROLLING_DATE_RANGE", "IS_MORE_THAN_X_DAYS_FROM_NOW", numberOfDays=5, **rolling),
+        )
+        == set()
+    )
 
 
 def test_time_point_indexed_and_date(client, portal):
-    indexed = {"timeType": "INDEXED", "timezoneSource": "CUSTOM", "zoneId": "Europe/Berlin",
-               "indexReference": {"referenceType": "TODAY"}, "offset": {"weeks": -52}}
-    before = prop("hs_email_last_open_date", "TIME_POINT", "IS_BEFORE", type="TIME_POINT", timePoint=indexed,
-                  endpointBehavior="EXCLUSIVE", propertyParser="VALUE")
+    indexed = {
+        "timeType": "INDEXED",
+        "timezoneSource": "CUSTOM",
+        "zoneId": "Europe/Berlin",
+        "indexReference": {"referenceType": "TODAY"},
+        "offset": {"weeks": -52},
+    }
+    before = prop(
+        "hs_email_last_open_date",
+        "TIME_POINT",
+        "IS_BEFORE",
+        type="TIME_POINT",
+        timePoint=indexed,
+        endpointBehavior="EXCLUSIVE",
+        propertyParser="VALUE",
+    )
     assert matches(client, portal, before) == {"bo"}
     now_point = {"timeType": "INDEXED", "zoneId": "UTC", "indexReference": {"referenceType": "NOW"}}
     after_now = prop("hs_email_last_open_date", "TIME_POINT", "IS_AFTER", type="TIME_POINT", timePoint=now_point)
@@ -120,27 +175,41 @@ def test_time_point_indexed_and_date(client, portal):
 
 def test_time_ranged_between_and_not_between(client, portal):
     def point(days):
-        return {"timeType": "INDEXED", "zoneId": "UTC", "indexReference": {"referenceType": "NOW"},
-                "offset": {"days": days}}
+        return {
+            "timeType": "INDEXED",
+            "zoneId": "UTC",
+            "indexReference": {"referenceType": "NOW"},
+            "offset": {"days": days},
+        }
 
     bounds = {"type": "TIME_RANGED", "lowerBoundTimePoint": point(-60), "upperBoundTimePoint": point(0)}
     assert matches(client, portal, prop("createdate", "TIME_RANGED", "IS_BETWEEN", **bounds)) == {"bo", "cy"}
-    assert matches(client, portal, prop("createdate", "TIME_RANGED", "IS_NOT_BETWEEN", **bounds)) == \
-        {"ada", "blank", "di"}
+    assert matches(client, portal, prop("createdate", "TIME_RANGED", "IS_NOT_BETWEEN", **bounds)) == {
+        "ada",
+        "blank",
+        "di",
+    }
 
 
 def test_bool_equal_and_not_equal(client, portal):
     assert matches(client, portal, prop("hs_email_optout", "BOOL", "IS_EQUAL_TO", value=True)) == {"bo"}
-    assert matches(client, portal, prop("hs_email_optout", "BOOL", "IS_NOT_EQUAL_TO", value=True)) == \
-        {"ada", "blank", "cy", "di"}
+    assert matches(client, portal, prop("hs_email_optout", "BOOL", "IS_NOT_EQUAL_TO", value=True)) == {
+        "ada",
+        "blank",
+        "cy",
+        "di",
+    }
 
 
 def _set_marketing_status(client, email: str, *, subscribed: bool) -> None:
     from hubspot.communication_preferences import PublicUpdateSubscriptionStatusRequest
 
-    request = PublicUpdateSubscriptionStatusRequest(email_address=email, subscription_id=str(MARKETING),
-                                                    legal_basis="LEGITIMATE_INTEREST_OTHER",
-                                                    legal_basis_explanation="filter test")
+    request = PublicUpdateSubscriptionStatusRequest(
+        email_address=email,
+        subscription_id=str(MARKETING),
+        legal_basis="LEGITIMATE_INTEREST_OTHER",
+        legal_basis_explanation="filter test",
+    )
     api = client.communication_preferences.status_api
     (api.subscribe if subscribed else api.unsubscribe)(request)
 
@@ -148,8 +217,13 @@ def _set_marketing_status(client, email: str, *, subscribed: bool) -> None:
 def test_per_subscription_optout_has_no_value_until_a_status_exists(client, portal):
     name = f"hs_email_optout_{MARKETING}"
     assert matches(client, portal, prop(name, "ENUMERATION", "IS_NONE_OF", values=["true"])) == set()
-    assert matches(client, portal, prop(name, "ENUMERATION", "IS_NONE_OF", True, values=["true"])) == \
-        {"ada", "bo", "blank", "cy", "di"}
+    assert matches(client, portal, prop(name, "ENUMERATION", "IS_NONE_OF", True, values=["true"])) == {
+        "ada",
+        "bo",
+        "blank",
+        "cy",
+        "di",
+    }
 
 
 def test_per_subscription_optout_is_an_enumeration_of_true_and_false(client, portal):
@@ -158,8 +232,12 @@ def test_per_subscription_optout_is_an_enumeration_of_true_and_false(client, por
     _set_marketing_status(client, "ada@example.com", subscribed=True)
     assert matches(client, portal, prop(name, "ENUMERATION", "IS_ANY_OF", values=["true"])) == {"bo"}
     assert matches(client, portal, prop(name, "ENUMERATION", "IS_NONE_OF", values=["true"])) == {"ada"}
-    assert matches(client, portal, prop(name, "ENUMERATION", "IS_NONE_OF", True, values=["TRUE"])) == \
-        {"ada", "blank", "cy", "di"}
+    assert matches(client, portal, prop(name, "ENUMERATION", "IS_NONE_OF", True, values=["TRUE"])) == {
+        "ada",
+        "blank",
+        "cy",
+        "di",
+    }
     assert matches(client, portal, prop(name, "ENUMERATION", "IS_EXACTLY", values=["false"])) == {"ada"}
 
 
@@ -169,16 +247,24 @@ def test_a_bool_operation_on_the_per_subscription_enumeration_is_hubspots_400(cl
     assert '"VALIDATION_ERROR"' in err.body
     assert "operationType BOOL cannot be used" in err.body and "enumeration" in err.body
     # Its values are the options "true" and "false", nothing else.
-    assert error_of(client, [prop(f"hs_email_optout_{MARKETING}", "ENUMERATION", "IS_ANY_OF",
-                                  values=["yes"])]).status == 400
+    assert (
+        error_of(client, [prop(f"hs_email_optout_{MARKETING}", "ENUMERATION", "IS_ANY_OF", values=["yes"])]).status
+        == 400
+    )
 
 
 def test_enumeration_options_match_whatever_their_case(client, portal):
-    pending = prop("hs_emailconfirmationstatus", "ENUMERATION", "IS_ANY_OF",
-                   values=["Confirmation Pending", "confirmation email sent"])
+    pending = prop(
+        "hs_emailconfirmationstatus",
+        "ENUMERATION",
+        "IS_ANY_OF",
+        values=["Confirmation Pending", "confirmation email sent"],
+    )
     assert matches(client, portal, pending) == set()
-    assert error_of(client, [prop("hs_emailconfirmationstatus", "ENUMERATION", "IS_ANY_OF",
-                                  values=["Pending"])]).status == 400
+    assert (
+        error_of(client, [prop("hs_emailconfirmationstatus", "ENUMERATION", "IS_ANY_OF", values=["Pending"])]).status
+        == 400
+    )
 
 
 def test_string_operators_are_case_insensitive_and_literal(client, portal):
@@ -196,10 +282,11 @@ def test_string_operators_are_case_insensitive_and_literal(client, portal):
 
 
 def test_multistring_matches_any_value(client, portal):
-    assert matches(client, portal, prop("firstname", "MULTISTRING", "IS_EQUAL_TO", values=["ada", "cy"])) == \
-        {"ada", "cy"}
-    assert matches(client, portal, prop("firstname", "MULTISTRING", "DOES_NOT_CONTAIN", values=["a", "y"])) == \
-        {"bo"}
+    assert matches(client, portal, prop("firstname", "MULTISTRING", "IS_EQUAL_TO", values=["ada", "cy"])) == {
+        "ada",
+        "cy",
+    }
+    assert matches(client, portal, prop("firstname", "MULTISTRING", "DOES_NOT_CONTAIN", values=["a", "y"])) == {"bo"}
 
 
 def test_number_comparisons_and_ranges(client, portal):
@@ -215,10 +302,12 @@ def test_number_comparisons_and_ranges(client, portal):
     assert number("IS_LESS_THAN", ada + 1) == {"ada"}
     assert number("IS_LESS_THAN_OR_EQUAL_TO", ada + 1) == {"ada", "bo"}
     ranged = {"lowerBound": ada + 1, "upperBound": cy}
-    assert matches(client, portal, prop("hs_object_id", "NUMBER_RANGED", "IS_BETWEEN", **ranged)) == \
-        {"bo", "blank", "cy"}
-    assert matches(client, portal, prop("hs_object_id", "NUMBER_RANGED", "IS_NOT_BETWEEN", **ranged)) == \
-        {"ada", "di"}
+    assert matches(client, portal, prop("hs_object_id", "NUMBER_RANGED", "IS_BETWEEN", **ranged)) == {
+        "bo",
+        "blank",
+        "cy",
+    }
+    assert matches(client, portal, prop("hs_object_id", "NUMBER_RANGED", "IS_NOT_BETWEEN", **ranged)) == {"ada", "di"}
 
 
 def test_enumeration_operators_on_a_single_select_property(client, seeded):
@@ -227,8 +316,11 @@ def test_enumeration_operators_on_a_single_select_property(client, seeded):
     total = len(seeded.admin("GET", "contacts")["results"])
 
     def count(operator, values, include=False):
-        list_id = create_list(client, f"enum {operator} {values} {include}",
-                              [prop("lifecyclestage", "ENUMERATION", operator, include, values=values)])
+        list_id = create_list(
+            client,
+            f"enum {operator} {values} {include}",
+            [prop("lifecyclestage", "ENUMERATION", operator, include, values=values)],
+        )
         return client.crm.lists.lists_api.get_by_id(list_id).list.size
 
     leads, customers = count("IS_ANY_OF", ["lead"]), count("IS_ANY_OF", ["customer"])
@@ -246,10 +338,16 @@ def test_enumeration_operators_on_a_single_select_property(client, seeded):
 def test_datetime_and_ranged_date_operations(client, portal):
     now = int(time.time() * 1000)
     created = "createdate"
-    assert matches(client, portal, prop(created, "DATETIME", "IS_BEFORE_DATE", timestamp=now - 200 * DAY_MS,
-                                        requiresTimeZoneConversion=False)) == {"ada", "blank"}
-    assert matches(client, portal, prop(created, "DATETIME", "IS_AFTER_DATE", timestamp=now - 50 * DAY_MS,
-                                        requiresTimeZoneConversion=False)) == {"bo", "cy"}
+    assert matches(
+        client,
+        portal,
+        prop(created, "DATETIME", "IS_BEFORE_DATE", timestamp=now - 200 * DAY_MS, requiresTimeZoneConversion=False),
+    ) == {"ada", "blank"}
+    assert matches(
+        client,
+        portal,
+        prop(created, "DATETIME", "IS_AFTER_DATE", timestamp=now - 50 * DAY_MS, requiresTimeZoneConversion=False),
+    ) == {"bo", "cy"}
     bounds = {"lowerBound": now - 200 * DAY_MS, "upperBound": now - 20 * DAY_MS, "requiresTimeZoneConversion": False}
     assert matches(client, portal, prop(created, "RANGED_DATE", "IS_BETWEEN", **bounds)) == {"bo", "di"}
 
@@ -263,9 +361,19 @@ def test_and_within_a_branch_or_across_branches(client, portal):
 
 
 def test_dynamic_list_with_a_rolling_filter_follows_the_clock(client, portal):
-    list_id = create_list(client, "stale opens", [prop("hs_email_last_open_date", "ROLLING_DATE_RANGE",
-                                                       "IS_MORE_THAN_X_DAYS_AGO", numberOfDays=364,
-                                                       requiresTimeZoneConversion=False)])
+    list_id = create_list(
+        client,
+        "stale opens",
+        [
+            prop(
+                "hs_email_last_open_date",
+                "ROLLING_DATE_RANGE",
+                "IS_MORE_THAN_X_DAYS_AGO",
+                numberOfDays=364,
+                requiresTimeZoneConversion=False,
+            )
+        ],
+    )
     assert member_names(client, portal, list_id) == {"bo"}
     portal.admin("POST", "clock", {"advance_seconds": 400 * 86_400})
     assert caught_up(client, portal, list_id, {"ada", "bo", "di"}) == {"ada", "bo", "di"}
@@ -281,17 +389,28 @@ def test_in_a_and_not_in_b_follows_changes_of_b(client, portal):
     ids = portal.ids
     memberships.add(a, [ids["ada"], ids["bo"], ids["cy"]])
     memberships.add(b, [ids["bo"]])
-    unconfirmed = create_list(client, "A minus B", [{"filterType": "IN_LIST", "listId": a, "operator": "IN_LIST"},
-                                                    {"filterType": "IN_LIST", "listId": b,
-                                                     "operator": "NOT_IN_LIST"}])
+    unconfirmed = create_list(
+        client,
+        "A minus B",
+        [
+            {"filterType": "IN_LIST", "listId": a, "operator": "IN_LIST"},
+            {"filterType": "IN_LIST", "listId": b, "operator": "NOT_IN_LIST"},
+        ],
+    )
     assert member_names(client, portal, unconfirmed) == {"ada", "cy"}
     memberships.add(b, [ids["cy"]])
     assert caught_up(client, portal, unconfirmed, {"ada"}) == {"ada"}
     memberships.remove(b, [ids["bo"]])
     assert caught_up(client, portal, unconfirmed, {"ada", "bo"}) == {"ada", "bo"}
     # A chain: a DYNAMIC list over the DYNAMIC one follows too.
-    chained = create_list(client, "chained", [{"filterType": "IN_LIST", "listId": unconfirmed, "operator": "IN_LIST"},
-                                              prop("hs_email_optout", "BOOL", "IS_EQUAL_TO", value=False)])
+    chained = create_list(
+        client,
+        "chained",
+        [
+            {"filterType": "IN_LIST", "listId": unconfirmed, "operator": "IN_LIST"},
+            prop("hs_email_optout", "BOOL", "IS_EQUAL_TO", value=False),
+        ],
+    )
     assert member_names(client, portal, chained) == {"ada"}
     memberships.add(b, [ids["ada"]])
     assert caught_up(client, portal, chained, set()) == set()
@@ -304,8 +423,9 @@ def test_in_list_to_a_missing_list_self_or_cycle_is_400(client, portal):
     second = create_list(client, "second", [{"filterType": "IN_LIST", "listId": first, "operator": "IN_LIST"}])
     lists = client.crm.lists.lists_api
     for target in (first, second):
-        request = ListFilterUpdateRequest(filter_branch=branch([{"filterType": "IN_LIST", "listId": second,
-                                                                 "operator": "IN_LIST"}]))
+        request = ListFilterUpdateRequest(
+            filter_branch=branch([{"filterType": "IN_LIST", "listId": second, "operator": "IN_LIST"}])
+        )
         with pytest.raises(ApiException) as cyc:
             lists.update_list_filters(target, request)
         assert cyc.value.status == 400
@@ -324,24 +444,55 @@ def test_in_list_with_a_bad_operator_is_400(client, portal):
     ("filter_branch", "needle"),
     [
         ({"filterBranchType": "AND", "filterBranchOperator": "AND", "filters": [], "filterBranches": []}, "OR"),
-        ({"filterBranchType": "OR", "filterBranchOperator": "OR", "filterBranches": [],
-          "filters": [{"filterType": "PROPERTY", "property": "email",
-                       "operation": {"operationType": "ALL_PROPERTY", "operator": "IS_KNOWN"}}]}, "root"),
+        (
+            {
+                "filterBranchType": "OR",
+                "filterBranchOperator": "OR",
+                "filterBranches": [],
+                "filters": [
+                    {
+                        "filterType": "PROPERTY",
+                        "property": "email",
+                        "operation": {"operationType": "ALL_PROPERTY", "operator": "IS_KNOWN"},
+                    }
+                ],
+            },
+            "root",
+        ),
         ({"filterBranchType": "OR", "filterBranchOperator": "OR", "filters": [], "filterBranches": []}, "at least one"),
-        ({"filterBranchType": "OR", "filterBranchOperator": "OR", "filters": [],
-          "filterBranches": [{"filterBranchType": "OR", "filterBranchOperator": "OR", "filters": [],
-                              "filterBranches": []}]}, "AND"),
-        ({"filterBranchType": "OR", "filterBranchOperator": "AND", "filters": [],
-          "filterBranches": []}, "filterBranchOperator"),
-        ({"filterBranchType": "OR", "filterBranchOperator": "OR", "filters": [],
-          "filterBranches": [{"filterBranchType": "AND", "filterBranchOperator": "AND", "filters": [],
-                              "filterBranches": []}]}, "at least one filter"),
+        (
+            {
+                "filterBranchType": "OR",
+                "filterBranchOperator": "OR",
+                "filters": [],
+                "filterBranches": [
+                    {"filterBranchType": "OR", "filterBranchOperator": "OR", "filters": [], "filterBranches": []}
+                ],
+            },
+            "AND",
+        ),
+        (
+            {"filterBranchType": "OR", "filterBranchOperator": "AND", "filters": [], "filterBranches": []},
+            "filterBranchOperator",
+        ),
+        (
+            {
+                "filterBranchType": "OR",
+                "filterBranchOperator": "OR",
+                "filters": [],
+                "filterBranches": [
+                    {"filterBranchType": "AND", "filterBranchOperator": "AND", "filters": [], "filterBranches": []}
+                ],
+            },
+            "at least one filter",
+        ),
         ("OR", "JSON object"),
     ],
 )
 def test_filter_structure_other_than_or_of_ands_is_400(client, portal, filter_branch, needle):
-    request = ListCreateRequest(name="bad", object_type_id="0-1", processing_type="DYNAMIC",
-                                filter_branch=filter_branch)
+    request = ListCreateRequest(
+        name="bad", object_type_id="0-1", processing_type="DYNAMIC", filter_branch=filter_branch
+    )
     with pytest.raises(ApiException) as err:
         client.crm.lists.lists_api.create(request)
     assert err.value.status == 400
@@ -354,25 +505,72 @@ def test_filter_structure_other_than_or_of_ands_is_400(client, portal, filter_br
     [
         (prop("no_such_property", "ALL_PROPERTY", "IS_KNOWN"), "does not exist"),
         (prop("email", "NUMBER", "IS_EQUAL_TO", value=1), "cannot be used"),
-        (prop("email", "ROLLING_DATE_RANGE", "IS_MORE_THAN_X_DAYS_AGO", numberOfDays=1,
-              requiresTimeZoneConversion=False), "cannot be used"),
+        (
+            prop(
+                "email",
+                "ROLLING_DATE_RANGE",
+                "IS_MORE_THAN_X_DAYS_AGO",
+                numberOfDays=1,
+                requiresTimeZoneConversion=False,
+            ),
+            "cannot be used",
+        ),
         (prop("hs_email_optout", "ENUMERATION", "IS_NONE_OF", values=["true"]), "cannot be used"),
         (prop("hs_marketable_status", "BOOL", "IS_EQUAL_TO", value=True), "cannot be used"),
         (prop("email", "STRING", "IS_GREATER_THAN", value="a"), "not valid"),
         (prop("hs_email_optout", "BOOL", "IS_EQUAL_TO", value="yes"), "boolean"),
         (prop("lifecyclestage", "ENUMERATION", "IS_ANY_OF", values=["vip"]), "options"),
-        (prop("createdate", "ROLLING_DATE_RANGE", "IS_MORE_THAN_X_DAYS_AGO", numberOfDays=-1,
-              requiresTimeZoneConversion=False), "numberOfDays"),
+        (
+            prop(
+                "createdate",
+                "ROLLING_DATE_RANGE",
+                "IS_MORE_THAN_X_DAYS_AGO",
+                numberOfDays=-1,
+                requiresTimeZoneConversion=False,
+            ),
+            "numberOfDays",
+        ),
         (prop("createdate", "CALENDAR_DATE", "IS_EQUAL_TO", timeUnit="DAY"), "not supported"),
-        (prop("createdate", "TIME_POINT", "IS_BEFORE", type="TIME_POINT",
-              timePoint={"timeType": "INDEXED", "zoneId": "UTC", "indexReference": {"referenceType": "WEEK"}}),
-         "not supported"),
-        (prop("createdate", "TIME_POINT", "IS_BEFORE", type="TIME_POINT",
-              timePoint={"timeType": "DATE", "zoneId": "Mars/Base", "year": 2020, "month": 1, "day": 1}), "zoneId"),
-        (prop("createdate", "TIME_POINT", "IS_BEFORE", type="TIME_POINT",
-              timePoint={"timeType": "DATE", "zoneId": "UTC", "year": 2020, "month": 13, "day": 1}), "valid date"),
-        ({"filterType": "EMAIL_EVENT", "level": "EMAIL_API_CAMPAIGN", "emailId": "1", "appId": "2",
-          "operator": "OPENED"}, "not supported by the sandbox"),
+        (
+            prop(
+                "createdate",
+                "TIME_POINT",
+                "IS_BEFORE",
+                type="TIME_POINT",
+                timePoint={"timeType": "INDEXED", "zoneId": "UTC", "indexReference": {"referenceType": "WEEK"}},
+            ),
+            "not supported",
+        ),
+        (
+            prop(
+                "createdate",
+                "TIME_POINT",
+                "IS_BEFORE",
+                type="TIME_POINT",
+                timePoint={"timeType": "DATE", "zoneId": "Mars/Base", "year": 2020, "month": 1, "day": 1},
+            ),
+            "zoneId",
+        ),
+        (
+            prop(
+                "createdate",
+                "TIME_POINT",
+                "IS_BEFORE",
+                type="TIME_POINT",
+                timePoint={"timeType": "DATE", "zoneId": "UTC", "year": 2020, "month": 13, "day": 1},
+            ),
+            "valid date",
+        ),
+        (
+            {
+                "filterType": "EMAIL_EVENT",
+                "level": "EMAIL_API_CAMPAIGN",
+                "emailId": "1",
+                "appId": "2",
+                "operator": "OPENED",
+            },
+            "not supported by the sandbox",
+        ),
         ({"property": "email"}, "filterType"),
     ],
 )
@@ -386,8 +584,11 @@ def test_update_filters_bumps_version_and_reprocesses(client, portal):
     list_id = create_list(client, "opens", [prop("email", "STRING", "ENDS_WITH", value="test.org")])
     assert member_names(client, portal, list_id) == {"bo", "di"}
     updated = client.crm.lists.lists_api.update_list_filters(
-        list_id, ListFilterUpdateRequest(filter_branch=branch([prop("email", "STRING", "IS_EQUAL_TO",
-                                                                    value="ada@example.com")])))
+        list_id,
+        ListFilterUpdateRequest(
+            filter_branch=branch([prop("email", "STRING", "IS_EQUAL_TO", value="ada@example.com")])
+        ),
+    )
     assert updated.updated_list.list_version == 2
     assert updated.updated_list.filter_branch.filter_branches[0].filters[0].operation.value == "ada@example.com"
     assert member_names(client, portal, list_id) == {"ada"}
@@ -407,15 +608,35 @@ def test_snapshot_is_evaluated_once_dynamic_keeps_following(client, portal):
 
 
 def test_normalise_fills_hubspots_defaults():
-    raw = {"filterBranchType": "OR", "filterBranches": [{"filterBranchType": "AND", "filters": [
-        {"filterType": "PROPERTY", "property": "hs_email_last_open_date",
-         "operation": {"operationType": "ROLLING_DATE_RANGE", "operator": "IS_MORE_THAN_X_DAYS_AGO",
-                       "numberOfDays": 364}},
-        {"filterType": "PROPERTY", "property": "createdate",
-         "operation": {"operationType": "TIME_POINT", "operator": "IS_BEFORE",
-                       "timePoint": {"timeType": "INDEXED", "indexReference": {"referenceType": "TODAY"}}}},
-        {"filterType": "IN_LIST", "listId": 12, "operator": "NOT_IN_LIST"},
-    ]}]}
+    raw = {
+        "filterBranchType": "OR",
+        "filterBranches": [
+            {
+                "filterBranchType": "AND",
+                "filters": [
+                    {
+                        "filterType": "PROPERTY",
+                        "property": "hs_email_last_open_date",
+                        "operation": {
+                            "operationType": "ROLLING_DATE_RANGE",
+                            "operator": "IS_MORE_THAN_X_DAYS_AGO",
+                            "numberOfDays": 364,
+                        },
+                    },
+                    {
+                        "filterType": "PROPERTY",
+                        "property": "createdate",
+                        "operation": {
+                            "operationType": "TIME_POINT",
+                            "operator": "IS_BEFORE",
+                            "timePoint": {"timeType": "INDEXED", "indexReference": {"referenceType": "TODAY"}},
+                        },
+                    },
+                    {"filterType": "IN_LIST", "listId": 12, "operator": "NOT_IN_LIST"},
+                ],
+            }
+        ],
+    }
     result = filters.normalise(raw, "Europe/Berlin")
     root = result.branch
     assert root["filterBranchOperator"] == "OR" and root["filters"] == []

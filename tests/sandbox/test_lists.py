@@ -29,9 +29,16 @@ def or_root(*branches):
 
 
 def optout_filter(value: bool):
-    return {"filterType": "PROPERTY", "property": "hs_email_optout",
-            "operation": {"operationType": "BOOL", "operator": "IS_EQUAL_TO", "value": value,
-                          "includeObjectsWithNoValueSet": False}}
+    return {
+        "filterType": "PROPERTY",
+        "property": "hs_email_optout",
+        "operation": {
+            "operationType": "BOOL",
+            "operator": "IS_EQUAL_TO",
+            "value": value,
+            "includeObjectsWithNoValueSet": False,
+        },
+    }
 
 
 def in_list(list_id: str, operator: str = "IN_LIST"):
@@ -39,8 +46,7 @@ def in_list(list_id: str, operator: str = "IN_LIST"):
 
 
 def create(client, name: str, processing_type: str = "MANUAL", branch=None):
-    request = ListCreateRequest(name=name, object_type_id="0-1", processing_type=processing_type,
-                                filter_branch=branch)
+    request = ListCreateRequest(name=name, object_type_id="0-1", processing_type=processing_type, filter_branch=branch)
     return client.crm.lists.lists_api.create(request).list
 
 
@@ -157,8 +163,9 @@ def test_add_and_remove_in_one_call(client, seeded):
     created = create(client, "Add and remove")
     api = client.crm.lists.memberships_api
     api.add(created.list_id, ids[:2])
-    result = api.add_and_remove(created.list_id, MembershipChangeRequest(record_ids_to_add=ids[2:],
-                                                                        record_ids_to_remove=ids[:1]))
+    result = api.add_and_remove(
+        created.list_id, MembershipChangeRequest(record_ids_to_add=ids[2:], record_ids_to_remove=ids[:1])
+    )
     assert sorted(result.records_ids_added) == sorted(ids[2:])
     assert result.record_ids_removed == ids[:1]
     wait_complete(client, created.list_id)
@@ -236,8 +243,12 @@ def test_duplicate_name_is_409_naming_the_existing_list(client, sandbox):
         {"name": "x", "objectTypeId": "0-2", "processingType": "MANUAL"},
         {"name": "x", "objectTypeId": "0-1", "processingType": "STATIC"},
         {"name": "x", "objectTypeId": "0-1", "processingType": "DYNAMIC"},
-        {"name": "x", "objectTypeId": "0-1", "processingType": "MANUAL",
-         "filterBranch": {"filterBranchType": "OR", "filterBranches": []}},
+        {
+            "name": "x",
+            "objectTypeId": "0-1",
+            "processingType": "MANUAL",
+            "filterBranch": {"filterBranchType": "OR", "filterBranches": []},
+        },
         {"objectTypeId": "0-1", "processingType": "MANUAL"},
         [],
     ],
@@ -286,9 +297,11 @@ def test_dynamic_list_memberships_cannot_be_written(client, seeded):
     branch = or_root(and_branch(optout_filter(True)))
     created = create(client, "Dynamic", "DYNAMIC", branch)
     api = client.crm.lists.memberships_api
-    for call in (lambda: api.add(created.list_id, contacts(seeded)[:1]),
-                 lambda: api.remove(created.list_id, contacts(seeded)[:1]),
-                 lambda: api.remove_all(created.list_id)):
+    for call in (
+        lambda: api.add(created.list_id, contacts(seeded)[:1]),
+        lambda: api.remove(created.list_id, contacts(seeded)[:1]),
+        lambda: api.remove_all(created.list_id),
+    ):
         with pytest.raises(ApiException) as err:
             call()
         assert err.value.status == 400
@@ -323,12 +336,16 @@ def test_snapshot_is_frozen_while_dynamic_follows_new_contacts(client, seeded):
 def test_dynamic_members_keep_their_join_time_across_re_evaluations(client, seeded):
     created = create(client, "Stable", "DYNAMIC", or_root(and_branch(optout_filter(True))))
     wait_complete(client, created.list_id)
-    before = {r.record_id: r.membership_timestamp
-              for r in client.crm.lists.memberships_api.get_page(created.list_id, limit=250).results}
+    before = {
+        r.record_id: r.membership_timestamp
+        for r in client.crm.lists.memberships_api.get_page(created.list_id, limit=250).results
+    }
     add_contacts(seeded, {"email": "another@example.com", "optout": True})
     wait_members(client, created.list_id, lambda found: len(found) == len(before) + 1)
-    after = {r.record_id: r.membership_timestamp
-             for r in client.crm.lists.memberships_api.get_page(created.list_id, limit=250).results}
+    after = {
+        r.record_id: r.membership_timestamp
+        for r in client.crm.lists.memberships_api.get_page(created.list_id, limit=250).results
+    }
     assert len(after) == len(before) + 1
     assert all(after[k] == v for k, v in before.items())
 
@@ -377,8 +394,11 @@ def test_search_by_name_with_paging_types_and_list_size(client, seeded):
     assert len(rest.lists) == 2 and rest.has_more is False
     names = {x.name for x in page.lists + rest.lists}
     assert "Something else" not in names and len(names) == 6
-    only_dynamic = api.do_search(ListSearchRequest(query="2026q3", offset=0, processing_types=["DYNAMIC"],
-                                                   additional_properties=["hs_list_size"]))
+    only_dynamic = api.do_search(
+        ListSearchRequest(
+            query="2026q3", offset=0, processing_types=["DYNAMIC"], additional_properties=["hs_list_size"]
+        )
+    )
     assert [x.list_id for x in only_dynamic.lists] == [dynamic.list_id]
     size = dynamic_size = api.get_by_id(dynamic.list_id).list.size
     assert only_dynamic.lists[0].additional_properties["hs_list_size"] == str(size) and dynamic_size > 0
@@ -388,9 +408,13 @@ def test_search_by_name_with_paging_types_and_list_size(client, seeded):
 
 @pytest.mark.parametrize(
     "body",
-    [{"offset": 0, "count": 501, "additionalProperties": []}, {"offset": -1, "additionalProperties": []},
-     {"offset": 0, "processingTypes": ["STATIC"], "additionalProperties": []},
-     {"offset": 0, "sort": "size", "additionalProperties": []}, {"offset": "0", "additionalProperties": []}],
+    [
+        {"offset": 0, "count": 501, "additionalProperties": []},
+        {"offset": -1, "additionalProperties": []},
+        {"offset": 0, "processingTypes": ["STATIC"], "additionalProperties": []},
+        {"offset": 0, "sort": "size", "additionalProperties": []},
+        {"offset": "0", "additionalProperties": []},
+    ],
 )
 def test_search_rejects_bad_requests_with_400(sandbox, body):
     response = sandbox.session.post(f"{sandbox.url}{LISTS}/search", json=body)
@@ -468,8 +492,12 @@ def unconfirmed_setup(client, seeded):
     recipients = create(client, "Recipients")
     client.crm.lists.memberships_api.add(recipients.list_id, ids)
     confirmed = create(client, "Confirmed")
-    unconfirmed = create(client, "Unconfirmed", "DYNAMIC",
-                         or_root(and_branch(in_list(recipients.list_id), in_list(confirmed.list_id, "NOT_IN_LIST"))))
+    unconfirmed = create(
+        client,
+        "Unconfirmed",
+        "DYNAMIC",
+        or_root(and_branch(in_list(recipients.list_id), in_list(confirmed.list_id, "NOT_IN_LIST"))),
+    )
     wait_complete(client, unconfirmed.list_id)
     wait_complete(client, confirmed.list_id)
     return ids, confirmed.list_id, unconfirmed.list_id

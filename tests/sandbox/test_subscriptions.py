@@ -22,8 +22,11 @@ def restore_tier(sandbox):
 
 def _mailable(sandbox, n=None):
     """Seeded contacts with an email that are not opted out of anything yet."""
-    rows = [c for c in sandbox.admin("GET", "contacts")["results"]
-            if c["email"] and not c["optout"] and c["profile"] != "subscription_optout"]
+    rows = [
+        c
+        for c in sandbox.admin("GET", "contacts")["results"]
+        if c["email"] and not c["optout"] and c["profile"] != "subscription_optout"
+    ]
     return rows[:n] if n else rows
 
 
@@ -37,7 +40,9 @@ def _changes(sandbox):
 
 def _contact_properties(client, emails, names):
     batch = BatchReadInputSimplePublicObjectId(
-        inputs=[SimplePublicObjectId(id=e) for e in emails], properties=["email", *names], properties_with_history=[],
+        inputs=[SimplePublicObjectId(id=e) for e in emails],
+        properties=["email", *names],
+        properties_with_history=[],
         id_property="email",
     )
     results = client.crm.contacts.batch_api.read(batch).results
@@ -45,8 +50,13 @@ def _contact_properties(client, emails, names):
 
 
 def _write(email, state="UNSUBSCRIBED", subscription_id=MARKETING_SUBSCRIPTION_ID, **extra):
-    return {"subscriberIdString": email, "subscriptionId": subscription_id, "statusState": state,
-            "channel": "EMAIL", **extra}
+    return {
+        "subscriberIdString": email,
+        "subscriptionId": subscription_id,
+        "statusState": state,
+        "channel": "EMAIL",
+        **extra,
+    }
 
 
 # -- v3 through the SDK ------------------------------------------------------------------------------
@@ -64,8 +74,10 @@ def test_v3_definitions_list_the_portals_subscription_types(seeded, client):
 def test_v3_unsubscribe_sets_the_subscription_property_and_logs_one_change(seeded, client):
     email = _mailable(seeded, 1)[0]["email"]
     request = PublicUpdateSubscriptionStatusRequest(
-        email_address=email, subscription_id=str(MARKETING_SUBSCRIPTION_ID),
-        legal_basis="LEGITIMATE_INTEREST_OTHER", legal_basis_explanation="Permission pass: no answer",
+        email_address=email,
+        subscription_id=str(MARKETING_SUBSCRIPTION_ID),
+        legal_basis="LEGITIMATE_INTEREST_OTHER",
+        legal_basis_explanation="Permission pass: no answer",
     )
     status = client.communication_preferences.status_api.unsubscribe(request)
     assert status.id == str(MARKETING_SUBSCRIPTION_ID)
@@ -80,10 +92,17 @@ def test_v3_unsubscribe_sets_the_subscription_property_and_logs_one_change(seede
     changes = _changes(seeded)
     assert len(changes) == 1
     assert changes[0] | {"at": None, "seq": None} == {
-        "seq": None, "at": None, "contactId": changes[0]["contactId"], "email": email,
-        "subscriptionId": MARKETING_SUBSCRIPTION_ID, "from": "NOT_SPECIFIED", "to": "UNSUBSCRIBED",
-        "source": "Public status API", "legalBasis": "LEGITIMATE_INTEREST_OTHER",
-        "legalBasisExplanation": "Permission pass: no answer", "endpoint": "subscriptions.v3.unsubscribe",
+        "seq": None,
+        "at": None,
+        "contactId": changes[0]["contactId"],
+        "email": email,
+        "subscriptionId": MARKETING_SUBSCRIPTION_ID,
+        "from": "NOT_SPECIFIED",
+        "to": "UNSUBSCRIBED",
+        "source": "Public status API",
+        "legalBasis": "LEGITIMATE_INTEREST_OTHER",
+        "legalBasisExplanation": "Permission pass: no answer",
+        "endpoint": "subscriptions.v3.unsubscribe",
     }
 
 
@@ -120,8 +139,13 @@ def test_v4_definitions_wrap_the_subscription_types(seeded, sandbox):
 
 def test_v4_single_write_changes_once_and_repeats_as_no_status_change(seeded, sandbox, client):
     email = _mailable(seeded, 1)[0]["email"]
-    body = {"subscriptionId": MARKETING_SUBSCRIPTION_ID, "statusState": "UNSUBSCRIBED", "channel": "EMAIL",
-            "legalBasis": "NON_GDPR", "legalBasisExplanation": "campaign PP-2026Q3"}
+    body = {
+        "subscriptionId": MARKETING_SUBSCRIPTION_ID,
+        "statusState": "UNSUBSCRIBED",
+        "channel": "EMAIL",
+        "legalBasis": "NON_GDPR",
+        "legalBasisExplanation": "campaign PP-2026Q3",
+    }
     first = _v4(sandbox, "POST", f"/statuses/{email}", body)
     assert first.status_code == 200
     result = first.json()["results"][0]
@@ -149,13 +173,23 @@ def test_v4_unsubscribe_all_then_resubscribe(seeded, sandbox, client):
     assert [(w["wideStatusType"], w["status"]) for w in wide] == [("PORTAL_WIDE", "UNSUBSCRIBED")]
     assert _contact_properties(client, [email], ["hs_email_optout"])[email]["hs_email_optout"] == "true"
 
-    resubscribe = _v4(sandbox, "POST", f"/statuses/{email}", {
-        "subscriptionId": MARKETING_SUBSCRIPTION_ID, "statusState": "SUBSCRIBED", "channel": "EMAIL",
-        "legalBasis": "CONSENT_WITH_NOTICE", "legalBasisExplanation": "asked to come back"}).json()["results"][0]
+    resubscribe = _v4(
+        sandbox,
+        "POST",
+        f"/statuses/{email}",
+        {
+            "subscriptionId": MARKETING_SUBSCRIPTION_ID,
+            "statusState": "SUBSCRIBED",
+            "channel": "EMAIL",
+            "legalBasis": "CONSENT_WITH_NOTICE",
+            "legalBasisExplanation": "asked to come back",
+        },
+    ).json()["results"][0]
     assert resubscribe["setStatusSuccessReason"] == "RESUBSCRIBE_OCCURRED"
     assert _contact_properties(client, [email], ["hs_email_optout"])[email]["hs_email_optout"] == "false"
     assert [(c["subscriptionId"], c["from"], c["to"]) for c in _changes(sandbox)] == [
-        (None, "SUBSCRIBED", "UNSUBSCRIBED"), (None, "UNSUBSCRIBED", "SUBSCRIBED"),
+        (None, "SUBSCRIBED", "UNSUBSCRIBED"),
+        (None, "UNSUBSCRIBED", "SUBSCRIBED"),
         (MARKETING_SUBSCRIPTION_ID, "NOT_SPECIFIED", "SUBSCRIBED"),
     ]
 
@@ -187,23 +221,24 @@ def test_v4_batch_unsubscribe_all_of_100_is_idempotent(seeded, sandbox, client):
     emails = [c["email"] for c in _mailable(seeded, 100)]
     assert len(emails) == 100
     started = time.perf_counter()
-    first = _v4(sandbox, "POST", "/statuses/batch/unsubscribe-all", {"inputs": emails}, channel="EMAIL",
-                verbose="true")
+    first = _v4(sandbox, "POST", "/statuses/batch/unsubscribe-all", {"inputs": emails}, channel="EMAIL", verbose="true")
     assert time.perf_counter() - started < 2
     assert first.status_code == 200
     results = first.json()["results"]
     assert sorted(r["subscriberIdString"] for r in results) == sorted(emails)
     assert {s["setStatusSuccessReason"] for r in results for s in r["statuses"]} == {"UNSUBSCRIBE_FROM_ALL_OCCURRED"}
 
-    second = _v4(sandbox, "POST", "/statuses/batch/unsubscribe-all", {"inputs": emails}, channel="EMAIL",
-                 verbose="true").json()
+    second = _v4(
+        sandbox, "POST", "/statuses/batch/unsubscribe-all", {"inputs": emails}, channel="EMAIL", verbose="true"
+    ).json()
     assert {s["setStatusSuccessReason"] for r in second["results"] for s in r["statuses"]} == {"NO_STATUS_CHANGE"}
     assert "errors" not in second
 
     changes = _changes(sandbox)
     assert sorted(c["email"] for c in changes) == sorted(emails)
     assert {(c["subscriptionId"], c["from"], c["to"], c["endpoint"]) for c in changes} == {
-        (None, "SUBSCRIBED", "UNSUBSCRIBED", "subscriptions.v4.batch_unsubscribe_all")}
+        (None, "SUBSCRIBED", "UNSUBSCRIBED", "subscriptions.v4.batch_unsubscribe_all")
+    }
     optouts = _contact_properties(client, emails, ["hs_email_optout"])
     assert {p["hs_email_optout"] for p in optouts.values()} == {"true"}
     wide = _v4(sandbox, "POST", "/statuses/batch/unsubscribe-all/read", {"inputs": emails[:5]}, channel="EMAIL")
@@ -224,7 +259,8 @@ def test_v4_batch_write_per_subscription_reports_bad_inputs_as_errors(seeded, sa
     assert {(p[OPTOUT_PROPERTY], p["hs_email_optout"]) for p in props.values()} == {("true", "false")}
     changes = _changes(sandbox)
     assert [(c["email"], c["subscriptionId"], c["legalBasis"]) for c in changes] == [
-        (e, MARKETING_SUBSCRIPTION_ID, "LEGITIMATE_INTEREST_OTHER") for e in emails]
+        (e, MARKETING_SUBSCRIPTION_ID, "LEGITIMATE_INTEREST_OTHER") for e in emails
+    ]
     again = _v4(sandbox, "POST", "/statuses/batch/write", {"inputs": inputs[:3]}).json()
     assert [r["setStatusSuccessReason"] for r in again["results"]] == ["NO_STATUS_CHANGE"] * 3
     assert len(_changes(sandbox)) == 3
@@ -232,8 +268,7 @@ def test_v4_batch_write_per_subscription_reports_bad_inputs_as_errors(seeded, sa
 
 def test_v4_batch_read_answers_207_for_unknown_subscribers(seeded, sandbox):
     emails = [c["email"] for c in _mailable(seeded, 2)]
-    response = _v4(sandbox, "POST", "/statuses/batch/read", {"inputs": [*emails, "ghost@example.com"]},
-                   channel="EMAIL")
+    response = _v4(sandbox, "POST", "/statuses/batch/read", {"inputs": [*emails, "ghost@example.com"]}, channel="EMAIL")
     assert response.status_code == 207
     body = response.json()
     assert [r["subscriberIdString"] for r in body["results"]] == emails
@@ -258,8 +293,9 @@ def test_v4_batches_over_100_inputs_are_rejected(seeded, sandbox):
 
 def test_v4_batch_write_with_a_bad_enum_changes_nothing(seeded, sandbox):
     emails = [c["email"] for c in _mailable(seeded, 2)]
-    response = _v4(sandbox, "POST", "/statuses/batch/write",
-                   {"inputs": [_write(emails[0]), _write(emails[1], state="OPTED_OUT")]})
+    response = _v4(
+        sandbox, "POST", "/statuses/batch/write", {"inputs": [_write(emails[0]), _write(emails[1], state="OPTED_OUT")]}
+    )
     assert response.status_code == 400
     assert "statusState" in response.json()["message"]
     assert _changes(sandbox) == []
@@ -276,7 +312,8 @@ def test_starter_tier_refuses_batches_with_missing_scopes_but_serves_single_call
     read = _v4(sandbox, "POST", "/statuses/batch/read", {"inputs": [email]}, channel="EMAIL")
     assert read.status_code == 403
     assert read.json()["errors"][0]["context"]["requiredGranularScopes"] == [
-        "communication_preferences.statuses.batch.read"]
+        "communication_preferences.statuses.batch.read"
+    ]
     single = _v4(sandbox, "POST", f"/statuses/{email}/unsubscribe-all", channel="EMAIL", verbose="true")
     assert single.status_code == 200
     assert single.json()["results"][0]["setStatusSuccessReason"] == "UNSUBSCRIBE_FROM_ALL_OCCURRED"

@@ -12,8 +12,14 @@ from include.airflow_stack.shape import INIT_COMMANDS
 from include.hubspot_sandbox.process import PROJECT_ROOT
 
 #: Sandbox timings for whole campaigns: a round takes seconds, not a week.
-CAMPAIGN_SANDBOX = ["--list-processing-seconds", "0.3", "--export-processing-seconds", "0.3",
-                    "--response-window-seconds", "2"]
+CAMPAIGN_SANDBOX = [
+    "--list-processing-seconds",
+    "0.3",
+    "--export-processing-seconds",
+    "0.3",
+    "--response-window-seconds",
+    "2",
+]
 
 
 def prepare_airflow_db() -> None:

@@ -64,8 +64,7 @@ class Endpoint:
         return self.dated_answers is not None or self.dated_request is not None
 
     def legacy_prefix(self) -> str | None:
-        return max((p for p in PREFIXES if self.path.startswith(p + "/") or self.path == p),
-                   key=len, default=None)
+        return max((p for p in PREFIXES if self.path.startswith(p + "/") or self.path == p), key=len, default=None)
 
     def pattern(self, version: str) -> re.Pattern[str] | None:
         """The regex of this endpoint's path under ``legacy`` or ``dated``; ``None`` when it has no such path."""
@@ -79,10 +78,10 @@ class Endpoint:
             prefix = self.legacy_prefix()
             if not self.dated or prefix is None:
                 return None
-            template = PREFIXES[prefix] + self.path[len(prefix):]
+            template = PREFIXES[prefix] + self.path[len(prefix) :]
         parts, last = [], 0
         for match in _PARAM.finditer(template):
-            parts.append(re.escape(template[last:match.start()]))
+            parts.append(re.escape(template[last : match.start()]))
             if match[1] == "version":
                 parts.append(_VERSION_PATTERN)
             else:
@@ -106,11 +105,17 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     # CRM lists
     Endpoint("POST", "/crm/v3/lists", {200: _ref(LISTS, "oneList")}),
     Endpoint("GET", "/crm/v3/lists", {200: _ref(LISTS, "manyLists")}),
-    Endpoint("POST", "/crm/v3/lists/search", {200: _ref(LISTS, "searchResponse")},
-             request=_ref(LISTS, "searchRequest"), dated_request=_ref(LISTS, "datedSearchRequest")),
+    Endpoint(
+        "POST",
+        "/crm/v3/lists/search",
+        {200: _ref(LISTS, "searchResponse")},
+        request=_ref(LISTS, "searchRequest"),
+        dated_request=_ref(LISTS, "datedSearchRequest"),
+    ),
     Endpoint("GET", "/crm/v3/lists/object-type-id/{objectTypeId}/name/{listName:path}", {200: _ref(LISTS, "oneList")}),
-    Endpoint("GET", "/crm/v3/lists/records/{objectTypeId}/{recordId}/memberships",
-             {200: _ref(LISTS, "recordMemberships")}),
+    Endpoint(
+        "GET", "/crm/v3/lists/records/{objectTypeId}/{recordId}/memberships", {200: _ref(LISTS, "recordMemberships")}
+    ),
     Endpoint("GET", "/crm/v3/lists/{listId}", {200: _ref(LISTS, "oneList")}),
     Endpoint("DELETE", "/crm/v3/lists/{listId}", {204: None}),
     Endpoint("PUT", "/crm/v3/lists/{listId}/restore", {204: None}),
@@ -124,15 +129,22 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("PUT", "/crm/v3/lists/{listId}/memberships/add-from/{sourceListId}", {204: None}),
     Endpoint("DELETE", "/crm/v3/lists/{listId}/memberships", {204: None}),
     # CRM contacts and properties
-    Endpoint("POST", "/crm/v3/objects/contacts/batch/read",
-             {200: _ref(CONTACTS, "batchRead"), 207: _ref(CONTACTS, "batchReadWithErrors")},
-             dated_answers={200: _ref(CONTACTS, "batchRead")}),
+    Endpoint(
+        "POST",
+        "/crm/v3/objects/contacts/batch/read",
+        {200: _ref(CONTACTS, "batchRead"), 207: _ref(CONTACTS, "batchReadWithErrors")},
+        dated_answers={200: _ref(CONTACTS, "batchRead")},
+    ),
     Endpoint("POST", "/crm/v3/objects/contacts/search", {200: _ref(CONTACTS, "search")}),
     Endpoint("GET", "/crm/v3/objects/contacts", {200: _ref(CONTACTS, "page")}),
     Endpoint("GET", "/crm/v3/objects/contacts/{contactId}", {200: _ref(CONTACTS, "contact")}),
     # the date-based answer drops a few display hints the schema does not require
-    Endpoint("GET", "/crm/v3/properties/{objectType}/{propertyName}", {200: "crm-properties.schema.json"},
-             dated_answers={200: "crm-properties.schema.json"}),
+    Endpoint(
+        "GET",
+        "/crm/v3/properties/{objectType}/{propertyName}",
+        {200: "crm-properties.schema.json"},
+        dated_answers={200: "crm-properties.schema.json"},
+    ),
     # Marketing emails
     Endpoint("POST", "/marketing/v3/emails", {201: _ref(EMAILS, "email")}),
     Endpoint("GET", "/marketing/v3/emails", {200: _ref(EMAILS, "page")}),
@@ -147,27 +159,44 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     # Legacy email events: no date-based equivalent
     Endpoint("GET", "/email/public/v1/events", {200: "email-events-v1.schema.json"}, dated=False, legacy_errors=True),
     # Communication preferences: date-based definitions answer the v4 shape
-    Endpoint("GET", "/communication-preferences/v3/definitions", {200: _ref(PREFS, "v3Definitions")},
-             dated_answers={200: _ref(PREFS, "v4Definitions")}),
+    Endpoint(
+        "GET",
+        "/communication-preferences/v3/definitions",
+        {200: _ref(PREFS, "v3Definitions")},
+        dated_answers={200: _ref(PREFS, "v4Definitions")},
+    ),
     Endpoint("GET", "/communication-preferences/v3/status/email/{emailAddress}", {200: _ref(PREFS, "v3Statuses")}),
     Endpoint("POST", "/communication-preferences/v3/subscribe", {200: _ref(PREFS, "v3Status")}),
     Endpoint("POST", "/communication-preferences/v3/unsubscribe", {200: _ref(PREFS, "v3Status")}),
     Endpoint("GET", "/communication-preferences/v4/definitions", {200: _ref(PREFS, "v4Definitions")}),
-    Endpoint("POST", "/communication-preferences/v4/statuses/batch/read",
-             {200: _ref(PREFS, "statusesByContact"), 207: _ref(PREFS, "statusesByContactWithErrors")},
-             dated_answers={200: _ref(PREFS, "statusesByContact")}),
+    Endpoint(
+        "POST",
+        "/communication-preferences/v4/statuses/batch/read",
+        {200: _ref(PREFS, "statusesByContact"), 207: _ref(PREFS, "statusesByContactWithErrors")},
+        dated_answers={200: _ref(PREFS, "statusesByContact")},
+    ),
     Endpoint("POST", "/communication-preferences/v4/statuses/batch/write", {200: _ref(PREFS, "statuses")}),
-    Endpoint("POST", "/communication-preferences/v4/statuses/batch/unsubscribe-all",
-             {200: _ref(PREFS, "statusesByContact")}),
-    Endpoint("POST", "/communication-preferences/v4/statuses/batch/unsubscribe-all/read",
-             {200: _ref(PREFS, "wideStatusesByContact"), 207: _ref(PREFS, "wideStatusesByContactWithErrors")},
-             dated_answers={200: _ref(PREFS, "wideStatusesByContact")}),
+    Endpoint(
+        "POST", "/communication-preferences/v4/statuses/batch/unsubscribe-all", {200: _ref(PREFS, "statusesByContact")}
+    ),
+    Endpoint(
+        "POST",
+        "/communication-preferences/v4/statuses/batch/unsubscribe-all/read",
+        {200: _ref(PREFS, "wideStatusesByContact"), 207: _ref(PREFS, "wideStatusesByContactWithErrors")},
+        dated_answers={200: _ref(PREFS, "wideStatusesByContact")},
+    ),
     Endpoint("GET", "/communication-preferences/v4/statuses/{subscriberIdString}", {200: _ref(PREFS, "statuses")}),
     Endpoint("POST", "/communication-preferences/v4/statuses/{subscriberIdString}", {200: _ref(PREFS, "statuses")}),
-    Endpoint("POST", "/communication-preferences/v4/statuses/{subscriberIdString}/unsubscribe-all",
-             {200: _ref(PREFS, "statuses")}),
-    Endpoint("GET", "/communication-preferences/v4/statuses/{subscriberIdString}/unsubscribe-all",
-             {200: _ref(PREFS, "wideStatuses")}),
+    Endpoint(
+        "POST",
+        "/communication-preferences/v4/statuses/{subscriberIdString}/unsubscribe-all",
+        {200: _ref(PREFS, "statuses")},
+    ),
+    Endpoint(
+        "GET",
+        "/communication-preferences/v4/statuses/{subscriberIdString}/unsubscribe-all",
+        {200: _ref(PREFS, "wideStatuses")},
+    ),
     # CRM exports
     Endpoint("POST", "/crm/v3/exports/export/async", {202: _ref(EXPORTS, "started")}),
     Endpoint("GET", "/crm/v3/exports/export/async/tasks/{taskId}/status", {200: _ref(EXPORTS, "taskStatus")}),
@@ -178,8 +207,13 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     # Account information and token introspection
     Endpoint("GET", "/account-info/v3/details", {200: _ref(ACCOUNT, "details")}),
     Endpoint("GET", "/account-info/v3/api-usage/daily/private-apps", {200: _ref(ACCOUNT, "dailyUsage")}),
-    Endpoint("POST", "/oauth/v2/private-apps/get/access-token-info", {200: "access-token-info.schema.json"},
-             dated=False, legacy_errors=True),
+    Endpoint(
+        "POST",
+        "/oauth/v2/private-apps/get/access-token-info",
+        {200: "access-token-info.schema.json"},
+        dated=False,
+        legacy_errors=True,
+    ),
 )
 
 ERROR = "common.schema.json#/$defs/error"
@@ -274,14 +308,18 @@ class ContractChecker:
     def openapi_note(self) -> str:
         """One line saying whether the extra check against HubSpot's OpenAPI files runs, and why not."""
         if self.spec_dir is None:
-            return (f"HubSpot OpenAPI check: skipped, no OpenAPI files at {self.looked_in} "
-                    "(set HUBSPOT_OPENAPI_DIR); the project's own schemas still apply")
+            return (
+                f"HubSpot OpenAPI check: skipped, no OpenAPI files at {self.looked_in} "
+                "(set HUBSPOT_OPENAPI_DIR); the project's own schemas still apply"
+            )
         return f"HubSpot OpenAPI check: on, with the files in {self.spec_dir}"
 
     @cached_property
     def registry(self) -> Registry:
-        resources = [(SCHEMA_BASE + file.name, Resource.from_contents(json.loads(file.read_text())))
-                     for file in sorted(SCHEMAS.glob("*.schema.json"))]
+        resources = [
+            (SCHEMA_BASE + file.name, Resource.from_contents(json.loads(file.read_text())))
+            for file in sorted(SCHEMAS.glob("*.schema.json"))
+        ]
         return Registry().with_resources(resources)
 
     @cached_property
@@ -326,8 +364,10 @@ class ContractChecker:
             return [f"{exchange.describe()}: {what} is not JSON: {body[:200]!r}"]
         validator = jsonschema.Draft202012Validator({"$ref": SCHEMA_BASE + ref}, registry=self.registry)
         errors = sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path))
-        return [f"{exchange.describe()}: {what} breaks {ref} at {list(err.absolute_path)}: {err.message[:300]}"
-                for err in errors[:5]]
+        return [
+            f"{exchange.describe()}: {what} breaks {ref} at {list(err.absolute_path)}: {err.message[:300]}"
+            for err in errors[:5]
+        ]
 
 
 class OpenApiCheck:
@@ -363,12 +403,16 @@ class OpenApiCheck:
         from openapi_core.testing import MockRequest, MockResponse
 
         request = MockRequest(
-            HOST, exchange.method.lower(), path, args=_query_args(exchange.query),
+            HOST,
+            exchange.method.lower(),
+            path,
+            args=_query_args(exchange.query),
             data=exchange.request_body.encode() if exchange.request_body else None,
             content_type=exchange.request_content_type or "application/json",
         )
         response = MockResponse(
-            exchange.response_body.encode(), status_code=exchange.status,
+            exchange.response_body.encode(),
+            status_code=exchange.status,
             content_type=(exchange.response_content_type or "application/json").split(";")[0],
         )
         for name, openapi, _ in self._candidates(path):

@@ -18,9 +18,16 @@ RUNNER = "import os, time; os.setpgid(0, 0); time.sleep(120)"
 
 
 def test_killing_a_session_reaches_a_child_that_left_the_process_group(tmp_path):
-    parent = processes.start([sys.executable, "-c", f"import subprocess, sys, time; "
-                              f"subprocess.Popen([sys.executable, '-c', {RUNNER!r}]); time.sleep(120)"],
-                             env=dict(os.environ), log=tmp_path / "p.log", cwd=tmp_path)
+    parent = processes.start(
+        [
+            sys.executable,
+            "-c",
+            f"import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', {RUNNER!r}]); time.sleep(120)",
+        ],
+        env=dict(os.environ),
+        log=tmp_path / "p.log",
+        cwd=tmp_path,
+    )
     deadline = time.monotonic() + 20
     while len(processes.session_members(parent.pid)) < 2:
         assert time.monotonic() < deadline, "the child never started"
@@ -42,8 +49,12 @@ def test_stopping_a_session_asks_first_and_reports_no_kill_when_it_obeys(tmp_pat
 def test_sessions_stopped_together_report_only_the_one_that_had_to_be_killed(tmp_path):
     env = dict(os.environ)
     obeys = processes.start(["sleep", "60"], env=env, log=tmp_path / "a.log", cwd=tmp_path)
-    ignores = processes.start(["sh", "-c", "trap '' TERM; echo trapped; while :; do sleep 0.1; done"], env=env,
-                              log=tmp_path / "b.log", cwd=tmp_path)
+    ignores = processes.start(
+        ["sh", "-c", "trap '' TERM; echo trapped; while :; do sleep 0.1; done"],
+        env=env,
+        log=tmp_path / "b.log",
+        cwd=tmp_path,
+    )
     deadline = time.monotonic() + 10
     while "trapped" not in (tmp_path / "b.log").read_text():
         assert time.monotonic() < deadline, "the shell never set its trap"

@@ -77,9 +77,15 @@ def test_object_names_are_deterministic_and_distinct_per_role_and_round():
     assert object_name("c", "unconfirmed", 2) == "c · r2 · unconfirmed"
 
 
-@pytest.mark.parametrize(("text", "expected"), [("P7D", dt.timedelta(days=7)), ("PT2M", dt.timedelta(minutes=2)),
-                                                ("P1DT12H", dt.timedelta(days=1, hours=12)),
-                                                ("P2W", dt.timedelta(weeks=2))])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("P7D", dt.timedelta(days=7)),
+        ("PT2M", dt.timedelta(minutes=2)),
+        ("P1DT12H", dt.timedelta(days=1, hours=12)),
+        ("P2W", dt.timedelta(weeks=2)),
+    ],
+)
 def test_parse_duration(text, expected):
     assert parse_duration(text) == expected
 
@@ -106,39 +112,47 @@ def test_cta_match_ignores_query_order_and_host_case_but_not_the_round():
 CTA = "https://example.com/thanks?pp=c&pp_round=1"
 
 
-@pytest.mark.parametrize("clicked", [
-    # HubSpot's tracking parameters after, before and around the link's own, in any order.
-    "https://example.com/thanks?pp=c&pp_round=1&utm_campaign=Q3&utm_medium=email&_hsenc=p2ANqtz-8Xq"
-    "&_hsmi=80000123&utm_content=80000123&utm_source=hs_email",
-    "https://example.com/thanks?_hsmi=80000123&utm_source=hs_email&pp_round=1&pp=c&_hsenc=p2ANqtz-8Xq",
-    "https://example.com/thanks?utm_medium=email&pp=c&__hstc=1.2.3&__hssc=4.5&__hsfp=99&pp_round=1",
-    "https://example.com/thanks/?pp_round=1&utm_content=80000123&pp=c#top",
-    "https://EXAMPLE.com:443/thanks?pp=c&pp_round=1&_hsenc=p2ANqtz-unsubscribeish",
-])
+@pytest.mark.parametrize(
+    "clicked",
+    [
+        # HubSpot's tracking parameters after, before and around the link's own, in any order.
+        "https://example.com/thanks?pp=c&pp_round=1&utm_campaign=Q3&utm_medium=email&_hsenc=p2ANqtz-8Xq"
+        "&_hsmi=80000123&utm_content=80000123&utm_source=hs_email",
+        "https://example.com/thanks?_hsmi=80000123&utm_source=hs_email&pp_round=1&pp=c&_hsenc=p2ANqtz-8Xq",
+        "https://example.com/thanks?utm_medium=email&pp=c&__hstc=1.2.3&__hssc=4.5&__hsfp=99&pp_round=1",
+        "https://example.com/thanks/?pp_round=1&utm_content=80000123&pp=c#top",
+        "https://EXAMPLE.com:443/thanks?pp=c&pp_round=1&_hsenc=p2ANqtz-unsubscribeish",
+    ],
+)
 def test_a_cta_click_counts_whatever_tracking_parameters_hubspot_added(clicked):
     assert is_cta_click(clicked, {CTA})
 
 
-@pytest.mark.parametrize("clicked", [
-    "https://example.com/thanks?pp=c&pp_round=2&utm_source=hs_email",  # another round
-    "https://example.com/thanks?pp=other&pp_round=1&utm_source=hs_email",  # another campaign
-    "https://example.com/thanks?pp_round=1&utm_source=hs_email&_hsmi=1",  # no campaign at all
-    "https://example.org/thanks?pp=c&pp_round=1",  # another host
-    "https://example.com:8443/thanks?pp=c&pp_round=1",  # another port
-    "https://example.com/thanks-again?pp=c&pp_round=1",  # another path
-    "http://example.com/thanks?pp=c&pp_round=1",  # another scheme
-    "https://example.com/hs/manage-preferences/unsubscribe?pp=c&pp_round=1&utm_source=hs_email",
-    "https://example.com/thanks?pp=c&pp_round=1&unsubscribe=1",
-    "https://example.com/hs/preferences-center/en/page?pp=c&pp_round=1",
-    "",
-])
+@pytest.mark.parametrize(
+    "clicked",
+    [
+        "https://example.com/thanks?pp=c&pp_round=2&utm_source=hs_email",  # another round
+        "https://example.com/thanks?pp=other&pp_round=1&utm_source=hs_email",  # another campaign
+        "https://example.com/thanks?pp_round=1&utm_source=hs_email&_hsmi=1",  # no campaign at all
+        "https://example.org/thanks?pp=c&pp_round=1",  # another host
+        "https://example.com:8443/thanks?pp=c&pp_round=1",  # another port
+        "https://example.com/thanks-again?pp=c&pp_round=1",  # another path
+        "http://example.com/thanks?pp=c&pp_round=1",  # another scheme
+        "https://example.com/hs/manage-preferences/unsubscribe?pp=c&pp_round=1&utm_source=hs_email",
+        "https://example.com/thanks?pp=c&pp_round=1&unsubscribe=1",
+        "https://example.com/hs/preferences-center/en/page?pp=c&pp_round=1",
+        "",
+    ],
+)
 def test_other_links_and_unsubscribe_links_never_count(clicked):
     assert not is_cta_click(clicked, {CTA})
 
 
 def test_tracking_parameters_in_the_cta_itself_are_not_required_of_the_click():
-    assert is_cta_click("https://example.com/thanks?pp=c&pp_round=1&_hsmi=5",
-                        {"https://example.com/thanks?utm_source=newsletter&pp=c&pp_round=1"})
+    assert is_cta_click(
+        "https://example.com/thanks?pp=c&pp_round=1&_hsmi=5",
+        {"https://example.com/thanks?utm_source=newsletter&pp=c&pp_round=1"},
+    )
 
 
 def test_plain_thank_you_page_is_fine():
@@ -146,8 +160,14 @@ def test_plain_thank_you_page_is_fine():
 
 
 def figures(**kw):
-    base = {"sent": 1000, "delivered": 980, "click_stat": 120, "cta_clickers": 100, "to_opt_out": 880,
-            "max_fraction": 0.95}
+    base = {
+        "sent": 1000,
+        "delivered": 980,
+        "click_stat": 120,
+        "cta_clickers": 100,
+        "to_opt_out": 880,
+        "max_fraction": 0.95,
+    }
     return GuardFigures(**{**base, **kw})
 
 

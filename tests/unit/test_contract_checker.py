@@ -19,20 +19,46 @@ from tests.support.contract import (
     read_exchanges,
 )
 
-LIST = {"listId": "1001", "name": "Recipients", "objectTypeId": "0-1", "processingType": "MANUAL",
-        "processingStatus": "COMPLETE", "listVersion": 1, "size": 0}
-STATUS = {"subscriberIdString": "a@example.com", "subscriptionId": 7, "channel": "EMAIL", "status": "SUBSCRIBED",
-          "source": "Default status", "timestamp": "2026-12-01T00:00:00Z"}
+LIST = {
+    "listId": "1001",
+    "name": "Recipients",
+    "objectTypeId": "0-1",
+    "processingType": "MANUAL",
+    "processingStatus": "COMPLETE",
+    "listVersion": 1,
+    "size": 0,
+}
+STATUS = {
+    "subscriberIdString": "a@example.com",
+    "subscriptionId": 7,
+    "channel": "EMAIL",
+    "status": "SUBSCRIBED",
+    "source": "Default status",
+    "timestamp": "2026-12-01T00:00:00Z",
+}
 ENVELOPE = {"status": "COMPLETE", "startedAt": "2026-12-01T00:00:00Z", "completedAt": "2026-12-01T00:00:01Z"}
-BATCH_ERROR = {"status": "error", "category": "OBJECT_NOT_FOUND", "message": "not found", "context": {},
-               "errors": [], "links": {}}
+BATCH_ERROR = {
+    "status": "error",
+    "category": "OBJECT_NOT_FOUND",
+    "message": "not found",
+    "context": {},
+    "errors": [],
+    "links": {},
+}
 
 
 def exchange(method: str, path: str, status: int, body: object = None, request: object = None) -> Exchange:
-    return Exchange(endpoint="x", method=method, path=path, query="", request_content_type="application/json",
-                    request_body=json.dumps(request) if request is not None else "", status=status,
-                    response_content_type="application/json",
-                    response_body=json.dumps(body) if body is not None else "")
+    return Exchange(
+        endpoint="x",
+        method=method,
+        path=path,
+        query="",
+        request_content_type="application/json",
+        request_body=json.dumps(request) if request is not None else "",
+        status=status,
+        response_content_type="application/json",
+        response_body=json.dumps(body) if body is not None else "",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +81,16 @@ def test_a_list_answer_with_a_wrong_type_or_a_missing_key_is_reported(checker, p
 
 
 def test_definitions_answer_their_versions_shape(checker):
-    definition = {"id": "7", "name": "Marketing Information", "description": "", "isActive": True, "isDefault": True,
-                  "isInternal": False, "createdAt": "2023-01-01T00:00:00Z", "updatedAt": "2023-01-01T00:00:00Z"}
+    definition = {
+        "id": "7",
+        "name": "Marketing Information",
+        "description": "",
+        "isActive": True,
+        "isDefault": True,
+        "isInternal": False,
+        "createdAt": "2023-01-01T00:00:00Z",
+        "updatedAt": "2023-01-01T00:00:00Z",
+    }
     legacy = {"subscriptionDefinitions": [definition]}
     dated = {**ENVELOPE, "results": [definition]}
     assert checker.problems(exchange("GET", "/communication-preferences/v3/definitions", 200, legacy)) == []
@@ -66,8 +100,12 @@ def test_definitions_answer_their_versions_shape(checker):
 
 
 def test_a_dated_batch_read_reports_failed_inputs_inside_a_200_never_a_207(checker):
-    partly_failed = {**ENVELOPE, "results": [{"subscriberIdString": "a@example.com", "statuses": [STATUS]}],
-                     "errors": [BATCH_ERROR], "numErrors": 1}
+    partly_failed = {
+        **ENVELOPE,
+        "results": [{"subscriberIdString": "a@example.com", "statuses": [STATUS]}],
+        "errors": [BATCH_ERROR],
+        "numErrors": 1,
+    }
     legacy = "/communication-preferences/v4/statuses/batch/read"
     dated = "/communication-preferences/2026-09/statuses/batch/read"
     assert checker.problems(exchange("POST", legacy, 207, partly_failed)) == []
@@ -89,8 +127,12 @@ def test_a_dated_list_search_must_name_list_ids_and_processing_types(checker):
 
 
 def test_an_error_answer_must_carry_hubspots_error_body(checker):
-    error = {"status": "error", "message": "List 9 does not exist.", "correlationId": "c0ffee",
-             "category": "OBJECT_NOT_FOUND"}
+    error = {
+        "status": "error",
+        "message": "List 9 does not exist.",
+        "correlationId": "c0ffee",
+        "category": "OBJECT_NOT_FOUND",
+    }
     assert checker.problems(exchange("GET", "/crm/lists/2026-09/9", 404, error)) == []
     assert checker.problems(exchange("GET", "/crm/lists/2026-09/9", 404, {"detail": "Not Found"}))
     assert checker.problems(exchange("GET", "/crm/lists/2026-09/9", 404, None))
@@ -103,12 +145,15 @@ def test_an_empty_answer_is_checked_as_empty(checker):
     assert checker.problems(exchange("POST", "/marketing/emails/2026-09/5/publish", 204, {"ok": True}))
 
 
-@pytest.mark.parametrize("method, path", [
-    ("GET", "/crm/v3/lists/folders/7"),          # a HubSpot endpoint with no schema here
-    ("GET", "/crm/lists/2025-09/7"),             # a date HubSpot does not serve
-    ("GET", "/email/public/2026-09/events"),     # no date-based email events
-    ("POST", "/communication-preferences/2026-09/links/generate"),  # dated, but the product never calls it
-])
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("GET", "/crm/v3/lists/folders/7"),  # a HubSpot endpoint with no schema here
+        ("GET", "/crm/lists/2025-09/7"),  # a date HubSpot does not serve
+        ("GET", "/email/public/2026-09/events"),  # no date-based email events
+        ("POST", "/communication-preferences/2026-09/links/generate"),  # dated, but the product never calls it
+    ],
+)
 def test_an_exchange_on_a_path_without_a_schema_is_reported(checker, method, path):
     (problem,) = checker.problems(exchange(method, path, 200, {}))
     assert f"no schema for {method} {path}" in problem
@@ -136,8 +181,10 @@ def test_dated_traffic_meets_hubspots_legacy_file_only_where_the_shape_is_unchan
     changed = find_endpoint("GET", "/communication-preferences/2026-09/definitions")
     assert unchanged is not None and changed is not None
     assert not unchanged.endpoint.changed_when_dated and changed.endpoint.changed_when_dated
-    assert (unchanged.legacy_path("/communication-preferences/2026-09/statuses/a%40example.com")
-            == "/communication-preferences/v4/statuses/a%40example.com")
+    assert (
+        unchanged.legacy_path("/communication-preferences/2026-09/statuses/a%40example.com")
+        == "/communication-preferences/v4/statuses/a%40example.com"
+    )
     assert find_endpoint("GET", "/crm/v3/lists/7").legacy_path("/crm/v3/lists/7") == "/crm/v3/lists/7"
 
 

@@ -8,9 +8,22 @@ from tests.support.contract import read_exchanges
 
 
 def _line(path: str) -> str:
-    return json.dumps({"endpoint": "x", "method": "GET", "path": path, "query": "", "request_content_type": "",
-                       "request_body": "", "status": 200, "response_content_type": "application/json",
-                       "response_body": "{}"}) + "\n"
+    return (
+        json.dumps(
+            {
+                "endpoint": "x",
+                "method": "GET",
+                "path": path,
+                "query": "",
+                "request_content_type": "",
+                "request_body": "",
+                "status": 200,
+                "response_content_type": "application/json",
+                "response_body": "{}",
+            }
+        )
+        + "\n"
+    )
 
 
 def test_a_half_written_last_line_is_left_for_the_next_read(tmp_path):

@@ -24,23 +24,36 @@ RUN_ID = "manual__q4"
 
 @pytest.mark.parametrize(("size", "branch"), [(0, "campaign_report"), (12, "round_1.build_recipients_list")])
 def test_an_empty_unengaged_list_goes_straight_to_the_report(size, branch):
-    op = HasUnengagedOperator(task_id="has_unengaged", unengaged={"size": size},
-                              first_round="round_1.build_recipients_list", when_empty="campaign_report")
+    op = HasUnengagedOperator(
+        task_id="has_unengaged",
+        unengaged={"size": size},
+        first_round="round_1.build_recipients_list",
+        when_empty="campaign_report",
+    )
     assert op.choose_branch({}) == branch
 
 
-@pytest.mark.parametrize(("round_no", "rounds", "left", "branch"), [
-    (1, 3, 40, "next"), (1, 1, 40, "opt_out"), (2, 3, 0, "opt_out"), (3, 3, 40, "opt_out")])
+@pytest.mark.parametrize(
+    ("round_no", "rounds", "left", "branch"),
+    [(1, 3, 40, "next"), (1, 1, 40, "opt_out"), (2, 3, 0, "opt_out"), (3, 3, 40, "opt_out")],
+)
 def test_another_round_only_when_asked_for_and_someone_is_left(round_no, rounds, left, branch):
-    op = AnotherRoundOperator(task_id=f"another_round_{round_no}", round_no=round_no, rounds=str(rounds),
-                              unconfirmed={"size": left}, next_round="next", opt_out_path="opt_out")
+    op = AnotherRoundOperator(
+        task_id=f"another_round_{round_no}",
+        round_no=round_no,
+        rounds=str(rounds),
+        unconfirmed={"size": left},
+        next_round="next",
+        opt_out_path="opt_out",
+    )
     assert op.choose_branch({}) == branch
 
 
 @pytest.mark.parametrize(("required", "branch"), [("True", ["approve"]), (False, ["opt_out"]), ("false", ["opt_out"])])
 def test_approval_only_when_the_run_asks_for_it(required, branch):
-    op = NeedsApprovalOperator(task_id="needs_approval", require_approval=required, approval_task="approve",
-                               opt_out_task="opt_out")
+    op = NeedsApprovalOperator(
+        task_id="needs_approval", require_approval=required, approval_task="approve", opt_out_task="opt_out"
+    )
     assert list(op.choose_branch({})) == branch
 
 
@@ -54,14 +67,20 @@ def export_with(folder, ids: list[str]) -> dict:
     """An export of list 2 as the export task writes it, in the run's folder."""
     path = folder / "unconfirmed.csv"
     pd.DataFrame({"contact_id": ids, "email": [f"c{i}@example.com" for i in ids], "run_id": RUN_ID}).to_csv(
-        path, index=False)
+        path, index=False
+    )
     return {"export_uri": f"file://{path}", "rows": len(ids)}
 
 
 def guards(export: dict, metrics=None) -> CheckGuardsOperator:
     metrics = metrics if metrics is not None else [{"sent": 100, "delivered": 100, "click": 10}, None, None]
-    return CheckGuardsOperator(task_id="check_guards", metrics=json.dumps(metrics), export=export,
-                               confirmed={"confirmed": 10}, max_fraction="0.95")
+    return CheckGuardsOperator(
+        task_id="check_guards",
+        metrics=json.dumps(metrics),
+        export=export,
+        confirmed={"confirmed": 10},
+        max_fraction="0.95",
+    )
 
 
 def test_the_guards_count_whom_an_earlier_try_already_opted_out(tmp_path):
@@ -75,10 +94,15 @@ def test_the_guards_count_whom_an_earlier_try_already_opted_out(tmp_path):
     with ledger:
         reasons = ["UNSUBSCRIBE_FROM_ALL_OCCURRED"] * 30 + ["NO_STATUS_CHANGE"] * 5 + [""] * 5
         statuses = ["UNSUBSCRIBED"] * 35 + ["ERROR"] * 5
-        ledger.write(pd.DataFrame([("t", RUN_ID, "1", str(i), f"c{i}@example.com", "all_email", "", "B", "E", "",
-                                    "", status, reason)
-                                   for i, status, reason in zip(range(1, 41), statuses, reasons, strict=True)],
-                                  columns=audit.COLUMNS))
+        ledger.write(
+            pd.DataFrame(
+                [
+                    ("t", RUN_ID, "1", str(i), f"c{i}@example.com", "all_email", "", "B", "E", "", "", status, reason)
+                    for i, status, reason in zip(range(1, 41), statuses, reasons, strict=True)
+                ],
+                columns=audit.COLUMNS,
+            )
+        )
     again = guards(export).execute({"run_id": RUN_ID})
     # 30 changed and 5 already opted out count; the 5 errors and the 20 never asked would still change.
     assert (again["already_opted_out"], again["would_change"]) == (35, 25)
@@ -113,8 +137,10 @@ def test_outputs_of_renders_every_round_as_json_with_none_for_skipped_rounds():
 def test_served_url_of_links_a_run_file_by_its_name(monkeypatch):
     monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://airflow.example.com/")
     url = macros.served_url_of(FakeTi({}), "s3://bucket/exports/c/run/unconfirmed.csv")
-    assert url == ("https://airflow.example.com/reengagement/runs/hubspot_reengagement/"
-                   "manual__2026-12-01T00%3A00%3A00%2B00%3A00/files/unconfirmed.csv")
+    assert url == (
+        "https://airflow.example.com/reengagement/runs/hubspot_reengagement/"
+        "manual__2026-12-01T00%3A00%3A00%2B00%3A00/files/unconfirmed.csv"
+    )
 
 
 def test_name_and_result_macros_read_preflights_campaign():

@@ -8,8 +8,9 @@ from reengagement.ledger import FILE_NAME, ClickerLedger, Clickers, email_key
 
 
 def clickers(*pairs: tuple[str, int]) -> Clickers:
-    return Clickers.of(np.array([email_key(e) for e, _ in pairs], dtype="S16"),
-                       np.array([i for _, i in pairs], dtype=np.int64))
+    return Clickers.of(
+        np.array([email_key(e) for e, _ in pairs], dtype="S16"), np.array([i for _, i in pairs], dtype=np.int64)
+    )
 
 
 def test_keys_ignore_case_and_spaces_and_hide_the_address():

@@ -63,6 +63,8 @@ def test_report_link_appears_once_the_report_is_written(no_base_url):
 
 def test_hubspot_link_is_unchanged():
     assert HubSpotObjectLink().name == "HubSpot"
-    assert HubSpotObjectLink().get_link(SimpleNamespace(hubspot_url="https://app.hubspot.com/x"), ti_key=KEY) \
+    assert (
+        HubSpotObjectLink().get_link(SimpleNamespace(hubspot_url="https://app.hubspot.com/x"), ti_key=KEY)
         == "https://app.hubspot.com/x"
+    )
     assert HubSpotObjectLink().get_link(object(), ti_key=KEY) == ""

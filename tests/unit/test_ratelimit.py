@@ -49,15 +49,25 @@ def test_a_long_run_never_exceeds_the_limit_in_any_window_and_keeps_it_busy():
 
 def test_headers_adopt_the_portals_limit():
     limiter, _ = make(limit=10)
-    limiter.observe({"X-HubSpot-RateLimit-Max": "190", "X-HubSpot-RateLimit-Interval-Milliseconds": "10000",
-                     "X-HubSpot-RateLimit-Remaining": "150"})
+    limiter.observe(
+        {
+            "X-HubSpot-RateLimit-Max": "190",
+            "X-HubSpot-RateLimit-Interval-Milliseconds": "10000",
+            "X-HubSpot-RateLimit-Remaining": "150",
+        }
+    )
     assert (limiter.limit, limiter.interval) == (190, 10.0)
 
 
 def test_low_remaining_header_slows_the_process_down():
     limiter, clock = make(limit=100, margin=5)
-    limiter.observe({"X-HubSpot-RateLimit-Max": "100", "X-HubSpot-RateLimit-Interval-Milliseconds": "10000",
-                     "X-HubSpot-RateLimit-Remaining": "0"})
+    limiter.observe(
+        {
+            "X-HubSpot-RateLimit-Max": "100",
+            "X-HubSpot-RateLimit-Interval-Milliseconds": "10000",
+            "X-HubSpot-RateLimit-Remaining": "0",
+        }
+    )
     start = clock.now
     limiter.acquire()
     assert clock.now > start

@@ -33,22 +33,38 @@ def test_unengaged_needs_email_excludes_unsubscribed_and_young_and_counts_never_
 
 def test_per_subscription_optout_is_an_enumeration_and_all_email_optout_a_boolean_by_default():
     filters = operations(segments.unengaged("123", 52))
-    assert filters["hs_email_optout_123"] == {"operationType": "ENUMERATION", "operator": "IS_NONE_OF",
-                                              "values": ["true"], "includeObjectsWithNoValueSet": True}
-    assert filters["hs_email_optout"] == {"operationType": "BOOL", "operator": "IS_NOT_EQUAL_TO", "value": True,
-                                          "includeObjectsWithNoValueSet": True}
+    assert filters["hs_email_optout_123"] == {
+        "operationType": "ENUMERATION",
+        "operator": "IS_NONE_OF",
+        "values": ["true"],
+        "includeObjectsWithNoValueSet": True,
+    }
+    assert filters["hs_email_optout"] == {
+        "operationType": "BOOL",
+        "operator": "IS_NOT_EQUAL_TO",
+        "value": True,
+        "includeObjectsWithNoValueSet": True,
+    }
 
 
 def test_each_yes_no_filter_follows_the_type_the_portal_reports():
-    types = {"hs_email_optout": "enumeration", "hs_email_optout_123": "bool", "hs_marketable_status": "bool",
-             "hs_email_quarantined": "enumeration"}
+    types = {
+        "hs_email_optout": "enumeration",
+        "hs_email_optout_123": "bool",
+        "hs_marketable_status": "bool",
+        "hs_email_quarantined": "enumeration",
+    }
     filters = operations(segments.unengaged("123", 52, types))
     assert filters["hs_email_optout"]["operationType"] == "ENUMERATION"
     assert filters["hs_email_optout"]["values"] == ["true"]
     assert filters["hs_email_optout_123"]["operationType"] == "BOOL"
     assert filters["hs_email_optout_123"]["value"] is True
-    assert filters["hs_marketable_status"] == {"operationType": "BOOL", "operator": "IS_NOT_EQUAL_TO", "value": False,
-                                               "includeObjectsWithNoValueSet": True}
+    assert filters["hs_marketable_status"] == {
+        "operationType": "BOOL",
+        "operator": "IS_NOT_EQUAL_TO",
+        "value": False,
+        "includeObjectsWithNoValueSet": True,
+    }
     assert filters["hs_email_quarantined"]["operationType"] == "ENUMERATION"
     # Templated through XCom, the types arrive as a JSON object.
     assert segments.unengaged("123", "52", json.dumps(types)) == segments.unengaged("123", 52, types)
@@ -58,14 +74,22 @@ def test_each_yes_no_filter_follows_the_type_the_portal_reports():
 def test_contacts_hubspot_would_skip_or_that_confirmed_double_opt_in_are_left_out():
     filters = operations(segments.unengaged("123", 52))
     # Not a marketing contact: out. No marketing status recorded: kept (HubSpot decides at send).
-    assert filters["hs_marketable_status"] == {"operationType": "ENUMERATION", "operator": "IS_NONE_OF",
-                                               "values": ["false"], "includeObjectsWithNoValueSet": True}
+    assert filters["hs_marketable_status"] == {
+        "operationType": "ENUMERATION",
+        "operator": "IS_NONE_OF",
+        "values": ["false"],
+        "includeObjectsWithNoValueSet": True,
+    }
     # Any double opt-in status, pending or confirmed: out; only contacts that never entered double opt-in stay.
     for prop in ("hs_emailconfirmationstatus", "hs_email_hard_bounce_reason_enum"):
         assert filters[prop]["operationType"] == "ALL_PROPERTY"
         assert filters[prop]["operator"] == "IS_UNKNOWN"
-    assert filters["hs_email_quarantined"] == {"operationType": "BOOL", "operator": "IS_NOT_EQUAL_TO", "value": True,
-                                               "includeObjectsWithNoValueSet": True}
+    assert filters["hs_email_quarantined"] == {
+        "operationType": "BOOL",
+        "operator": "IS_NOT_EQUAL_TO",
+        "value": True,
+        "includeObjectsWithNoValueSet": True,
+    }
 
 
 def test_every_filtered_property_is_one_preflight_reads():
@@ -104,5 +128,7 @@ def test_the_same_types_give_the_same_definition_so_a_rerun_adopts_the_list():
 
 def test_unconfirmed_is_recipients_and_not_in_confirmed():
     filters = only_and_branch(segments.unconfirmed("11", "22"))
-    assert filters == [{"filterType": "IN_LIST", "listId": "11", "operator": "IN_LIST"},
-                       {"filterType": "IN_LIST", "listId": "22", "operator": "NOT_IN_LIST"}]
+    assert filters == [
+        {"filterType": "IN_LIST", "listId": "11", "operator": "IN_LIST"},
+        {"filterType": "IN_LIST", "listId": "22", "operator": "NOT_IN_LIST"},
+    ]

@@ -23,8 +23,11 @@ class FakeApiException(Exception):
 
 class Ok:
     status = 200
-    headers = {"X-HubSpot-RateLimit-Max": "190", "X-HubSpot-RateLimit-Interval-Milliseconds": "10000",
-               "X-HubSpot-RateLimit-Remaining": "180"}
+    headers = {
+        "X-HubSpot-RateLimit-Max": "190",
+        "X-HubSpot-RateLimit-Interval-Milliseconds": "10000",
+        "X-HubSpot-RateLimit-Remaining": "180",
+    }
 
 
 def transport(attempts: int = 4) -> Transport:
@@ -85,8 +88,9 @@ def test_connection_refused_is_retried_for_any_method_because_nothing_was_sent()
 
 
 def test_4xx_is_never_retried():
-    call, calls = flaky(FakeApiException(400, {"category": "VALIDATION_ERROR", "message": "bad filter",
-                                               "correlationId": "c-1"}))
+    call, calls = flaky(
+        FakeApiException(400, {"category": "VALIDATION_ERROR", "message": "bad filter", "correlationId": "c-1"})
+    )
     with pytest.raises(errors.HubSpotValidationError, match=r"bad filter.*c-1"):
         transport().send("GET", URL, call)
     assert calls["n"] == 1
@@ -103,9 +107,15 @@ def test_retries_stop_after_max_attempts():
     ("status", "body", "expected"),
     [
         (401, {"category": "INVALID_AUTHENTICATION", "message": "bad"}, errors.HubSpotAuthError),
-        (403, {"category": "MISSING_SCOPES", "message": "m",
-               "errors": [{"message": "x", "context": {"requiredGranularScopes": ["crm.lists.write"]}}]},
-         errors.HubSpotScopeError),
+        (
+            403,
+            {
+                "category": "MISSING_SCOPES",
+                "message": "m",
+                "errors": [{"message": "x", "context": {"requiredGranularScopes": ["crm.lists.write"]}}],
+            },
+            errors.HubSpotScopeError,
+        ),
         (403, {"category": "FORBIDDEN", "message": "needs Enterprise"}, errors.HubSpotForbiddenError),
         (404, {"category": "OBJECT_NOT_FOUND", "message": "gone"}, errors.HubSpotNotFound),
         (409, {"category": "CONFLICT", "message": "taken"}, errors.HubSpotConflict),
@@ -119,8 +129,11 @@ def test_error_mapping(status, body, expected):
 
 
 def test_scope_error_names_the_missing_scopes():
-    body = {"category": "MISSING_SCOPES", "message": "m",
-            "errors": [{"message": "x", "context": {"requiredGranularScopes": ["crm.lists.write"]}}]}
+    body = {
+        "category": "MISSING_SCOPES",
+        "message": "m",
+        "errors": [{"message": "x", "context": {"requiredGranularScopes": ["crm.lists.write"]}}],
+    }
     err = error_for(403, json.dumps(body), "POST", URL)
     assert err.missing_scopes == ["crm.lists.write"]
     assert "crm.lists.write" in str(err)
@@ -136,12 +149,14 @@ def test_permanent_errors_tell_airflow_not_to_retry():
 def test_a_spent_daily_limit_fails_the_task_at_once_and_says_when_to_rerun():
     from airflow.sdk.exceptions import AirflowFailException
 
-    err = error_for(429, json.dumps({"policyName": "DAILY", "message": "You have reached your daily limit."}),
-                    "POST", URL)
+    err = error_for(
+        429, json.dumps({"policyName": "DAILY", "message": "You have reached your daily limit."}), "POST", URL
+    )
     assert isinstance(err, AirflowFailException)  # Airflow's retries minutes later cannot succeed
     assert "daily API limit" in str(err) and "midnight" in str(err)
-    assert not isinstance(error_for(429, json.dumps({"policyName": "TEN_SECONDLY_ROLLING"}), "GET", URL),
-                          AirflowFailException)
+    assert not isinstance(
+        error_for(429, json.dumps({"policyName": "TEN_SECONDLY_ROLLING"}), "GET", URL), AirflowFailException
+    )
 
 
 @pytest.mark.parametrize(

@@ -58,11 +58,16 @@ def airflow_refusal(name: str, value: Any) -> str | None:
     from airflow.exceptions import ParamValidationError
     from airflow.serialization.definitions.param import SerializedParam, SerializedParamsDict
 
-    params = SerializedParamsDict({
-        n: SerializedParam(spec["default"], spec["description"], **{k: v for k, v in spec.items()
-                                                                    if k not in ("default", "description")})
-        for n, spec in PARAMS_SCHEMA.items()
-    })
+    params = SerializedParamsDict(
+        {
+            n: SerializedParam(
+                spec["default"],
+                spec["description"],
+                **{k: v for k, v in spec.items() if k not in ("default", "description")},
+            )
+            for n, spec in PARAMS_SCHEMA.items()
+        }
+    )
     try:
         params.deep_merge({name: value}).validate()
     except ParamValidationError as err:
@@ -162,13 +167,24 @@ def test_every_choice_list_has_a_readable_label_for_each_value(name):
 def test_defaults_are_unchanged():
     defaults = {name: spec["default"] for name, spec in PARAMS_SCHEMA.items()}
     assert defaults == {
-        "campaign": None, "subscription_type": "Marketing Information", "inactivity_weeks": 52,
-        "focus_email_id": None, "template_email_id": None, "subject": "Do you still want to hear from us?",
-        "from_name": "The Marketing Team", "reply_to": "marketing@example.com",
-        "confirm_url": "https://www.example.com/still-subscribed", "wait": "P7D", "rounds": 1,
-        "opt_out_scope": "all_email", "legal_basis": "LEGITIMATE_INTEREST_OTHER",
+        "campaign": None,
+        "subscription_type": "Marketing Information",
+        "inactivity_weeks": 52,
+        "focus_email_id": None,
+        "template_email_id": None,
+        "subject": "Do you still want to hear from us?",
+        "from_name": "The Marketing Team",
+        "reply_to": "marketing@example.com",
+        "confirm_url": "https://www.example.com/still-subscribed",
+        "wait": "P7D",
+        "rounds": 1,
+        "opt_out_scope": "all_email",
+        "legal_basis": "LEGITIMATE_INTEREST_OTHER",
         "legal_basis_explanation": "Did not confirm their subscription in a permission-pass campaign.",
-        "dry_run": False, "require_approval": False, "max_opt_out_fraction": 0.95, "export_base": None,
+        "dry_run": False,
+        "require_approval": False,
+        "max_opt_out_fraction": 0.95,
+        "export_base": None,
     }
     assert all(airflow_refusal(name, value) is None for name, value in defaults.items())
 
@@ -180,20 +196,23 @@ def test_email_ids_are_accepted_as_digits_and_the_focus_is_still_refused_as_unim
 
 
 # -- durations as people write them ---------------------------------------------------------------------
-@pytest.mark.parametrize(("duration", "text"), [
-    (dt.timedelta(days=7), "7 days"),
-    (dt.timedelta(hours=12), "12 hours"),
-    (dt.timedelta(minutes=2), "2 minutes"),
-    (dt.timedelta(days=1, hours=6), "1 day 6 hours"),
-    (dt.timedelta(days=1, seconds=1), "1 day 1 second"),
-    (dt.timedelta(weeks=2), "14 days"),
-    (dt.timedelta(seconds=4, microseconds=500), "4 seconds"),
-    (dt.timedelta(0), "0 seconds"),
-    (dt.timedelta(hours=-2), "minus 2 hours"),
-    ("P7D", "7 days"),
-    ("PT4S", "4 seconds"),
-    ("P1DT6H", "1 day 6 hours"),
-])
+@pytest.mark.parametrize(
+    ("duration", "text"),
+    [
+        (dt.timedelta(days=7), "7 days"),
+        (dt.timedelta(hours=12), "12 hours"),
+        (dt.timedelta(minutes=2), "2 minutes"),
+        (dt.timedelta(days=1, hours=6), "1 day 6 hours"),
+        (dt.timedelta(days=1, seconds=1), "1 day 1 second"),
+        (dt.timedelta(weeks=2), "14 days"),
+        (dt.timedelta(seconds=4, microseconds=500), "4 seconds"),
+        (dt.timedelta(0), "0 seconds"),
+        (dt.timedelta(hours=-2), "minus 2 hours"),
+        ("P7D", "7 days"),
+        ("PT4S", "4 seconds"),
+        ("P1DT6H", "1 day 6 hours"),
+    ],
+)
 def test_human_duration(duration, text):
     assert human_duration(duration) == text
 

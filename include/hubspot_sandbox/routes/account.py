@@ -85,5 +85,9 @@ async def token_info(request: Request) -> dict[str, Any]:
     grant = portal.grant_for(f"Bearer {token}")
     if grant is None or grant.is_service_key:
         raise errors.not_found("No private app has this access token.")
-    return {"userId": 1, "hubId": portal.config.portal_id, "appId": 1,
-            "scopes": sorted(portal.config.scopes_for(grant))}
+    return {
+        "userId": 1,
+        "hubId": portal.config.portal_id,
+        "appId": 1,
+        "scopes": sorted(portal.config.scopes_for(grant)),
+    }

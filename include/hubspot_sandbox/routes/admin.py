@@ -36,8 +36,13 @@ router = endpoints.router
 
 #: Settings a test may change on the running portal, and how each is read.
 _SETTINGS: dict[str, type] = {
-    "list_processing_seconds": float, "export_processing_seconds": float, "response_window_seconds": float,
-    "list_lag_seconds": float, "export_url_seconds": float, "export_zip_bytes": int, "export_rows_per_file": int,
+    "list_processing_seconds": float,
+    "export_processing_seconds": float,
+    "response_window_seconds": float,
+    "list_lag_seconds": float,
+    "export_url_seconds": float,
+    "export_zip_bytes": int,
+    "export_rows_per_file": int,
     "exports_per_day": int,
 }
 
@@ -93,8 +98,18 @@ async def add_contacts(request: Request) -> dict[str, Any]:
                 portal.db.execute(
                     "INSERT INTO contacts (id, email, firstname, lastname, createdate, lastmodifieddate, last_open, "
                     "last_click, optout, profile) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (contact_id, item.get("email"), item.get("firstname"), item.get("lastname"), created, now,
-                     item.get("last_open"), item.get("last_click"), int(bool(item.get("optout"))), profile),
+                    (
+                        contact_id,
+                        item.get("email"),
+                        item.get("firstname"),
+                        item.get("lastname"),
+                        created,
+                        now,
+                        item.get("last_open"),
+                        item.get("last_click"),
+                        int(bool(item.get("optout"))),
+                        profile,
+                    ),
                 )
             except Exception as err:
                 raise errors.conflict(f"Contact {item.get('email')!r} could not be created: {err}") from err
@@ -115,8 +130,15 @@ async def list_contacts(request: Request) -> dict[str, Any]:
         rows = portal.db.all(sql + " ORDER BY id")
     return {
         "results": [
-            {"id": str(r["id"]), "email": r["email"], "profile": r["profile"], "optout": bool(r["optout"]),
-             "lastOpen": iso(r["last_open"]), "lastClick": iso(r["last_click"]), "emailsReceived": r["sends"]}
+            {
+                "id": str(r["id"]),
+                "email": r["email"],
+                "profile": r["profile"],
+                "optout": bool(r["optout"]),
+                "lastOpen": iso(r["last_open"]),
+                "lastClick": iso(r["last_click"]),
+                "emailsReceived": r["sends"],
+            }
             for r in rows
         ]
     }
@@ -180,10 +202,19 @@ async def status_changes(request: Request) -> dict[str, Any]:
     rows = portal_of(request).db.all("SELECT * FROM status_changes WHERE seq > ? ORDER BY seq", (after,))
     return {
         "results": [
-            {"seq": r["seq"], "at": iso(r["at"]), "contactId": str(r["contact_id"]), "email": r["email"],
-             "subscriptionId": r["subscription_id"], "from": r["old_status"], "to": r["new_status"],
-             "source": r["source"], "legalBasis": r["legal_basis"],
-             "legalBasisExplanation": r["legal_basis_explanation"], "endpoint": r["endpoint"]}
+            {
+                "seq": r["seq"],
+                "at": iso(r["at"]),
+                "contactId": str(r["contact_id"]),
+                "email": r["email"],
+                "subscriptionId": r["subscription_id"],
+                "from": r["old_status"],
+                "to": r["new_status"],
+                "source": r["source"],
+                "legalBasis": r["legal_basis"],
+                "legalBasisExplanation": r["legal_basis_explanation"],
+                "endpoint": r["endpoint"],
+            }
             for r in rows
         ]
     }

@@ -130,7 +130,8 @@ def _batch_read(portal: Portal, ids: list[str], names: list[str], column: str) -
     wanted = [v for v in values.values() if v is not None]
     records = (
         properties.read_contacts(portal, f"{column} IN ({', '.join('?' * len(wanted))})", wanted, [*names, "email"])
-        if wanted else []
+        if wanted
+        else []
     )
     if column == "c.id":
         by_key = {str(r[0]): r for r in records}
@@ -170,14 +171,18 @@ async def batch_read(request: Request) -> Any:
     if not missing:
         return body
     body["numErrors"] = 1
-    body["errors"] = [{
-        "status": "error",
-        "category": "OBJECT_NOT_FOUND",
-        "message": "Could not get some CONTACT objects, they may be deleted or not exist. Check that ids are valid.",
-        "context": {"ids": missing},
-        "errors": [],
-        "links": {},
-    }]
+    body["errors"] = [
+        {
+            "status": "error",
+            "category": "OBJECT_NOT_FOUND",
+            "message": (
+                "Could not get some CONTACT objects, they may be deleted or not exist. Check that ids are valid."
+            ),
+            "context": {"ids": missing},
+            "errors": [],
+            "links": {},
+        }
+    ]
     # Legacy answers 207 Multi-Status; the date-based versions keep the errors inside a 200.
     return JSONResponse(body, status_code=200 if is_dated(request) else 207)
 
@@ -188,8 +193,9 @@ async def search_contacts(request: Request) -> dict[str, Any]:
     portal = portal_of(request)
     body = json_object(await json_body(request))
     if body.get("filterGroups"):
-        raise errors.validation_error("The sandbox's contact search supports no filterGroups; use list filters.",
-                                      field="filterGroups")
+        raise errors.validation_error(
+            "The sandbox's contact search supports no filterGroups; use list filters.", field="filterGroups"
+        )
     limit = body.get("limit", 10)
     if not isinstance(limit, int) or not 1 <= limit <= 200:
         raise errors.validation_error("limit must be between 1 and 200.", field="limit")
@@ -211,8 +217,13 @@ async def search_contacts(request: Request) -> dict[str, Any]:
 SCHEMA_READ = [["crm.objects.contacts.read"], ["crm.schemas.contacts.read"]]
 CONTACT_OBJECT_TYPES = ("contacts", "contact", "0-1")
 #: HubSpot's usual ``fieldType`` for each ``type`` (a property may differ, e.g. an enumeration as a checkbox).
-FIELD_TYPES = {properties.STRING: "text", properties.NUMBER: "number", properties.DATETIME: "date",
-               properties.BOOL: "booleancheckbox", properties.ENUMERATION: "select"}
+FIELD_TYPES = {
+    properties.STRING: "text",
+    properties.NUMBER: "number",
+    properties.DATETIME: "date",
+    properties.BOOL: "booleancheckbox",
+    properties.ENUMERATION: "select",
+}
 #: Options HubSpot lists for every boolean property.
 BOOL_OPTIONS = ("true", "false")
 
@@ -227,8 +238,10 @@ def property_definition(prop: properties.Property) -> dict[str, Any]:
         "fieldType": prop.field_type or FIELD_TYPES[prop.type],
         "description": "",
         "groupName": "emailinformation" if prop.name.startswith("hs_email") else "contactinformation",
-        "options": [{"label": o.title() if o in BOOL_OPTIONS else o, "value": o, "displayOrder": i, "hidden": False}
-                    for i, o in enumerate(options)],
+        "options": [
+            {"label": o.title() if o in BOOL_OPTIONS else o, "value": o, "displayOrder": i, "hidden": False}
+            for i, o in enumerate(options)
+        ],
         "displayOrder": -1,
         "calculated": False,
         "externalOptions": False,

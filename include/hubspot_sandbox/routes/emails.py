@@ -25,15 +25,30 @@ endpoints = Endpoints()
 READ = [["marketing.email.read"], ["marketing.email.write"], ["content"]]
 SEND = [["marketing-email"], ["transactional-email"]]
 
-_STRINGS = ("name", "subject", "activeDomain", "campaign", "feedbackSurveyId", "language", "subcategory", "state",
-            "publishDate")
+_STRINGS = (
+    "name",
+    "subject",
+    "activeDomain",
+    "campaign",
+    "feedbackSurveyId",
+    "language",
+    "subcategory",
+    "state",
+    "publishDate",
+)
 _BOOLS = ("archived", "jitterSendTime", "sendOnPublish")
 _INTS = ("businessUnitId", "folderIdV2")
 _OBJECTS = ("content", "from", "to", "subscriptionDetails", "testing", "webversion", "rssData")
 _FIELDS = frozenset(_STRINGS + _BOOLS + _INTS + _OBJECTS)
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,4})?$")
-_SORTS = {"createdAt": "created_at", "updatedAt": "updated_at", "publishedAt": "published_at",
-          "publishDate": "published_at", "name": "name COLLATE NOCASE", "id": "id"}
+_SORTS = {
+    "createdAt": "created_at",
+    "updatedAt": "updated_at",
+    "publishedAt": "published_at",
+    "publishDate": "published_at",
+    "name": "name COLLATE NOCASE",
+    "id": "id",
+}
 _TIME_FILTERS = {"created": "created_at", "updated": "updated_at", "published": "published_at"}
 _EMAIL_ID_START = 160_000_000_001
 _CAMPAIGN_ID_START = 300_000_001
@@ -62,8 +77,14 @@ def load(portal: Portal, raw_id: str | int, *, archived: bool = False) -> Any:
 def _save(portal: Portal, email_id: int, data: dict[str, Any]) -> None:
     portal.db.execute(
         "UPDATE emails SET name = ?, state = ?, data = ?, updated_at = ?, archived = ? WHERE id = ?",
-        (data["name"], data["state"], json.dumps(data), parse_iso(data["updatedAt"]), int(bool(data["archived"])),
-         email_id),
+        (
+            data["name"],
+            data["state"],
+            json.dumps(data),
+            parse_iso(data["updatedAt"]),
+            int(bool(data["archived"])),
+            email_id,
+        ),
     )
 
 
@@ -81,8 +102,12 @@ def _check_types(body: dict[str, Any]) -> None:
     unknown = sorted(set(body) - _FIELDS)
     if unknown:
         raise errors.validation_error(f"Unrecognized field(s) {', '.join(map(repr, unknown))}.", field=unknown[0])
-    checks = ((_STRINGS, str, "a string"), (_BOOLS, bool, "a boolean"), (_INTS, int, "an integer"),
-              (_OBJECTS, dict, "an object"))
+    checks = (
+        (_STRINGS, str, "a string"),
+        (_BOOLS, bool, "a boolean"),
+        (_INTS, int, "an integer"),
+        (_OBJECTS, dict, "an object"),
+    )
     for names, kind, what in checks:
         for name in names:
             value = body.get(name)
@@ -94,8 +119,9 @@ def _check_values(body: dict[str, Any]) -> None:
     if body.get("state") not in (None, "DRAFT"):
         raise errors.validation_error("state can only be DRAFT here; use the publish endpoint to send.", field="state")
     if body.get("subcategory") not in (None, "batch"):
-        raise errors.validation_error("The sandbox emulates regular (batch) marketing emails only.",
-                                      field="subcategory")
+        raise errors.validation_error(
+            "The sandbox emulates regular (batch) marketing emails only.", field="subcategory"
+        )
     if body.get("language") is not None and not _LANGUAGE.match(body["language"]):
         raise errors.validation_error(f"Unknown language {body['language']!r}.", field="language")
     if body.get("publishDate") is not None:
@@ -163,14 +189,35 @@ def _new_email(portal: Portal, name: str) -> dict[str, Any]:
     now = iso(portal.now_ms())
     email_id = portal.next_id("email", _EMAIL_ID_START)
     return {
-        "id": str(email_id), "name": name, "subject": "", "state": "DRAFT", "type": "BATCH_EMAIL",
-        "subcategory": "batch", "isPublished": False, "isAb": False, "isTransactional": False,
-        "sendOnPublish": True, "jitterSendTime": False, "language": "en", "activeDomain": sending.portal_domain(portal),
-        "emailTemplateMode": "DRAG_AND_DROP", "businessUnitId": "0", "from": {}, "content": {},
-        "to": {"contactIlsLists": {"include": [], "exclude": []}, "contactIds": {"include": [], "exclude": []},
-               "suppressGraymail": True, "limitSendFrequency": False},
-        "subscriptionDetails": {}, "webversion": {"enabled": False},
-        "allEmailCampaignIds": [], "createdAt": now, "updatedAt": now, "archived": False,
+        "id": str(email_id),
+        "name": name,
+        "subject": "",
+        "state": "DRAFT",
+        "type": "BATCH_EMAIL",
+        "subcategory": "batch",
+        "isPublished": False,
+        "isAb": False,
+        "isTransactional": False,
+        "sendOnPublish": True,
+        "jitterSendTime": False,
+        "language": "en",
+        "activeDomain": sending.portal_domain(portal),
+        "emailTemplateMode": "DRAG_AND_DROP",
+        "businessUnitId": "0",
+        "from": {},
+        "content": {},
+        "to": {
+            "contactIlsLists": {"include": [], "exclude": []},
+            "contactIds": {"include": [], "exclude": []},
+            "suppressGraymail": True,
+            "limitSendFrequency": False,
+        },
+        "subscriptionDetails": {},
+        "webversion": {"enabled": False},
+        "allEmailCampaignIds": [],
+        "createdAt": now,
+        "updatedAt": now,
+        "archived": False,
     }
 
 
@@ -219,11 +266,27 @@ async def clone(request: Request) -> dict[str, Any]:
         raise errors.validation_error("cloneName must be a string.", field="cloneName")
     with portal.db.tx():
         fresh = _new_email(portal, name)
-        data = {key: value for key, value in source.items()
-                if key not in ("publishedAt", "publishDate", "unpublishedAt", "stats", "deletedAt")}
+        data = {
+            key: value
+            for key, value in source.items()
+            if key not in ("publishedAt", "publishDate", "unpublishedAt", "stats", "deletedAt")
+        }
         data.pop("primaryEmailCampaignId", None)
-        data.update({key: fresh[key] for key in ("id", "name", "state", "isPublished", "allEmailCampaignIds",
-                                                 "createdAt", "updatedAt", "archived")})
+        data.update(
+            {
+                key: fresh[key]
+                for key in (
+                    "id",
+                    "name",
+                    "state",
+                    "isPublished",
+                    "allEmailCampaignIds",
+                    "createdAt",
+                    "updatedAt",
+                    "archived",
+                )
+            }
+        )
         data["clonedFrom"] = source["id"]
         if body.get("language"):
             data = _apply(portal, data, {"language": body["language"]})
@@ -248,8 +311,9 @@ async def statistics_histogram(request: Request) -> dict[str, Any]:
     portal = portal_of(request)
     interval = request.query_params.get("interval") or "DAY"
     if interval not in sending.HISTOGRAM_INTERVALS:
-        raise errors.validation_error(f"interval must be one of {', '.join(sending.HISTOGRAM_INTERVALS)}.",
-                                      field="interval")
+        raise errors.validation_error(
+            f"interval must be one of {', '.join(sending.HISTOGRAM_INTERVALS)}.", field="interval"
+        )
     rows = _stat_emails(portal, request)
     start, end = _time_param(request, "startTimestamp"), _time_param(request, "endTimestamp")
     results = sending.histogram(portal, rows, interval, start, end)
@@ -271,8 +335,10 @@ async def list_emails(request: Request) -> dict[str, Any]:
     where, params = _list_filters(request)
     order = _order(request)
     total = int(portal.db.scalar(f"SELECT COUNT(*) FROM emails WHERE {where}", params))  # noqa: S608
-    rows = portal.db.all(f"SELECT * FROM emails WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",  # noqa: S608
-                         [*params, limit, offset])
+    rows = portal.db.all(
+        f"SELECT * FROM emails WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",  # noqa: S608
+        [*params, limit, offset],
+    )
     include_stats = query_bool(request, "includeStats")
     body: dict[str, Any] = {"total": total, "results": [public(portal, r, include_stats=include_stats) for r in rows]}
     if offset + len(rows) < total:
@@ -290,7 +356,8 @@ async def update(request: Request, emailId: str) -> dict[str, Any]:  # noqa: N80
     data = json.loads(row["data"])
     if data.get("isPublished") or row["state"] in ("PUBLISHED", "SCHEDULED"):
         raise errors.validation_error(
-            f"Email {emailId} is published ({row['state']}); a sent or scheduled email can't be changed.")
+            f"Email {emailId} is published ({row['state']}); a sent or scheduled email can't be changed."
+        )
     if isinstance(body.get("name"), str) and not body["name"].strip():
         raise errors.validation_error("name can't be empty.", field="name")
     with portal.db.tx():
@@ -311,8 +378,9 @@ async def archive(request: Request, emailId: str) -> Response:  # noqa: N803
     return Response(status_code=204)
 
 
-@endpoints.post("/marketing/v3/emails/{emailId}/publish", name="emails.publish", scopes=SEND, status_code=204,
-                interval_exempt=True)
+@endpoints.post(
+    "/marketing/v3/emails/{emailId}/publish", name="emails.publish", scopes=SEND, status_code=204, interval_exempt=True
+)
 async def publish(request: Request, emailId: str) -> Response:  # noqa: N803
     """Send now (or schedule, when publishDate is in the future). Enterprise only, and only once."""
     portal = portal_of(request)
@@ -325,7 +393,8 @@ async def publish(request: Request, emailId: str) -> Response:  # noqa: N803
     problems = sending.send_problems(portal, data)
     if problems:
         raise errors.HubSpotError(
-            400, "VALIDATION_ERROR",
+            400,
+            "VALIDATION_ERROR",
             f"Email {emailId} can't be sent: " + " ".join(message for _, message in problems),
             errors=[{"message": message, "in": field} for field, message in problems],
         )
@@ -426,6 +495,7 @@ def _stat_emails(portal: Portal, request: Request) -> list[Any]:
     except ValueError as err:
         raise errors.validation_error("emailIds must be numbers.", field="emailIds") from err
     if ids:
-        return portal.db.all("SELECT * FROM emails WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id",
-                             (json.dumps(ids),))
+        return portal.db.all(
+            "SELECT * FROM emails WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id", (json.dumps(ids),)
+        )
     return portal.db.all("SELECT * FROM emails WHERE published_at IS NOT NULL AND archived = 0 ORDER BY id")

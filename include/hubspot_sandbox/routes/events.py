@@ -67,8 +67,9 @@ class EventQuery:
         event_type = q.get("eventType") or None
         if event_type is not None and event_type not in sending.EVENT_TYPES:
             raise LegacyError(
-                f"Cannot deserialize value of type `com.hubspot.email.events.EventType` from String \"{event_type}\": "
-                f"not one of the values accepted for Enum class: [{', '.join(sending.EVENT_TYPES)}]")
+                f'Cannot deserialize value of type `com.hubspot.email.events.EventType` from String "{event_type}": '
+                f"not one of the values accepted for Enum class: [{', '.join(sending.EVENT_TYPES)}]"
+            )
         limit = _number(q.get("limit"), "limit")
         if limit is not None and not 1 <= limit <= MAX_LIMIT:
             raise LegacyError(f"limit must be between 1 and {MAX_LIMIT}, got {limit}.")
@@ -91,8 +92,10 @@ def _number(raw: str | None, name: str) -> int | None:
     try:
         return int(raw)
     except ValueError as err:
-        raise LegacyError(f"Failed to convert value of type 'java.lang.String' to required type 'long' for {name}: "
-                          f"For input string: \"{raw}\"") from err
+        raise LegacyError(
+            f"Failed to convert value of type 'java.lang.String' to required type 'long' for {name}: "
+            f'For input string: "{raw}"'
+        ) from err
 
 
 def encode_offset(created: int, row_id: int) -> str:
@@ -160,23 +163,50 @@ async def list_events(request: Request) -> Any:
 
 # -- event JSON ---------------------------------------------------------------------------------------
 
-_DESKTOP_AGENT = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-                  "Chrome/124.0.0.0 Safari/537.36")
-_MOBILE_AGENT = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-                 "Mobile/15E148")
+_DESKTOP_AGENT = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
+)
+_MOBILE_AGENT = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148"
+)
 _BOT_AGENT = "Mozilla/5.0 (compatible; SafeLinks/1.0; +https://example.invalid/link-scanner)"
 _BROWSERS = {
-    "COMPUTER": {"name": "Google Chrome 124", "family": "Chrome", "producer": "Google Inc.",
-                 "producerUrl": "https://www.google.com/about/company/", "type": "Browser",
-                 "url": "https://www.google.com/chrome/", "version": ["124.0.0.0"]},
-    "MOBILE": {"name": "Apple Mail", "family": "Apple Mail", "producer": "Apple Inc.",
-               "producerUrl": "https://www.apple.com/", "type": "Email client", "url": "https://www.apple.com/",
-               "version": ["17.4"]},
-    "BOT": {"name": "unknown", "family": "unknown", "producer": "unknown", "producerUrl": "", "type": "Robot",
-            "url": "", "version": []},
+    "COMPUTER": {
+        "name": "Google Chrome 124",
+        "family": "Chrome",
+        "producer": "Google Inc.",
+        "producerUrl": "https://www.google.com/about/company/",
+        "type": "Browser",
+        "url": "https://www.google.com/chrome/",
+        "version": ["124.0.0.0"],
+    },
+    "MOBILE": {
+        "name": "Apple Mail",
+        "family": "Apple Mail",
+        "producer": "Apple Inc.",
+        "producerUrl": "https://www.apple.com/",
+        "type": "Email client",
+        "url": "https://www.apple.com/",
+        "version": ["17.4"],
+    },
+    "BOT": {
+        "name": "unknown",
+        "family": "unknown",
+        "producer": "unknown",
+        "producerUrl": "",
+        "type": "Robot",
+        "url": "",
+        "version": [],
+    },
 }
-_LOCATION = {"country": "UNITED STATES", "state": "massachusetts", "city": "cambridge", "zipcode": "02139",
-             "latitude": 42.3736, "longitude": -71.1097}
+_LOCATION = {
+    "country": "UNITED STATES",
+    "state": "massachusetts",
+    "city": "cambridge",
+    "zipcode": "02139",
+    "latitude": 42.3736,
+    "longitude": -71.1097,
+}
 
 
 class _Renderer:
@@ -197,14 +227,20 @@ class _Renderer:
         data, params = self._email(row["email_id"])
         sent_at = row["created"]
         if params:
-            sent_at = sending.timeline(params["seed"], row["email_id"], row["contact_id"], params["start"],
-                                       params["window"])[0]
+            sent_at = sending.timeline(
+                params["seed"], row["email_id"], row["contact_id"], params["start"], params["window"]
+            )[0]
         sent_id = sending.sent_event_id(self.portal_id, row["email_id"], row["contact_id"])
         event: dict[str, Any] = {
             "id": sent_id if row["type"] == "SENT" else sending.event_id(self.portal_id, row["id"]),
-            "created": row["created"], "type": row["type"], "recipient": row["recipient"],
-            "portalId": self.portal_id, "appId": sending.APP_ID, "appName": sending.APP_NAME,
-            "emailCampaignId": row["campaign_id"], "sentBy": {"id": sent_id, "created": sent_at},
+            "created": row["created"],
+            "type": row["type"],
+            "recipient": row["recipient"],
+            "portalId": self.portal_id,
+            "appId": sending.APP_ID,
+            "appName": sending.APP_NAME,
+            "emailCampaignId": row["campaign_id"],
+            "sentBy": {"id": sent_id, "created": sent_at},
         }
         event.update(self._details(row, data))
         return event
@@ -218,13 +254,21 @@ class _Renderer:
         if kind == "DELIVERED":
             return {"response": "250 2.0.0 OK: queued as sandbox", "smtpId": None}
         if kind == "BOUNCE":
-            return {"category": "HARD_BOUNCE", "status": "5.1.1",
-                    "response": "550 5.1.1 The email account that you tried to reach does not exist."}
+            return {
+                "category": "HARD_BOUNCE",
+                "status": "5.1.1",
+                "response": "550 5.1.1 The email account that you tried to reach does not exist.",
+            }
         if kind in ("OPEN", "CLICK"):
             return self._engagement(row)
         if kind in sending.SELF_UNSUBSCRIBE_EVENT_TYPES:
-            return {"source": sending.RECIPIENT_SOURCE, "requestedBy": row["recipient"],
-                    "portalSubscriptionStatus": "UNSUBSCRIBED", "subscriptions": [], "bounced": False}
+            return {
+                "source": sending.RECIPIENT_SOURCE,
+                "requestedBy": row["recipient"],
+                "portalSubscriptionStatus": "UNSUBSCRIBED",
+                "subscriptions": [],
+                "bounced": False,
+            }
         return {}
 
     @staticmethod
@@ -233,8 +277,11 @@ class _Renderer:
         filtered = bool(row["filtered"])
         agent = _BOT_AGENT if filtered else (_MOBILE_AGENT if device == "MOBILE" else _DESKTOP_AGENT)
         out: dict[str, Any] = {
-            "filteredEvent": filtered, "userAgent": agent, "browser": _BROWSERS["BOT" if filtered else device],
-            "location": _LOCATION, "deviceType": device,
+            "filteredEvent": filtered,
+            "userAgent": agent,
+            "browser": _BROWSERS["BOT" if filtered else device],
+            "location": _LOCATION,
+            "deviceType": device,
         }
         if row["type"] == "CLICK":
             out.update(url=row["url"] or "", referer="", linkId=zlib.crc32((row["url"] or "").encode()) % 1_000_000)
@@ -292,15 +339,23 @@ async def set_sending(request: Request) -> dict[str, Any]:
 
 
 #: Admin field -> portal meta key; the server's SandboxConfig field (``_CONFIG_FIELDS``) gives its default.
-_SENDING_SWITCHES = {"trackingParameters": "tracking_parameters", "skipUnmailable": "skip_unmailable",
-                     "unsubscribeLinks": "unsubscribe_links"}
-_CONFIG_FIELDS = {"tracking_parameters": "click_tracking_parameters", "skip_unmailable": "skip_unmailable",
-                  "unsubscribe_links": "unsubscribe_links"}
+_SENDING_SWITCHES = {
+    "trackingParameters": "tracking_parameters",
+    "skipUnmailable": "skip_unmailable",
+    "unsubscribeLinks": "unsubscribe_links",
+}
+_CONFIG_FIELDS = {
+    "tracking_parameters": "click_tracking_parameters",
+    "skip_unmailable": "skip_unmailable",
+    "unsubscribe_links": "unsubscribe_links",
+}
 
 
 def _sending_switches(portal: Portal) -> dict[str, Any]:
-    switches: dict[str, Any] = {field: bool(portal.db.get_meta(meta, getattr(portal.config, _CONFIG_FIELDS[meta])))
-                                for field, meta in _SENDING_SWITCHES.items()}
+    switches: dict[str, Any] = {
+        field: bool(portal.db.get_meta(meta, getattr(portal.config, _CONFIG_FIELDS[meta])))
+        for field, meta in _SENDING_SWITCHES.items()
+    }
     switches["unsubscribeEventType"] = sending.unsubscribe_event_type(portal)
     return switches
 
@@ -326,10 +381,18 @@ async def inject_event(request: Request) -> dict[str, Any]:
         at = parse_iso(body["at"]) if body.get("at") else portal.now_ms()
     except (TypeError, ValueError) as err:
         raise errors.validation_error("at must be an ISO 8601 date-time.", field="at") from err
-    row_id = sending.inject_event(portal, email, contact, kind, at, url if kind == "CLICK" else None,
-                                  bool(body.get("filtered")))
-    return {"id": sending.event_id(portal.config.portal_id, row_id), "type": kind, "created": at, "at": iso(at),
-            "emailCampaignId": email["campaign_id"], "recipient": contact["email"], "url": url}
+    row_id = sending.inject_event(
+        portal, email, contact, kind, at, url if kind == "CLICK" else None, bool(body.get("filtered"))
+    )
+    return {
+        "id": sending.event_id(portal.config.portal_id, row_id),
+        "type": kind,
+        "created": at,
+        "at": iso(at),
+        "emailCampaignId": email["campaign_id"],
+        "recipient": contact["email"],
+        "url": url,
+    }
 
 
 def _row(portal: Portal, table: str, raw: Any, what: str) -> Any:
@@ -348,5 +411,8 @@ async def recipients(request: Request, email_id: int) -> dict[str, Any]:
     """Who a sent email went to (the ``sends`` rows): the ground truth of recipient selection."""
     portal = portal_of(request)
     rows = portal.db.all("SELECT contact_id, round FROM sends WHERE email_id = ? ORDER BY contact_id", (email_id,))
-    return {"emailId": str(email_id), "total": len(rows),
-            "recipients": [{"contactId": str(r["contact_id"]), "round": r["round"]} for r in rows]}
+    return {
+        "emailId": str(email_id),
+        "total": len(rows),
+        "recipients": [{"contactId": str(r["contact_id"]), "round": r["round"]} for r in rows],
+    }

@@ -41,9 +41,18 @@ SCOPES = [["crm.export"]]
 EXPORT_ID_START = 48_000_000
 CONTACT_OBJECT_TYPES = {"CONTACT", "CONTACTS", "0-1"}
 REQUIRED = (
-    "associatedObjectType", "exportInternalValuesOptions", "exportName", "exportType", "format",
-    "includeLabeledAssociations", "includePrimaryDisplayPropertyForAssociatedObjects", "language", "listId",
-    "objectProperties", "objectType", "overrideAssociatedObjectsPerDefinitionPerRowLimit",
+    "associatedObjectType",
+    "exportInternalValuesOptions",
+    "exportName",
+    "exportType",
+    "format",
+    "includeLabeledAssociations",
+    "includePrimaryDisplayPropertyForAssociatedObjects",
+    "language",
+    "listId",
+    "objectProperties",
+    "objectType",
+    "overrideAssociatedObjectsPerDefinitionPerRowLimit",
 )
 _LANGUAGE = re.compile(r"^[A-Z]{2}(_[A-Z]{2})?$")
 _ROWS_PER_CHUNK = 10_000
@@ -59,8 +68,7 @@ def _validate(body: dict[str, Any]) -> list[properties.Property]:
     """Check a LIST export request the way HubSpot does; return the properties to export."""
     missing = [key for key in REQUIRED if key not in body]
     if missing:
-        raise errors.validation_error(f"Invalid input: missing required fields {', '.join(missing)}.",
-                                      field=missing[0])
+        raise errors.validation_error(f"Invalid input: missing required fields {', '.join(missing)}.", field=missing[0])
     if body["exportType"] != "LIST":
         raise errors.validation_error("The sandbox exports lists only: exportType must be LIST.", field="exportType")
     if body["format"] != "CSV":
@@ -73,8 +81,9 @@ def _validate(body: dict[str, Any]) -> list[properties.Property]:
         )
     names = body["objectProperties"]
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-        raise errors.validation_error("objectProperties must be a non-empty list of property names.",
-                                      field="objectProperties")
+        raise errors.validation_error(
+            "objectProperties must be a non-empty list of property names.", field="objectProperties"
+        )
     unknown = [n for n in names if properties.resolve(n) is None]
     if unknown:
         raise errors.validation_error(f"Unknown contact properties: {', '.join(unknown)}.", field="objectProperties")
@@ -154,8 +163,9 @@ class _Parts:
             self._fh = None
 
 
-def _write_parts(portal: Portal, base: Path, list_id: int, props: list[properties.Property],
-                 header: list[str]) -> tuple[list[Path], int]:
+def _write_parts(
+    portal: Portal, base: Path, list_id: int, props: list[properties.Property], header: list[str]
+) -> tuple[list[Path], int]:
     """Stream the list's members, ordered by record id, into CSV files of at most ``export_rows_per_file`` rows."""
     columns = ", ".join(["c.id"] + [p.sql for p in props])
     sql = (
@@ -175,8 +185,15 @@ def _write_parts(portal: Portal, base: Path, list_id: int, props: list[propertie
     return parts.paths, count
 
 
-def _write_export(portal: Portal, folder: Path, export_id: int, export_name: str, list_id: int,
-                  props: list[properties.Property], internal_names: bool) -> tuple[Path, int]:
+def _write_export(
+    portal: Portal,
+    folder: Path,
+    export_id: int,
+    export_name: str,
+    list_id: int,
+    props: list[properties.Property],
+    internal_names: bool,
+) -> tuple[Path, int]:
     """The export's file: one CSV, or a zip of CSVs when it is large; returns its path and the row count."""
     csv_name = _filename(export_name, export_id)
     parts, count = _write_parts(portal, folder / csv_name, list_id, props, _headers(props, internal_names))
@@ -207,7 +224,9 @@ def _check_daily_limit(portal: Portal) -> None:
     # A limit of 0 (a test's "no exports left today") has no export in the window to wait for.
     when = f" The next export can start at {iso(int(oldest) + DAY_MS)}." if oldest is not None else ""
     raise errors.HubSpotError(
-        429, "RATE_LIMITS", f"You have reached the limit of {limit} exports in a rolling 24 hours.{when}",
+        429,
+        "RATE_LIMITS",
+        f"You have reached the limit of {limit} exports in a rolling 24 hours.{when}",
         extra={"errorType": "EXPORT_LIMIT"},
     )
 
@@ -225,14 +244,24 @@ async def start(request: Request) -> dict[str, Any]:
     export_id = portal.next_id("export", EXPORT_ID_START)
     secret = secrets.token_urlsafe(24)
     internal_names = "NAMES" in (body.get("exportInternalValuesOptions") or [])
-    path, rows = _write_export(portal, _exports_dir(portal), export_id, str(body["exportName"]), list_id, props,
-                               internal_names)
+    path, rows = _write_export(
+        portal, _exports_dir(portal), export_id, str(body["exportName"]), list_id, props, internal_names
+    )
     now = portal.now_ms()
     portal.db.execute(
         "INSERT INTO exports (id, name, list_id, request, created_at, ready_at, path, secret, rows) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (export_id, str(body["exportName"]), list_id, json.dumps(body), now,
-         now / 1000 + portal.config.export_processing_seconds, str(path), secret, rows),
+        (
+            export_id,
+            str(body["exportName"]),
+            list_id,
+            json.dumps(body),
+            now,
+            now / 1000 + portal.config.export_processing_seconds,
+            str(path),
+            secret,
+            rows,
+        ),
     )
     return {"id": str(export_id), "links": {"status": _status_url(request, export_id)}}
 
@@ -304,18 +333,24 @@ async def get_export(request: Request, exportId: str) -> dict[str, Any]:  # noqa
 
 # -- the "pre-signed" download (no bearer token, a signed expiry in the path) -----------------------------
 
-_EXPIRED = ('<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
-            "<Message>Request has expired</Message></Error>")
+_EXPIRED = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
+    "<Message>Request has expired</Message></Error>"
+)
 
 
 @endpoints.router.get("/_sandbox/downloads/exports/{export_id}/{token}/{filename}", include_in_schema=False)
 async def download(request: Request, export_id: str, token: str, filename: str) -> Response:
     portal = portal_of(request)
-    row = portal.db.one("SELECT id, path, secret FROM exports WHERE id = ?", (int(export_id),)) if (
-        export_id.isdigit()) else None
+    row = (
+        portal.db.one("SELECT id, path, secret FROM exports WHERE id = ?", (int(export_id),))
+        if (export_id.isdigit())
+        else None
+    )
     expires_text, _, signature = token.partition(".")
     valid = (
-        row is not None and expires_text.isdigit()
+        row is not None
+        and expires_text.isdigit()
         and secrets.compare_digest(signature, _signature(row, int(expires_text)))
     )
     path = Path(row["path"]) if row is not None else None

@@ -115,9 +115,7 @@ async def list_forms(request: Request) -> dict[str, Any]:
     if query_bool(request, "archived") or (kinds and not {"hubspot", "all"} & set(kinds)):
         return {"results": []}
     after = request.query_params.get("after") or ""
-    rows = portal.db.all(
-        "SELECT id, created_at, data FROM forms WHERE id > ? ORDER BY id LIMIT ?", (after, limit + 1)
-    )
+    rows = portal.db.all("SELECT id, created_at, data FROM forms WHERE id > ? ORDER BY id LIMIT ?", (after, limit + 1))
     body: dict[str, Any] = {
         "results": [form_definition(r["id"], r["created_at"], json.loads(r["data"])) for r in rows[:limit]]
     }

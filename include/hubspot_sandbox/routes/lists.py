@@ -26,8 +26,15 @@ PAGE_DEFAULT, PAGE_MAX = 100, 250
 SEARCH_DEFAULT, SEARCH_MAX = 20, 500
 SEARCH_SORTS = {"listId": "id", "name": "name COLLATE NOCASE", "createdAt": "created_at", "updatedAt": "updated_at"}
 #: List properties the search can return; the first three come back by default, as on HubSpot.
-SEARCH_PROPERTIES = ("hs_list_size", "hs_last_record_added_at", "hs_list_reference_count", "hs_processing_type",
-                     "hs_object_type_id", "hs_list_name", "hs_list_id")
+SEARCH_PROPERTIES = (
+    "hs_list_size",
+    "hs_last_record_added_at",
+    "hs_list_reference_count",
+    "hs_processing_type",
+    "hs_object_type_id",
+    "hs_list_name",
+    "hs_list_id",
+)
 
 
 def no_content() -> Response:
@@ -135,8 +142,7 @@ async def search_lists(request: Request) -> dict[str, Any]:
     )
     wanted = _string_list(body, "additionalProperties")
     results = [_search_result(portal, lists_store.refresh(portal, r["id"]), wanted) for r in rows]
-    return {"lists": results, "offset": offset + len(results), "hasMore": offset + len(results) < total,
-            "total": total}
+    return {"lists": results, "offset": offset + len(results), "hasMore": offset + len(results) < total, "total": total}
 
 
 def _body_int(body: dict[str, Any], key: str, default: int, minimum: int, maximum: int | None) -> int:
@@ -203,8 +209,10 @@ def _search_order(sort: Any) -> str:
     descending = text.startswith("-")
     column = SEARCH_SORTS.get(text.lstrip("-"))
     if column is None:
-        raise errors.validation_error(f"Cannot sort lists by {text!r}; use one of {', '.join(SEARCH_SORTS)} "
-                                      "(prefix - for descending).", field="sort")
+        raise errors.validation_error(
+            f"Cannot sort lists by {text!r}; use one of {', '.join(SEARCH_SORTS)} (prefix - for descending).",
+            field="sort",
+        )
     return f"{column} {'DESC' if descending else 'ASC'}"
 
 
@@ -218,8 +226,11 @@ def _search_result(portal: Portal, row: sqlite3.Row, wanted: list[str]) -> dict[
 
 def _list_properties(portal: Portal, row: sqlite3.Row) -> dict[str, str | None]:
     processing = lists_store.is_processing(portal, row)
-    last_added = None if processing else portal.db.scalar(
-        "SELECT MAX(added_at) FROM memberships WHERE list_id = ?", (row["id"],))
+    last_added = (
+        None
+        if processing
+        else portal.db.scalar("SELECT MAX(added_at) FROM memberships WHERE list_id = ?", (row["id"],))
+    )
     return {
         "hs_list_size": None if processing else str(lists_store.size(portal, row["id"])),
         "hs_last_record_added_at": None if last_added is None else str(last_added),
@@ -231,8 +242,9 @@ def _list_properties(portal: Portal, row: sqlite3.Row) -> dict[str, str | None]:
     }
 
 
-@endpoints.get("/crm/v3/lists/object-type-id/{objectTypeId}/name/{listName:path}", name="lists.get_by_name",
-               scopes=READ)
+@endpoints.get(
+    "/crm/v3/lists/object-type-id/{objectTypeId}/name/{listName:path}", name="lists.get_by_name", scopes=READ
+)
 async def get_by_name(request: Request, objectTypeId: str, listName: str) -> dict[str, Any]:  # noqa: N803
     portal = portal_of(request)
     lists_store.check_object_type(objectTypeId)
@@ -243,8 +255,9 @@ async def get_by_name(request: Request, objectTypeId: str, listName: str) -> dic
     return {"list": public_list(portal, row, include_filters=query_bool(request, "includeFilters"))}
 
 
-@endpoints.get("/crm/v3/lists/records/{objectTypeId}/{recordId}/memberships", name="lists.record_memberships",
-               scopes=READ)
+@endpoints.get(
+    "/crm/v3/lists/records/{objectTypeId}/{recordId}/memberships", name="lists.record_memberships", scopes=READ
+)
 async def record_memberships(request: Request, objectTypeId: str, recordId: str) -> dict[str, Any]:  # noqa: N803
     portal = portal_of(request)
     lists_store.check_object_type(objectTypeId)
@@ -258,8 +271,13 @@ async def record_memberships(request: Request, objectTypeId: str, recordId: str)
         (record_id,),
     )
     results = [
-        {"listId": str(r["id"]), "listVersion": r["list_version"], "firstAddedTimestamp": iso(r["added_at"]),
-         "lastAddedTimestamp": iso(r["added_at"]), "isPublicList": True}
+        {
+            "listId": str(r["id"]),
+            "listVersion": r["list_version"],
+            "firstAddedTimestamp": iso(r["added_at"]),
+            "lastAddedTimestamp": iso(r["added_at"]),
+            "isPublicList": True,
+        }
         for r in rows
         if not lists_store.is_processing(portal, r)
     ]
@@ -359,13 +377,16 @@ async def memberships(request: Request, listId: str) -> dict[str, Any]:  # noqa:
         return {"results": [], "total": 0}
     base = "SELECT record_id, added_at FROM memberships WHERE list_id = ?"
     if before is not None:
-        items = portal.db.all(base + " AND record_id < ? ORDER BY record_id DESC LIMIT ?",
-                              (row["id"], cursor, limit + 1))
+        items = portal.db.all(
+            base + " AND record_id < ? ORDER BY record_id DESC LIMIT ?", (row["id"], cursor, limit + 1)
+        )
     else:
         items = portal.db.all(base + " AND record_id > ? ORDER BY record_id LIMIT ?", (row["id"], cursor, limit + 1))
     page, paging = _page(items, limit, before is not None, lambda r: str(r["record_id"]))
-    out: dict[str, Any] = {"results": [_member(r["record_id"], r["added_at"]) for r in page],
-                           "total": lists_store.size(portal, row["id"])}
+    out: dict[str, Any] = {
+        "results": [_member(r["record_id"], r["added_at"]) for r in page],
+        "total": lists_store.size(portal, row["id"]),
+    }
     if paging:
         out["paging"] = paging
     return out
@@ -393,22 +414,31 @@ async def memberships_join_order(request: Request, listId: str) -> dict[str, Any
         return {"results": [], "total": 0}
     base = "SELECT record_id, added_at FROM memberships WHERE list_id = ?"
     if before is not None:
-        items = portal.db.all(base + " AND (added_at, record_id) < (?, ?) ORDER BY added_at DESC, record_id DESC "
-                              "LIMIT ?", (row["id"], added, record, limit + 1))
+        items = portal.db.all(
+            base + " AND (added_at, record_id) < (?, ?) ORDER BY added_at DESC, record_id DESC LIMIT ?",
+            (row["id"], added, record, limit + 1),
+        )
     else:
-        items = portal.db.all(base + " AND (added_at, record_id) > (?, ?) ORDER BY added_at, record_id LIMIT ?",
-                              (row["id"], added, record, limit + 1))
+        items = portal.db.all(
+            base + " AND (added_at, record_id) > (?, ?) ORDER BY added_at, record_id LIMIT ?",
+            (row["id"], added, record, limit + 1),
+        )
     page, paging = _page(items, limit, before is not None, lambda r: f"{r['added_at']}_{r['record_id']}")
-    out: dict[str, Any] = {"results": [_member(r["record_id"], r["added_at"]) for r in page],
-                           "total": lists_store.size(portal, row["id"])}
+    out: dict[str, Any] = {
+        "results": [_member(r["record_id"], r["added_at"]) for r in page],
+        "total": lists_store.size(portal, row["id"]),
+    }
     if paging:
         out["paging"] = paging
     return out
 
 
 def _update_response(added: list[int], removed: list[int], missing: list[str]) -> dict[str, Any]:
-    return {"recordIdsMissing": list(dict.fromkeys(missing)), "recordIdsRemoved": [str(i) for i in removed],
-            "recordsIdsAdded": [str(i) for i in added]}
+    return {
+        "recordIdsMissing": list(dict.fromkeys(missing)),
+        "recordIdsRemoved": [str(i) for i in removed],
+        "recordsIdsAdded": [str(i) for i in added],
+    }
 
 
 def _static_list(portal: Portal, list_id: str) -> sqlite3.Row:
@@ -435,8 +465,9 @@ async def remove_members(request: Request, listId: str) -> dict[str, Any]:  # no
     return _update_response([], removed, missing)
 
 
-@endpoints.put("/crm/v3/lists/{listId}/memberships/add-and-remove", name="lists.memberships_add_and_remove",
-               scopes=WRITE)
+@endpoints.put(
+    "/crm/v3/lists/{listId}/memberships/add-and-remove", name="lists.memberships_add_and_remove", scopes=WRITE
+)
 async def add_and_remove(request: Request, listId: str) -> dict[str, Any]:  # noqa: N803
     portal = portal_of(request)
     row = _static_list(portal, listId)
@@ -449,8 +480,12 @@ async def add_and_remove(request: Request, listId: str) -> dict[str, Any]:  # no
     return _update_response(added, removed, missing_add + missing_remove)
 
 
-@endpoints.put("/crm/v3/lists/{listId}/memberships/add-from/{sourceListId}", name="lists.memberships_add_from",
-               scopes=WRITE, status_code=204)
+@endpoints.put(
+    "/crm/v3/lists/{listId}/memberships/add-from/{sourceListId}",
+    name="lists.memberships_add_from",
+    scopes=WRITE,
+    status_code=204,
+)
 async def add_from(request: Request, listId: str, sourceListId: str) -> Response:  # noqa: N803
     portal = portal_of(request)
     row = _static_list(portal, listId)
@@ -459,8 +494,7 @@ async def add_from(request: Request, listId: str, sourceListId: str) -> Response
     return no_content()
 
 
-@endpoints.delete("/crm/v3/lists/{listId}/memberships", name="lists.memberships_clear", scopes=WRITE,
-                  status_code=204)
+@endpoints.delete("/crm/v3/lists/{listId}/memberships", name="lists.memberships_clear", scopes=WRITE, status_code=204)
 async def clear_members(request: Request, listId: str) -> Response:  # noqa: N803
     portal = portal_of(request)
     row = _static_list(portal, listId)

@@ -163,8 +163,9 @@ def _subscription_id(value: Any, name: str = "subscriptionId") -> int:
 
 def _explanation(value: Any) -> str | None:
     if value is not None and not isinstance(value, str):
-        raise errors.validation_error("Invalid input: legalBasisExplanation must be a string.",
-                                      field="legalBasisExplanation")
+        raise errors.validation_error(
+            "Invalid input: legalBasisExplanation must be a string.", field="legalBasisExplanation"
+        )
     return value
 
 
@@ -209,16 +210,16 @@ def _raise_failure(failure: Failure) -> None:
 # -- v3 --------------------------------------------------------------------------------------------
 
 
-@endpoints.get("/communication-preferences/v3/definitions", name="subscriptions.v3.definitions", scopes=READ,
-               dated=False)
+@endpoints.get(
+    "/communication-preferences/v3/definitions", name="subscriptions.v3.definitions", scopes=READ, dated=False
+)
 async def v3_definitions(request: Request) -> dict[str, Any]:
     """v3's shape; the dated ``/definitions`` is v4's (``results[]``), served by :func:`v4_definitions`."""
     types = store.subscription_types(portal_of(request))
     return {"subscriptionDefinitions": [_definition(sub) for sub in types.values()]}
 
 
-@endpoints.get("/communication-preferences/v3/status/email/{emailAddress}", name="subscriptions.v3.status",
-               scopes=READ)
+@endpoints.get("/communication-preferences/v3/status/email/{emailAddress}", name="subscriptions.v3.status", scopes=READ)
 async def v3_status(request: Request, emailAddress: str) -> dict[str, Any]:  # noqa: N803 - HubSpot's name
     portal = portal_of(request)
     contact = _contact_or_404(portal, emailAddress)
@@ -287,9 +288,7 @@ async def v4_batch_read(request: Request) -> Any:
     contacts = store.find_contacts(portal, subscribers)
     found = [contacts[store.normalise(s)] for s in subscribers if store.normalise(s) in contacts]
     statuses = store.read_statuses(portal, found)
-    results = [
-        {"subscriberIdString": c.email, "statuses": [_public_status(s) for s in statuses[c.id]]} for c in found
-    ]
+    results = [{"subscriberIdString": c.email, "statuses": [_public_status(s) for s in statuses[c.id]]} for c in found]
     failures = [_not_found(s) for s in subscribers if store.normalise(s) not in contacts]
     return _multi_status(request, _envelope(started, portal, results, failures))
 
@@ -306,8 +305,9 @@ async def v4_batch_write(request: Request) -> dict[str, Any]:
     return _envelope(started, portal, [_public_status(s) for s in results], failures)
 
 
-@endpoints.post(f"{V4}/statuses/batch/unsubscribe-all", name="subscriptions.v4.batch_unsubscribe_all",
-                scopes=BATCH_WRITE)
+@endpoints.post(
+    f"{V4}/statuses/batch/unsubscribe-all", name="subscriptions.v4.batch_unsubscribe_all", scopes=BATCH_WRITE
+)
 async def v4_batch_unsubscribe_all(request: Request) -> dict[str, Any]:
     portal = portal_of(request)
     started = portal.now_ms()
@@ -322,13 +322,13 @@ async def v4_batch_unsubscribe_all(request: Request) -> dict[str, Any]:
             items = statuses[result.contact.id]
             for status in items:
                 status.reason = result.reason
-            results.append({"subscriberIdString": result.contact.email,
-                            "statuses": [_public_status(s) for s in items]})
+            results.append({"subscriberIdString": result.contact.email, "statuses": [_public_status(s) for s in items]})
     return _envelope(started, portal, results, [_not_found(s) for s in missing])
 
 
-@endpoints.post(f"{V4}/statuses/batch/unsubscribe-all/read", name="subscriptions.v4.batch_unsubscribe_all_read",
-                scopes=BATCH_READ)
+@endpoints.post(
+    f"{V4}/statuses/batch/unsubscribe-all/read", name="subscriptions.v4.batch_unsubscribe_all_read", scopes=BATCH_READ
+)
 async def v4_batch_unsubscribe_all_read(request: Request) -> Any:
     portal = portal_of(request)
     started = portal.now_ms()
@@ -367,8 +367,9 @@ async def v4_write(request: Request, subscriberIdString: str) -> dict[str, Any]:
     return _envelope(started, portal, [_public_status(s) for s in results])
 
 
-@endpoints.post(f"{V4}/statuses/{{subscriberIdString}}/unsubscribe-all", name="subscriptions.v4.unsubscribe_all",
-                scopes=WRITE)
+@endpoints.post(
+    f"{V4}/statuses/{{subscriberIdString}}/unsubscribe-all", name="subscriptions.v4.unsubscribe_all", scopes=WRITE
+)
 async def v4_unsubscribe_all(request: Request, subscriberIdString: str) -> dict[str, Any]:  # noqa: N803
     portal = portal_of(request)
     started = portal.now_ms()
@@ -386,8 +387,9 @@ async def v4_unsubscribe_all(request: Request, subscriberIdString: str) -> dict[
     return _envelope(started, portal, results)
 
 
-@endpoints.get(f"{V4}/statuses/{{subscriberIdString}}/unsubscribe-all", name="subscriptions.v4.wide_status",
-               scopes=READ)
+@endpoints.get(
+    f"{V4}/statuses/{{subscriberIdString}}/unsubscribe-all", name="subscriptions.v4.wide_status", scopes=READ
+)
 async def v4_wide_status(request: Request, subscriberIdString: str) -> dict[str, Any]:  # noqa: N803
     portal = portal_of(request)
     started = portal.now_ms()

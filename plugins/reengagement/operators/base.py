@@ -29,8 +29,9 @@ class HubSpotOperator(BaseOperator):
         preflight). A task's link to HubSpot's UI then costs no call; without it, the portal is looked up.
     """
 
-    def __init__(self, *, hubspot_conn_id: str = HubSpotHook.default_conn_name, portal_from: str | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, *, hubspot_conn_id: str = HubSpotHook.default_conn_name, portal_from: str | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.hubspot_conn_id = hubspot_conn_id
         self.portal_from = portal_from

@@ -20,8 +20,17 @@ if TYPE_CHECKING:
 DEFAULT_BODY = Path(__file__).resolve().parents[3] / "include" / "email" / "permission_pass.html"
 CONFIRM_PLACEHOLDER = re.compile(r"\{\{\s*confirm_url\s*\}\}")
 #: States in which HubSpot has sent (or will send) the email: publishing again must not happen.
-SENT_STATES = frozenset({"PUBLISHED", "PUBLISHED_OR_SCHEDULED", "SCHEDULED", "SCHEDULED_OR_PUBLISHED",
-                         "PROCESSING", "PRE_PROCESSING", "AUTOMATED_SENDING"})
+SENT_STATES = frozenset(
+    {
+        "PUBLISHED",
+        "PUBLISHED_OR_SCHEDULED",
+        "SCHEDULED",
+        "SCHEDULED_OR_PUBLISHED",
+        "PROCESSING",
+        "PRE_PROCESSING",
+        "AUTOMATED_SENDING",
+    }
+)
 #: Publishes of one email in one try: each after HubSpot's state showed the previous one had not landed.
 PUBLISH_ATTEMPTS = 3
 METRICS = ("selected", "sent", "delivered", "bounce", "open", "click", "unsubscribed", "suppressed")
@@ -40,8 +49,9 @@ def find_email_by_name(hook: Any, name: str) -> dict[str, Any] | None:
     api = hook.client.marketing.emails.marketing_emails_api
     after = None
     while True:
-        page = json.loads(api.get_page(limit=100, after=after, archived=False, sort=["-createdAt"],
-                                       _preload_content=False).data)
+        page = json.loads(
+            api.get_page(limit=100, after=after, archived=False, sort=["-createdAt"], _preload_content=False).data
+        )
         for email in page.get("results", []):
             if email.get("name") == name:
                 return email
@@ -69,14 +79,33 @@ class CreatePermissionEmailOperator(HubSpotOperator):
     :param template_email_id: optional email to clone instead of the built-in body.
     """
 
-    template_fields: Sequence[str] = ("email_name", "subject", "from_name", "reply_to", "confirm_url",
-                                      "recipients_list_id", "subscription_id", "template_email_id")
+    template_fields: Sequence[str] = (
+        "email_name",
+        "subject",
+        "from_name",
+        "reply_to",
+        "confirm_url",
+        "recipients_list_id",
+        "subscription_id",
+        "template_email_id",
+    )
     operator_extra_links = (HubSpotObjectLink(),)
     ui_color = "#bbdefb"
 
-    def __init__(self, *, email_name: str, subject: str, from_name: str, reply_to: str, confirm_url: str,
-                 recipients_list_id: str, subscription_id: str, template_email_id: str | None = None,
-                 body_path: str | Path = DEFAULT_BODY, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        email_name: str,
+        subject: str,
+        from_name: str,
+        reply_to: str,
+        confirm_url: str,
+        recipients_list_id: str,
+        subscription_id: str,
+        template_email_id: str | None = None,
+        body_path: str | Path = DEFAULT_BODY,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.email_name = email_name
         self.subject = subject
@@ -108,8 +137,10 @@ class CreatePermissionEmailOperator(HubSpotOperator):
             "name": self.email_name,
             "subject": self.subject,
             "from": {"fromName": self.from_name, "replyTo": self.reply_to},
-            "to": {"contactIlsLists": {"include": [str(self.recipients_list_id)], "exclude": []},
-                   "suppressGraymail": False},
+            "to": {
+                "contactIlsLists": {"include": [str(self.recipients_list_id)], "exclude": []},
+                "suppressGraymail": False,
+            },
             "subscriptionDetails": {"subscriptionId": str(self.subscription_id)},
         }
 
@@ -120,13 +151,20 @@ class CreatePermissionEmailOperator(HubSpotOperator):
 
             clone = ContentCloneRequestVNext(id=str(self.template_email_id), clone_name=self.email_name)
             email = self._create_once(lambda: json.loads(api.clone(clone, _preload_content=False).data))
-            self.log.info("Cloned template email %s into %r (%s).", self.template_email_id, self.email_name,
-                          email["id"])
+            self.log.info(
+                "Cloned template email %s into %r (%s).", self.template_email_id, self.email_name, email["id"]
+            )
             return self._patch(email["id"], email)
         body = render_body(self.body_path.read_text(encoding="utf-8"), self.confirm_url)
-        request = {**self._settings(), "subcategory": "batch", "sendOnPublish": True,
-                   "content": {"templatePath": "@hubspot/email/dnd/plain_text.html",
-                               "widgets": {BODY_WIDGET: _rich_text(body)}}}
+        request = {
+            **self._settings(),
+            "subcategory": "batch",
+            "sendOnPublish": True,
+            "content": {
+                "templatePath": "@hubspot/email/dnd/plain_text.html",
+                "widgets": {BODY_WIDGET: _rich_text(body)},
+            },
+        }
         email = self._create_once(lambda: json.loads(api.create(request, _preload_content=False).data))
         self.log.info("Created email %r (%s) for list %s.", self.email_name, email["id"], self.recipients_list_id)
         return email
@@ -151,8 +189,13 @@ class CreatePermissionEmailOperator(HubSpotOperator):
 
 
 def _rich_text(body: str) -> dict[str, Any]:
-    return {"body": {"html": body, "path": "@hubspot/rich_text", "schema_version": 2, "css_class": "dnd-module"},
-            "id": BODY_WIDGET, "name": BODY_WIDGET, "type": "module", "order": 1}
+    return {
+        "body": {"html": body, "path": "@hubspot/rich_text", "schema_version": 2, "css_class": "dnd-module"},
+        "id": BODY_WIDGET,
+        "name": BODY_WIDGET,
+        "type": "module",
+        "order": 1,
+    }
 
 
 def _with_cta(widgets: dict[str, Any], confirm_url: str, template_id: str | None) -> dict[str, Any]:
@@ -166,8 +209,10 @@ def _with_cta(widgets: dict[str, Any], confirm_url: str, template_id: str | None
             found = True
         updated[key] = {**widget, "body": body} if body else widget
     if not found and template_id:
-        raise HubSpotError(f"Template email {template_id} has no {{{{ confirm_url }}}} link in its body: add one "
-                           "where the confirmation button should point.")
+        raise HubSpotError(
+            f"Template email {template_id} has no {{{{ confirm_url }}}} link in its body: add one "
+            "where the confirmation button should point."
+        )
     return updated
 
 
@@ -225,10 +270,16 @@ class SendEmailOperator(HubSpotOperator):
                     raise HubSpotTransientError(
                         f"Publishing email {self.email_id} got no answer {attempt} times ({err}), and HubSpot still "
                         "shows it unsent. Clear this task to try again: it reads HubSpot's state first, so a sent "
-                        "email is never sent twice.") from err
-                self.log.warning("Publishing email %s got no answer (%s) and HubSpot still shows it unsent; "
-                                 "publishing again (attempt %d of %d).", self.email_id, err, attempt + 1,
-                                 PUBLISH_ATTEMPTS)
+                        "email is never sent twice."
+                    ) from err
+                self.log.warning(
+                    "Publishing email %s got no answer (%s) and HubSpot still shows it unsent; "
+                    "publishing again (attempt %d of %d).",
+                    self.email_id,
+                    err,
+                    attempt + 1,
+                    PUBLISH_ATTEMPTS,
+                )
             except HubSpotValidationError:
                 if not is_sent(self._get()):
                     raise
@@ -258,7 +309,8 @@ class SendEmailOperator(HubSpotOperator):
         if settled is None:
             raise HubSpotTransientError(
                 f"Email {self.email_id} is sent, but HubSpot shows no email campaign ids for it yet, and its clicks "
-                "and sends are read by those ids. Clear this task to read them again: the email is not sent twice.")
+                "and sends are read by those ids. Clear this task to read them again: the email is not sent twice."
+            )
         return settled
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -266,21 +318,31 @@ class SendEmailOperator(HubSpotOperator):
         portal = self.portal(context)
         self.hubspot_url = email_url(portal["uiDomain"], portal["portalId"], str(self.email_id))
         if is_sent(email):
-            self.log.info("Email %s was already sent at %s; not sending it again.", self.email_id,
-                          email.get("publishedAt") or email.get("publishDate"))
+            self.log.info(
+                "Email %s was already sent at %s; not sending it again.",
+                self.email_id,
+                email.get("publishedAt") or email.get("publishDate"),
+            )
         else:
             self._publish()
             email = self._get()
             if not is_sent(email):
-                raise HubSpotError(f"HubSpot accepted the publish of email {self.email_id} but does not show it as "
-                                   f"sent (state {email.get('state')}).")
+                raise HubSpotError(
+                    f"HubSpot accepted the publish of email {self.email_id} but does not show it as "
+                    f"sent (state {email.get('state')})."
+                )
             self.log.info("Sent email %s (state %s).", self.email_id, email.get("state"))
         email = self._with_campaign_ids(email)
         sent_at = email.get("publishedAt") or email.get("publishDate")
-        self.log.info("Email %s is filed under email campaign id(s) %s.", self.email_id,
-                      ", ".join(_campaign_ids(email)))
-        return {"email_id": str(self.email_id), "campaign_ids": _campaign_ids(email), "sent_at": sent_at,
-                "cta_url": self.cta_url}
+        self.log.info(
+            "Email %s is filed under email campaign id(s) %s.", self.email_id, ", ".join(_campaign_ids(email))
+        )
+        return {
+            "email_id": str(self.email_id),
+            "campaign_ids": _campaign_ids(email),
+            "sent_at": sent_at,
+            "cta_url": self.cta_url,
+        }
 
 
 class EmailMetricsOperator(HubSpotOperator):

@@ -82,8 +82,9 @@ class AnotherRoundOperator(_BranchSkippingWholePaths):
 
     template_fields: Sequence[str] = ("rounds", "unconfirmed")
 
-    def __init__(self, *, round_no: int, rounds: Any, unconfirmed: Any, next_round: str, opt_out_path: str,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, *, round_no: int, rounds: Any, unconfirmed: Any, next_round: str, opt_out_path: str, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.round_no, self.rounds, self.unconfirmed = round_no, rounds, unconfirmed
         self.next_round, self.opt_out_path = next_round, opt_out_path
@@ -93,8 +94,12 @@ class AnotherRoundOperator(_BranchSkippingWholePaths):
         if another_round(self.round_no, int(self.rounds), left):
             self.log.info("Round %d left %d unconfirmed; sending round %d.", self.round_no, left, self.round_no + 1)
             return self.next_round
-        self.log.info("Round %d left %d unconfirmed; no further round (rounds=%s): on to the opt-out.",
-                      self.round_no, left, self.rounds)
+        self.log.info(
+            "Round %d left %d unconfirmed; no further round (rounds=%s): on to the opt-out.",
+            self.round_no,
+            left,
+            self.rounds,
+        )
         return self.opt_out_path
 
 
@@ -116,8 +121,10 @@ class CheckGuardsOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         if not isinstance(self.export, dict) or not isinstance(self.confirmed, dict):
-            raise GuardTripped("Nobody was opted out: the export or the last read of list 1 left no result "
-                               f"(export={self.export!r}, confirmed={self.confirmed!r}).")
+            raise GuardTripped(
+                "Nobody was opted out: the export or the last read of list 1 left no result "
+                f"(export={self.export!r}, confirmed={self.confirmed!r})."
+            )
         rounds = [m for m in as_outputs(self.metrics) if m]
         figures = GuardFigures(
             sent=int(rounds[0]["sent"]) if rounds else 0,
@@ -129,13 +136,25 @@ class CheckGuardsOperator(BaseOperator):
         )
         problems = guard_problems(figures)
         if problems:
-            raise GuardTripped(f"Nobody was opted out from {self.export.get('export_uri', 'the export')}, because:\n- "
-                               + "\n- ".join(problems))
+            raise GuardTripped(
+                f"Nobody was opted out from {self.export.get('export_uri', 'the export')}, because:\n- "
+                + "\n- ".join(problems)
+            )
         already = already_opted_out(ObjectStoragePath(str(self.export["export_uri"])), str(context["run_id"]))
-        self.log.info("Guards passed: %s. %d of the %d contacts in list 2 were already opted out by an earlier try "
-                      "of this run (the audit ledger).", figures, already, figures.to_opt_out)
-        return {"sent": figures.sent, "to_opt_out": figures.to_opt_out, "cta_clickers": figures.cta_clickers,
-                "already_opted_out": already, "would_change": figures.to_opt_out - already}
+        self.log.info(
+            "Guards passed: %s. %d of the %d contacts in list 2 were already opted out by an earlier try "
+            "of this run (the audit ledger).",
+            figures,
+            already,
+            figures.to_opt_out,
+        )
+        return {
+            "sent": figures.sent,
+            "to_opt_out": figures.to_opt_out,
+            "cta_clickers": figures.cta_clickers,
+            "already_opted_out": already,
+            "would_change": figures.to_opt_out - already,
+        }
 
 
 def already_opted_out(export: ObjectStoragePath, run_id: str) -> int:
@@ -180,4 +199,3 @@ class NeedsApprovalOperator(BaseBranchOperator):
     def choose_branch(self, context: Context) -> Iterable[str]:
         needed = self.require_approval is True or str(self.require_approval).lower() == "true"
         return [self.approval_task] if needed else [self.opt_out_task]
-

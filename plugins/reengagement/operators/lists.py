@@ -64,8 +64,16 @@ class EnsureListOperator(HubSpotOperator):
     operator_extra_links = (HubSpotObjectLink(),)
     ui_color = "#ffe0b2"
 
-    def __init__(self, *, list_name: str, processing_type: str, segment: str | None = None,
-                 segment_args: dict[str, Any] | None = None, poll_interval: float = 5.0, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        list_name: str,
+        processing_type: str,
+        segment: str | None = None,
+        segment_args: dict[str, Any] | None = None,
+        poll_interval: float = 5.0,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         if processing_type not in PROCESSING_TYPES:
             raise ValueError(f"processing_type must be one of {PROCESSING_TYPES}, not {processing_type!r}")
@@ -86,9 +94,15 @@ class EnsureListOperator(HubSpotOperator):
         self._link(context, found["listId"])
         if found.get("processingStatus") == "PROCESSING":
             self.log.info("List %r (%s) is PROCESSING; waiting in the triggerer.", self.list_name, found["listId"])
-            self.defer(trigger=ListProcessedTrigger(list_id=str(found["listId"]), hubspot_conn_id=self.hubspot_conn_id,
-                                                    poll_interval=self.poll_interval, caller=self.hook.caller),
-                       method_name="execute_complete")
+            self.defer(
+                trigger=ListProcessedTrigger(
+                    list_id=str(found["listId"]),
+                    hubspot_conn_id=self.hubspot_conn_id,
+                    poll_interval=self.poll_interval,
+                    caller=self.hook.caller,
+                ),
+                method_name="execute_complete",
+            )
         return self._result(found["listId"], found.get("size"))
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
@@ -107,8 +121,9 @@ class EnsureListOperator(HubSpotOperator):
         self.hubspot_url = list_url(portal["uiDomain"], portal["portalId"], str(list_id))
 
 
-def ensure_list(hook: Any, name: str, processing_type: str, definition: dict[str, Any] | None,
-                *, log: Any) -> dict[str, Any]:
+def ensure_list(
+    hook: Any, name: str, processing_type: str, definition: dict[str, Any] | None, *, log: Any
+) -> dict[str, Any]:
     """The list called ``name``, created if missing; only ever one per name (see :class:`EnsureListOperator`)."""
     existing = hook.get_list_by_name(name)
     if existing is not None:
@@ -117,8 +132,9 @@ def ensure_list(hook: Any, name: str, processing_type: str, definition: dict[str
     def create() -> dict[str, Any]:
         from hubspot.crm.lists import ListCreateRequest
 
-        request = ListCreateRequest(name=name, object_type_id="0-1", processing_type=processing_type,
-                                    filter_branch=definition)
+        request = ListCreateRequest(
+            name=name, object_type_id="0-1", processing_type=processing_type, filter_branch=definition
+        )
         response = hook.client.crm.lists.lists_api.create(request, _preload_content=False)
         return json.loads(response.data)["list"]
 
@@ -132,16 +148,20 @@ def ensure_list(hook: Any, name: str, processing_type: str, definition: dict[str
                 raise
             return _adopt(found, name, processing_type, definition, log=log)
 
-    retrying = tenacity.Retrying(stop=tenacity.stop_after_attempt(4), reraise=True,
-                                 retry=tenacity.retry_if_exception_type(HubSpotTransientError),
-                                 wait=tenacity.wait_exponential_jitter(multiplier=1, max=30))
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(4),
+        reraise=True,
+        retry=tenacity.retry_if_exception_type(HubSpotTransientError),
+        wait=tenacity.wait_exponential_jitter(multiplier=1, max=30),
+    )
     created = retrying(create_or_adopt)
     log.info("Created %s list %r (id %s).", processing_type, name, created["listId"])
     return created
 
 
-def _adopt(found: dict[str, Any], name: str, processing_type: str, definition: dict[str, Any] | None,
-           *, log: Any) -> dict[str, Any]:
+def _adopt(
+    found: dict[str, Any], name: str, processing_type: str, definition: dict[str, Any] | None, *, log: Any
+) -> dict[str, Any]:
     same_type = found.get("processingType") == processing_type
     same_filters = definition is None or segments.same_definition(definition, found.get("filterBranch"))
     if not (same_type and same_filters):
@@ -179,9 +199,17 @@ class BuildConfirmedListOperator(HubSpotOperator):
     operator_extra_links = (HubSpotObjectLink(),)
     ui_color = "#c8e6c9"
 
-    def __init__(self, *, emails: Any, list_name: str | None = None, list_id: str | None = None,
-                 campaign: str | None = None, export_base: str | None = None, verify_members: bool = False,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        emails: Any,
+        list_name: str | None = None,
+        list_id: str | None = None,
+        campaign: str | None = None,
+        export_base: str | None = None,
+        verify_members: bool = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         if not (list_name or list_id):
             raise ValueError("give the confirmed list's list_name or list_id")
@@ -197,8 +225,11 @@ class BuildConfirmedListOperator(HubSpotOperator):
         """List 1's id and size, once HubSpot has it ready."""
         if self.list_id:
             found = self.hook.client.crm.lists.lists_api.get_by_id(str(self.list_id)).list.to_dict()
-            found = {"listId": found["list_id"], "processingStatus": found.get("processing_status"),
-                     "size": found.get("size")}
+            found = {
+                "listId": found["list_id"],
+                "processingStatus": found.get("processing_status"),
+                "size": found.get("size"),
+            }
         else:
             found = ensure_list(self.hook, str(self.list_name), "MANUAL", None, log=self.log)
         list_id = str(found["listId"])
@@ -219,8 +250,13 @@ class BuildConfirmedListOperator(HubSpotOperator):
         known = ledger.load() if ledger else Clickers.empty()
         clicked, new = read_clickers(self.hook, emails, known)
         handled = known.among(clicked)
-        self.log.info("%d contacts clicked a CTA of %d email(s): %d already in list 1, %d to look up.",
-                      len(clicked), len(emails), len(handled), len(new))
+        self.log.info(
+            "%d contacts clicked a CTA of %d email(s): %d already in list 1, %d to look up.",
+            len(clicked),
+            len(emails),
+            len(handled),
+            len(new),
+        )
         found_keys, found_ids = bytearray(), []
         for email, contact_id in self.hook.contact_ids_by_email(new.values()):
             found_keys += email_key(email)
@@ -231,8 +267,11 @@ class BuildConfirmedListOperator(HubSpotOperator):
             members = np.fromiter(self.hook.iter_list_memberships(list_id), dtype=np.int64)
             gone = np.setdiff1d(handled.contact_ids, members)
             if len(gone):
-                self.log.warning("%d clicker(s) were removed from list 1 since they were added; adding them back, "
-                                 "so that they are not opted out.", len(gone))
+                self.log.warning(
+                    "%d clicker(s) were removed from list 1 since they were added; adding them back, "
+                    "so that they are not opted out.",
+                    len(gone),
+                )
             to_add = np.setdiff1d(np.union1d(to_add, gone), members)
         added = self.hook.add_to_list(list_id, (str(contact_id) for contact_id in to_add))
         confirmed_now = handled.plus(found)
@@ -242,8 +281,7 @@ class BuildConfirmedListOperator(HubSpotOperator):
         self.hubspot_url = list_url(portal["uiDomain"], portal["portalId"], list_id)
         confirmed = len(np.unique(confirmed_now.contact_ids))
         size += added
-        self.log.info("List 1 (%s): %d CTA clickers, %d added now, %d members in all.", list_id, confirmed, added,
-                      size)
+        self.log.info("List 1 (%s): %d CTA clickers, %d added now, %d members in all.", list_id, confirmed, added, size)
         return {"list_id": list_id, "confirmed": confirmed, "added": added, "size": size}
 
 
@@ -315,8 +353,9 @@ class ExportListOperator(HubSpotOperator):
     #: Fresh URLs tried when HubSpot answers a download with "expired".
     download_attempts = 3
 
-    def __init__(self, *, list_id: str, campaign: str, export_base: str | None = None, poll_interval: float = 5.0,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, *, list_id: str, campaign: str, export_base: str | None = None, poll_interval: float = 5.0, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.list_id = list_id
         self.campaign = campaign
@@ -349,19 +388,30 @@ class ExportListOperator(HubSpotOperator):
             task_id, state = started
             if state == "COMPLETE":
                 return self._download(context, task_id)
-            self.log.info("HubSpot export %s of list %s, started by an earlier try, is %s; waiting for it.", task_id,
-                          self.source_list_id, state)
+            self.log.info(
+                "HubSpot export %s of list %s, started by an earlier try, is %s; waiting for it.",
+                task_id,
+                self.source_list_id,
+                state,
+            )
         else:
             task_id = self._start(context, target)
-        self.defer(trigger=ExportReadyTrigger(task_id=task_id, hubspot_conn_id=self.hubspot_conn_id,
-                                              poll_interval=self.poll_interval, caller=self.hook.caller),
-                   method_name="execute_complete")
+        self.defer(
+            trigger=ExportReadyTrigger(
+                task_id=task_id,
+                hubspot_conn_id=self.hubspot_conn_id,
+                poll_interval=self.poll_interval,
+                caller=self.hook.caller,
+            ),
+            method_name="execute_complete",
+        )
         raise AssertionError("unreachable: defer() raises")  # pragma: no cover
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         if event.get("status") != "done":
             raise HubSpotTransientError(
-                f"HubSpot's export of list {self.source_list_id} failed: {event.get('message')}")
+                f"HubSpot's export of list {self.source_list_id} failed: {event.get('message')}"
+            )
         task_id = event.get("task_id") or self._remembered(self._target(context))
         if not task_id:
             raise HubSpotTransientError(f"The export of list {self.source_list_id} finished but its task id is lost.")
@@ -393,12 +443,20 @@ class ExportListOperator(HubSpotOperator):
         return task_id, state
 
     def _start(self, context: Context, target: Any) -> str:
-        request = {"exportType": "LIST", "listId": self.source_list_id, "objectType": "CONTACT",
-                   "objectProperties": ["email"], "format": "CSV", "language": "EN",
-                   "exportName": target.name + " " + str(context["run_id"]),
-                   "exportInternalValuesOptions": ["NAMES"], "associatedObjectType": [],
-                   "includeLabeledAssociations": False, "includePrimaryDisplayPropertyForAssociatedObjects": False,
-                   "overrideAssociatedObjectsPerDefinitionPerRowLimit": False}
+        request = {
+            "exportType": "LIST",
+            "listId": self.source_list_id,
+            "objectType": "CONTACT",
+            "objectProperties": ["email"],
+            "format": "CSV",
+            "language": "EN",
+            "exportName": target.name + " " + str(context["run_id"]),
+            "exportInternalValuesOptions": ["NAMES"],
+            "associatedObjectType": [],
+            "includeLabeledAssociations": False,
+            "includePrimaryDisplayPropertyForAssociatedObjects": False,
+            "overrideAssociatedObjectsPerDefinitionPerRowLimit": False,
+        }
         try:
             task_id = self.hook.start_export(request)
         except HubSpotExportLimitError as err:
@@ -406,7 +464,11 @@ class ExportListOperator(HubSpotOperator):
                 f"{err} HubSpot allows 30 exports per portal in a rolling 24 hours, and list {self.source_list_id} "
                 "must be exported before the opt-out. Nobody was opted out and nothing was changed in HubSpot. "
                 "Rerun this task once the portal's oldest export of the last 24 hours is a day old (at the latest "
-                "24 hours from now).", status=err.status, correlation_id=err.correlation_id, body=err.body) from err
+                "24 hours from now).",
+                status=err.status,
+                correlation_id=err.correlation_id,
+                body=err.body,
+            ) from err
         task_file = self._task_file(target)
         with task_file.open("w") as out:
             json.dump({"task_id": task_id, "list_id": self.source_list_id, "run_id": str(context["run_id"])}, out)
@@ -449,8 +511,9 @@ class ExportListOperator(HubSpotOperator):
         with row_keys.open("wb") as out:
             restrict(row_keys)
             np.save(out, np.sort(np.concatenate(keys)) if keys else np.empty(0, dtype=np.uint64))
-        write_manifest(target, rows=rows, list_id=self.source_list_id, run_id=str(context["run_id"]),
-                       row_keys=row_keys.name)
+        write_manifest(
+            target, rows=rows, list_id=self.source_list_id, run_id=str(context["run_id"]), row_keys=row_keys.name
+        )
         return rows
 
 
@@ -466,7 +529,7 @@ def _csv_chunks(download: Any) -> Iterator[pd.DataFrame]:
     if hasattr(download, "auto_close"):
         download.auto_close = False  # urllib3 would close itself at the end, which the buffer reads as an error
     stream = io.BufferedReader(download, buffer_size=1 << 20)
-    if stream.peek(len(_ZIP_MAGIC))[:len(_ZIP_MAGIC)] != _ZIP_MAGIC:
+    if stream.peek(len(_ZIP_MAGIC))[: len(_ZIP_MAGIC)] != _ZIP_MAGIC:
         yield from pd.read_csv(stream, dtype="string", keep_default_na=False, chunksize=report.CHUNK_ROWS)
         return
     with tempfile.TemporaryFile() as spool:
@@ -478,5 +541,4 @@ def _csv_chunks(download: Any) -> Iterator[pd.DataFrame]:
                 raise HubSpotTransientError(f"HubSpot's export zip holds no CSV file (it has {archive.namelist()}).")
             for name in members:
                 with archive.open(name) as member:
-                    yield from pd.read_csv(member, dtype="string", keep_default_na=False,
-                                           chunksize=report.CHUNK_ROWS)
+                    yield from pd.read_csv(member, dtype="string", keep_default_na=False, chunksize=report.CHUNK_ROWS)

@@ -80,14 +80,32 @@ class CampaignReportOperator(HubSpotOperator):
     :param export_base: ObjectStoragePath URI of the exports folder (templated).
     """
 
-    template_fields: Sequence[str] = ("campaign", "unengaged", "recipients", "emails", "metrics", "opt_out",
-                                      "export_base")
+    template_fields: Sequence[str] = (
+        "campaign",
+        "unengaged",
+        "recipients",
+        "emails",
+        "metrics",
+        "opt_out",
+        "export_base",
+    )
     operator_extra_links = (CampaignReportLink(),)
     ui_color = "#dcedc8"
 
-    def __init__(self, *, campaign: Any, unengaged: Any, recipients: Any, emails: Any, metrics: Any = None,
-                 opt_out: Any = None, approval_task_id: str | None = None,
-                 opt_out_task_id: str = "opt_out_unconfirmed", export_base: Any = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        campaign: Any,
+        unengaged: Any,
+        recipients: Any,
+        emails: Any,
+        metrics: Any = None,
+        opt_out: Any = None,
+        approval_task_id: str | None = None,
+        opt_out_task_id: str = "opt_out_unconfirmed",
+        export_base: Any = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.campaign, self.unengaged = campaign, unengaged
         self.recipients, self.emails, self.metrics = recipients, emails, metrics
@@ -100,8 +118,9 @@ class CampaignReportOperator(HubSpotOperator):
             return False
         # A rejection leaves the approval succeeded and the opt-out after it skipped (no result is kept).
         ti = context["ti"]
-        states = ti.get_task_states(dag_id=ti.dag_id, task_ids=[self.approval_task_id, self.opt_out_task_id],
-                                    run_ids=[ti.run_id]).get(ti.run_id, {})
+        states = ti.get_task_states(
+            dag_id=ti.dag_id, task_ids=[self.approval_task_id, self.opt_out_task_id], run_ids=[ti.run_id]
+        ).get(ti.run_id, {})
         return (states.get(self.approval_task_id), states.get(self.opt_out_task_id)) == ("success", "skipped")
 
     def _rounds(self, events: EventsUntil) -> list[report.RoundFacts]:
@@ -115,12 +134,21 @@ class CampaignReportOperator(HubSpotOperator):
             stats = (metrics[number - 1] if number <= len(metrics) else None) or {}
             campaign_ids = list(email.get("campaign_ids") or [])
             clicked, _ = read_clickers(events, [email], _EveryoneKnown.empty())
-            unsubscribed = np.union1d(recipients_of(events, campaign_ids, "UNSUBSCRIBED"),
-                                      recipients_of(events, campaign_ids, "STATUSCHANGE", unsubscribed_themselves))
-            found.append(report.RoundFacts(
-                number=number, recipients=self._list_size(lists), sent=recipients_of(events, campaign_ids, "SENT"),
-                clickers=clicked, unsubscribed=unsubscribed,
-                delivered=stats.get("delivered") if stats else None, opened=stats.get("open") if stats else None))
+            unsubscribed = np.union1d(
+                recipients_of(events, campaign_ids, "UNSUBSCRIBED"),
+                recipients_of(events, campaign_ids, "STATUSCHANGE", unsubscribed_themselves),
+            )
+            found.append(
+                report.RoundFacts(
+                    number=number,
+                    recipients=self._list_size(lists),
+                    sent=recipients_of(events, campaign_ids, "SENT"),
+                    clickers=clicked,
+                    unsubscribed=unsubscribed,
+                    delivered=stats.get("delivered") if stats else None,
+                    opened=stats.get("open") if stats else None,
+                )
+            )
         return found
 
     def _list_size(self, found: dict[str, Any] | None) -> int:
@@ -153,17 +181,31 @@ class CampaignReportOperator(HubSpotOperator):
             frame.assign(run_id=run_id).to_csv(out, index=False, lineterminator="\n")
         page = folder / "report.html"
         with page.open("w") as out:
-            out.write(report.html_page(f"Permission pass {campaign}", summary, frame, lines=lines,
-                                       params=report.shown_params(dict(context.get("params") or {}))))
+            out.write(
+                report.html_page(
+                    f"Permission pass {campaign}",
+                    summary,
+                    frame,
+                    lines=lines,
+                    params=report.shown_params(dict(context.get("params") or {})),
+                )
+            )
         for path in (table, page):
             restrict(path)
         self.file_uri = str(page)
         self.log.info("Campaign funnel (events counted up to %s):\n%s", until.isoformat(), report.text_table(frame))
         self.log.info("Report: %s", page)
         self.log.info("%s", summary)
-        return {"report_uri": str(page), "csv_uri": str(table), "rounds": len(frame), "sent": totals.sent,
-                "confirmed": totals.confirmed, "opted_out": totals.opted_out,
-                "errors": int(figures["errors"]) if figures else None, "opt_out": state}
+        return {
+            "report_uri": str(page),
+            "csv_uri": str(table),
+            "rounds": len(frame),
+            "sent": totals.sent,
+            "confirmed": totals.confirmed,
+            "opted_out": totals.opted_out,
+            "errors": int(figures["errors"]) if figures else None,
+            "opt_out": state,
+        }
 
 
 def _run_date(context: Context) -> str:

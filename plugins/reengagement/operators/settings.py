@@ -44,11 +44,21 @@ class CapabilityProbe:
 
 #: Preflight's probes: each stops at HubSpot's scope and tier checks and changes nothing.
 CAPABILITY_PROBES = (
-    CapabilityProbe("publish_email", "publish marketing email (Marketing Hub Enterprise, scope marketing-email)",
-                    "POST", "/marketing/v3/emails/0/publish", allowed=frozenset({404})),  # email 0 does not exist
-    CapabilityProbe("batch_write_statuses", "batch-write subscription statuses (Marketing Hub Enterprise, scope "
-                    "communication_preferences.statuses.batch.write)",
-                    "POST", "/communication-preferences/v4/statuses/batch/write", {"inputs": []}),
+    CapabilityProbe(
+        "publish_email",
+        "publish marketing email (Marketing Hub Enterprise, scope marketing-email)",
+        "POST",
+        "/marketing/v3/emails/0/publish",
+        allowed=frozenset({404}),
+    ),  # email 0 does not exist
+    CapabilityProbe(
+        "batch_write_statuses",
+        "batch-write subscription statuses (Marketing Hub Enterprise, scope "
+        "communication_preferences.statuses.batch.write)",
+        "POST",
+        "/communication-preferences/v4/statuses/batch/write",
+        {"inputs": []},
+    ),
 )
 
 
@@ -124,12 +134,19 @@ class PreflightOperator(HubSpotOperator):
         returned as ``folder``, so the files can be found (and served) from the run alone.
     """
 
-    template_fields: Sequence[str] = ("subscription_type", "confirm_url", "template_email_id", "rounds",
-                                      "export_base")
+    template_fields: Sequence[str] = ("subscription_type", "confirm_url", "template_email_id", "rounds", "export_base")
     ui_color = "#eeeeee"
 
-    def __init__(self, *, subscription_type: str, confirm_url: str, template_email_id: str | None = None,
-                 rounds: int | str = 1, export_base: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        subscription_type: str,
+        confirm_url: str,
+        template_email_id: str | None = None,
+        rounds: int | str = 1,
+        export_base: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.export_base = export_base
         self.subscription_type = subscription_type
@@ -151,30 +168,56 @@ class PreflightOperator(HubSpotOperator):
         for warning in warnings:
             self.log.warning("Consent: %s", warning)
         for result in inconclusive:
-            self.log.warning("Inconclusive: could not tell whether the portal and token can %s (%s). The step that "
-                             "needs it fails with HubSpot's own message if they cannot.", result.probe.what,
-                             result.detail)
+            self.log.warning(
+                "Inconclusive: could not tell whether the portal and token can %s (%s). The step that "
+                "needs it fails with HubSpot's own message if they cannot.",
+                result.probe.what,
+                result.detail,
+            )
         if problems:
             raise PreflightFailed("The campaign cannot start:\n- " + "\n- ".join(problems))
         portal = self.hook.portal
         folder = run_folder(self.export_base or None, campaign.campaign, str(context["run_id"]))
-        self.log.info("Preflight passed: subscription type %r (%s), portal %s, %d contacts, budget %s calls left.",
-                      subscription["name"], subscription["id"], portal["portalId"], contacts, budget)
-        return {"campaign": campaign.campaign, "subscription_id": str(subscription["id"]),
-                "portal_id": str(portal["portalId"]), "ui_domain": portal["uiDomain"], "contacts": contacts,
-                "consent_warnings": len(warnings), "property_types": property_types,
-                "inconclusive_probes": [result.probe.key for result in inconclusive], "folder": str(folder)}
+        self.log.info(
+            "Preflight passed: subscription type %r (%s), portal %s, %d contacts, budget %s calls left.",
+            subscription["name"],
+            subscription["id"],
+            portal["portalId"],
+            contacts,
+            budget,
+        )
+        return {
+            "campaign": campaign.campaign,
+            "subscription_id": str(subscription["id"]),
+            "portal_id": str(portal["portalId"]),
+            "ui_domain": portal["uiDomain"],
+            "contacts": contacts,
+            "consent_warnings": len(warnings),
+            "property_types": property_types,
+            "inconclusive_probes": [result.probe.key for result in inconclusive],
+            "folder": str(folder),
+        }
 
     def _params(self, context: Context) -> CampaignParams:
         """The run's params, validated; the campaign id defaults to the DAG id and the run's quarter."""
         dag_run = context.get("dag_run")
-        when = (getattr(dag_run, "run_after", None) or getattr(dag_run, "logical_date", None)
-                or dt.datetime.now(dt.timezone.utc))
+        when = (
+            getattr(dag_run, "run_after", None)
+            or getattr(dag_run, "logical_date", None)
+            or dt.datetime.now(dt.timezone.utc)
+        )
         dag_id = self.dag_id if self.has_dag() else "hubspot_reengagement"
-        campaign = CampaignParams.from_params(dict(context.get("params") or {}),
-                                              default_campaign=default_campaign(dag_id, when))
-        self.log.info("Campaign %r: %d round(s), wait %s, opt-out scope %s%s.", campaign.campaign, campaign.rounds,
-                      human_duration(campaign.wait), campaign.opt_out_scope, " (dry run)" if campaign.dry_run else "")
+        campaign = CampaignParams.from_params(
+            dict(context.get("params") or {}), default_campaign=default_campaign(dag_id, when)
+        )
+        self.log.info(
+            "Campaign %r: %d round(s), wait %s, opt-out scope %s%s.",
+            campaign.campaign,
+            campaign.rounds,
+            human_duration(campaign.wait),
+            campaign.opt_out_scope,
+            " (dry run)" if campaign.dry_run else "",
+        )
         return campaign
 
     def _log_api_version(self) -> None:
@@ -187,13 +230,21 @@ class PreflightOperator(HubSpotOperator):
         except ValueError as err:
             raise PreflightFailed(f"The campaign cannot start:\n- {err}") from err
         if version == LEGACY:
-            self.log.warning("HubSpot API version: legacy (v1-v4 paths, which HubSpot is retiring). Set the "
-                             "connection's extra api_version to %r to use the date-based paths.", DEFAULT_API_VERSION)
+            self.log.warning(
+                "HubSpot API version: legacy (v1-v4 paths, which HubSpot is retiring). Set the "
+                "connection's extra api_version to %r to use the date-based paths.",
+                DEFAULT_API_VERSION,
+            )
         else:
             self.log.info("HubSpot API version: %s (date-based paths).", version)
         for endpoint in LEGACY_ONLY:
-            self.log.info("Legacy endpoint still used: %s for %s; HubSpot stops supporting it from %s (%s).",
-                          endpoint.path, endpoint.purpose, endpoint.unsupported_from, endpoint.why)
+            self.log.info(
+                "Legacy endpoint still used: %s for %s; HubSpot stops supporting it from %s (%s).",
+                endpoint.path,
+                endpoint.purpose,
+                endpoint.unsupported_from,
+                endpoint.why,
+            )
 
     def _subscription(self, problems: list[str]) -> dict[str, Any] | None:
         api = self.hook.client.communication_preferences.definition_api
@@ -240,8 +291,7 @@ class PreflightOperator(HubSpotOperator):
             covered = {str(i) for i in options.get("subscriptionTypeIds") or []}
             covered |= {str(c.get("subscriptionTypeId")) for c in options.get("communicationsCheckboxes") or []}
             if sub_id not in covered:
-                yield (f"form {form.get('name')!r} ({kind}) does not cover subscription type "
-                       f"{subscription['name']!r}")
+                yield (f"form {form.get('name')!r} ({kind}) does not cover subscription type {subscription['name']!r}")
 
     def _capabilities(self, problems: list[str]) -> list[ProbeResult]:
         """Can this portal and token publish email and batch-write statuses? Probed without changing anything.
@@ -250,14 +300,16 @@ class PreflightOperator(HubSpotOperator):
         proves nothing, so it is returned as inconclusive and preflight goes on.
         """
         results = [run_probe(self.hook, probe) for probe in CAPABILITY_PROBES]
-        problems += [f"The portal or token cannot {r.probe.what}: {r.detail}"
-                     for r in results if r.verdict == "refused"]
+        problems += [
+            f"The portal or token cannot {r.probe.what}: {r.detail}" for r in results if r.verdict == "refused"
+        ]
         return [r for r in results if r.verdict == "inconclusive"]
 
     def _template(self) -> list[str]:
         try:
-            self.hook.client.marketing.emails.marketing_emails_api.get_by_id(str(self.template_email_id),
-                                                                             _preload_content=False)
+            self.hook.client.marketing.emails.marketing_emails_api.get_by_id(
+                str(self.template_email_id), _preload_content=False
+            )
         except HubSpotNotFound:
             return [f"Template email {self.template_email_id} does not exist."]
         return []
@@ -273,6 +325,8 @@ class PreflightOperator(HubSpotOperator):
         left = int(usage[0]["usageLimit"]) - int(usage[0]["currentUsage"])
         needed = estimated_calls(contacts, int(self.rounds))
         if left < needed:
-            problems.append(f"Only {left} API calls are left today, and the campaign may need up to {needed} "
-                            f"({contacts} contacts, {self.rounds} round(s)). Run it after the daily reset.")
+            problems.append(
+                f"Only {left} API calls are left today, and the campaign may need up to {needed} "
+                f"({contacts} contacts, {self.rounds} round(s)). Run it after the daily reset."
+            )
         return contacts, left

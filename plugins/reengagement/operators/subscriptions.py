@@ -89,7 +89,8 @@ def unsubscribed_themselves(event: dict[str, Any]) -> bool:
     if event.get("source") not in SELF_SOURCES:
         return False
     statuses = [event.get("portalSubscriptionStatus")] + [
-        s.get("status") for s in event.get("subscriptions") or [] if isinstance(s, dict)]
+        s.get("status") for s in event.get("subscriptions") or [] if isinstance(s, dict)
+    ]
     return "UNSUBSCRIBED" in statuses
 
 
@@ -135,14 +136,32 @@ class OptOutOperator(HubSpotOperator):
     :param simulate: write the would-be result only (templated; a bool or "true"/"false").
     """
 
-    template_fields: Sequence[str] = ("export_uri", "emails", "confirmed_list_id", "scope", "subscription_id",
-                                      "legal_basis", "legal_basis_explanation", "simulate")
+    template_fields: Sequence[str] = (
+        "export_uri",
+        "emails",
+        "confirmed_list_id",
+        "scope",
+        "subscription_id",
+        "legal_basis",
+        "legal_basis_explanation",
+        "simulate",
+    )
     operator_extra_links = (ExportFileLink(),)
     ui_color = "#ffcdd2"
 
-    def __init__(self, *, export_uri: str, emails: Any, confirmed_list_id: Any, scope: str = "all_email",
-                 subscription_id: str | None = None, legal_basis: str = "LEGITIMATE_INTEREST_OTHER",
-                 legal_basis_explanation: str = "", simulate: bool | str = False, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        export_uri: str,
+        emails: Any,
+        confirmed_list_id: Any,
+        scope: str = "all_email",
+        subscription_id: str | None = None,
+        legal_basis: str = "LEGITIMATE_INTEREST_OTHER",
+        legal_basis_explanation: str = "",
+        simulate: bool | str = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.export_uri = export_uri
         self.emails = emails
@@ -161,11 +180,14 @@ class OptOutOperator(HubSpotOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         source = ObjectStoragePath(self.export_uri)
         if self.scope not in ("all_email", "subscription_type"):
-            raise OptOutRefused(f"scope must be all_email or subscription_type, not {self.scope!r}; nobody was "
-                                f"opted out from {source}.")
+            raise OptOutRefused(
+                f"scope must be all_email or subscription_type, not {self.scope!r}; nobody was opted out from {source}."
+            )
         if self.scope == "subscription_type" and not str(self.subscription_id or "").isdigit():
-            raise OptOutRefused(f"scope=subscription_type needs the numeric subscription_id, not "
-                                f"{self.subscription_id!r}; nobody was opted out from {source}.")
+            raise OptOutRefused(
+                f"scope=subscription_type needs the numeric subscription_id, not "
+                f"{self.subscription_id!r}; nobody was opted out from {source}."
+            )
         run_id = str(context["run_id"])
         try:
             rows = self._check(source, run_id)
@@ -176,36 +198,56 @@ class OptOutOperator(HubSpotOperator):
         # Each try writes its own result and, for real changes, its own part of the campaign's audit ledger:
         # nothing that records an irreversible change is ever rewritten.
         try_number = int(getattr(context.get("ti"), "try_number", 0) or 0)
-        target = audit.fresh_path(source.parent, f"{'opt_out_dry_run' if self.is_dry_run else 'opt_out_result'}"
-                                                 f".try-{try_number}")
-        ledger = audit.LedgerPart(audit.ledger_folder(source.parent),
-                                  audit.part_stem(dt.datetime.now(dt.UTC), run_id, try_number))
+        target = audit.fresh_path(
+            source.parent, f"{'opt_out_dry_run' if self.is_dry_run else 'opt_out_result'}.try-{try_number}"
+        )
+        ledger = audit.LedgerPart(
+            audit.ledger_folder(source.parent), audit.part_stem(dt.datetime.now(dt.UTC), run_id, try_number)
+        )
         self.file_uri = str(target)
         counts = dict.fromkeys(("done", "changed", "already", "errors", "self", CONFIRMED, NOT_SENT), 0)
-        self.log.info("%s (%s) those of the %d rows of %s whom HubSpot sent the email and who did not confirm.",
-                      "Dry run: would opt out" if self.is_dry_run else "Opting out", self.scope, rows, source)
+        self.log.info(
+            "%s (%s) those of the %d rows of %s whom HubSpot sent the email and who did not confirm.",
+            "Dry run: would opt out" if self.is_dry_run else "Opting out",
+            self.scope,
+            rows,
+            source,
+        )
         try:
             with ledger:
-                self._write_results(source, target, run_id, rows, audience, counts,
-                                    None if self.is_dry_run else (ledger, try_number))
+                self._write_results(
+                    source, target, run_id, rows, audience, counts, None if self.is_dry_run else (ledger, try_number)
+                )
         except HubSpotDailyLimitError as err:
             raise HubSpotDailyLimitError(
                 f"{err} {counts['done']} of {rows} contacts were processed before the limit ({counts['changed']} "
                 f"opted out by this try); the result so far is in {target}. Rerun this task after the reset to "
                 "finish the rest: contacts already opted out are not changed twice.",
-                status=err.status, correlation_id=err.correlation_id, body=err.body) from err
+                status=err.status,
+                correlation_id=err.correlation_id,
+                body=err.body,
+            ) from err
         except BAD_FILE as err:
             raise OptOutFileRefused(
                 f"The opt-out file {source} changed after it was checked: {err} {counts['done']} of {rows} rows were "
                 f"processed ({counts['changed']} opted out by this try, listed in {target}); the rest were not "
-                "opted out.") from err
-        summary = {"rows": rows, "to_opt_out": rows - counts[CONFIRMED] - counts[NOT_SENT],
-                   "opted_out": counts["changed"], "already_opted_out": counts["already"],
-                   "unsubscribed_themselves": len(audience.unsubscribed),
-                   "unsubscribed_themselves_in_file": counts["self"], "spared_confirmed": counts[CONFIRMED],
-                   "never_sent": counts[NOT_SENT], "errors": counts["errors"], "dry_run": self.is_dry_run,
-                   "result_uri": str(target), "ledger_rows": ledger.rows,
-                   "ledger_uri": str(ledger.path) if ledger.path else None}
+                "opted out."
+            ) from err
+        summary = {
+            "rows": rows,
+            "to_opt_out": rows - counts[CONFIRMED] - counts[NOT_SENT],
+            "opted_out": counts["changed"],
+            "already_opted_out": counts["already"],
+            "unsubscribed_themselves": len(audience.unsubscribed),
+            "unsubscribed_themselves_in_file": counts["self"],
+            "spared_confirmed": counts[CONFIRMED],
+            "never_sent": counts[NOT_SENT],
+            "errors": counts["errors"],
+            "dry_run": self.is_dry_run,
+            "result_uri": str(target),
+            "ledger_rows": ledger.rows,
+            "ledger_uri": str(ledger.path) if ledger.path else None,
+        }
         self.log.info("Opt-out finished: %s", summary)
         return summary
 
@@ -217,8 +259,11 @@ class OptOutOperator(HubSpotOperator):
         """
         exported = _exported_rows(source)
         if exported is None:
-            self.log.warning("%s has no row hashes beside it (not written by export_unconfirmed): its rows cannot be "
-                             "checked against HubSpot's export.", source)
+            self.log.warning(
+                "%s has no row hashes beside it (not written by export_unconfirmed): its rows cannot be "
+                "checked against HubSpot's export.",
+                source,
+            )
         rows, hashes = 0, []
         with source.open("r") as handle:
             for chunk in report.read_opt_out_file(handle, run_id):
@@ -229,13 +274,15 @@ class OptOutOperator(HubSpotOperator):
                         raise report.BadOptOutFile(
                             f"Row {rows + at + 2} (contact {chunk['contact_id'].iloc[at]}) is not a row HubSpot "
                             f"exported: {int(foreign.sum())} row(s) in this part of the file were changed or added "
-                            "by hand. Only removing rows is allowed.")
+                            "by hand. Only removing rows is allowed."
+                        )
                 rows += len(chunk)
                 hashes.append(report.email_hashes(chunk["email"]))
         duplicates = report.duplicate_emails(np.concatenate(hashes)) if hashes else 0
         if duplicates:
-            raise report.BadOptOutFile(f"The file repeats {duplicates} email address(es); it was not written by "
-                                       "the export task as it is.")
+            raise report.BadOptOutFile(
+                f"The file repeats {duplicates} email address(es); it was not written by the export task as it is."
+            )
         return rows
 
     def _audience(self, source: ObjectStoragePath, run_id: str) -> Audience:
@@ -243,36 +290,58 @@ class OptOutOperator(HubSpotOperator):
         emails = [e for e in as_outputs(self.emails) if e]
         campaign_ids = [c for e in emails for c in (e.get("campaign_ids") or [])]
         if not campaign_ids:
-            raise OptOutRefused(f"No email campaign id was given (emails={self.emails!r}): without HubSpot's SENT "
-                                f"events nobody can be shown to have been sent the email, so nobody was opted out "
-                                f"from {source}.")
+            raise OptOutRefused(
+                f"No email campaign id was given (emails={self.emails!r}): without HubSpot's SENT "
+                f"events nobody can be shown to have been sent the email, so nobody was opted out "
+                f"from {source}."
+            )
         if not str(self.confirmed_list_id or "").strip():
-            raise OptOutRefused(f"List 1's id was not given: its members must be spared, so nobody was opted out "
-                                f"from {source}.")
+            raise OptOutRefused(
+                f"List 1's id was not given: its members must be spared, so nobody was opted out from {source}."
+            )
         list_id = str(self.confirmed_list_id)
         sent = self._recipients(campaign_ids, "SENT")
         # A recipient's own unsubscribe shows as a STATUSCHANGE event (HubSpot's documented shape) or, per the
         # API's enum, as UNSUBSCRIBED: both are read, for the report only (the opt-out itself is idempotent).
-        unsubscribed = np.union1d(self._recipients(campaign_ids, "UNSUBSCRIBED"),
-                                  self._recipients(campaign_ids, "STATUSCHANGE", keep=unsubscribed_themselves))
+        unsubscribed = np.union1d(
+            self._recipients(campaign_ids, "UNSUBSCRIBED"),
+            self._recipients(campaign_ids, "STATUSCHANGE", keep=unsubscribed_themselves),
+        )
         ledger = ClickerLedger(source.parent, list_id, run_id).load()
         clicked, _ = read_clickers(self.hook, emails, ledger)
         members = np.fromiter((int(m) for m in self.hook.iter_list_memberships(list_id)), dtype=np.int64)
-        audience = Audience(sent=sent, clickers=np.unique(clicked),
-                            confirmed_ids=np.union1d(members, ledger.contact_ids).astype(np.int64),
-                            unsubscribed=unsubscribed)
-        self.log.info("HubSpot sent %d address(es) the campaign's %d email campaign(s); %d clicked a CTA; list 1 has "
-                      "%d member(s); %d unsubscribed themselves.", len(sent), len(campaign_ids), len(clicked),
-                      len(members), len(unsubscribed))
+        audience = Audience(
+            sent=sent,
+            clickers=np.unique(clicked),
+            confirmed_ids=np.union1d(members, ledger.contact_ids).astype(np.int64),
+            unsubscribed=unsubscribed,
+        )
+        self.log.info(
+            "HubSpot sent %d address(es) the campaign's %d email campaign(s); %d clicked a CTA; list 1 has "
+            "%d member(s); %d unsubscribed themselves.",
+            len(sent),
+            len(campaign_ids),
+            len(clicked),
+            len(members),
+            len(unsubscribed),
+        )
         return audience
 
-    def _recipients(self, campaign_ids: list[Any], event_type: str,
-                    keep: Callable[[dict[str, Any]], bool] | None = None) -> np.ndarray:
+    def _recipients(
+        self, campaign_ids: list[Any], event_type: str, keep: Callable[[dict[str, Any]], bool] | None = None
+    ) -> np.ndarray:
         return recipients_of(self.hook, campaign_ids, event_type, keep)
 
-    def _write_results(self, source: ObjectStoragePath, target: ObjectStoragePath, run_id: str, rows: int,
-                       audience: Audience, counts: dict[str, int],
-                       ledger: tuple[audit.LedgerPart, int] | None) -> None:
+    def _write_results(
+        self,
+        source: ObjectStoragePath,
+        target: ObjectStoragePath,
+        run_id: str,
+        rows: int,
+        audience: Audience,
+        counts: dict[str, int],
+        ledger: tuple[audit.LedgerPart, int] | None,
+    ) -> None:
         """Opt out batch by batch, a few in flight, writing each answered batch's per-contact result in file order.
 
         Spared rows ride along with the next batch, so batches stay full and the result keeps the file's
@@ -302,21 +371,35 @@ class OptOutOperator(HubSpotOperator):
                     first_error = first_error or outcome
                 if not isinstance(outcome, dict):
                     continue
-                results = [(SKIPPED, spared, "", "") if spared else self._result(outcome[row.email], mine)
-                           for row, spared, mine in batch]
+                results = [
+                    (SKIPPED, spared, "", "") if spared else self._result(outcome[row.email], mine)
+                    for row, spared, mine in batch
+                ]
                 if ledger is not None:
                     ledger[0].write(self._ledger_rows(batch, results, run_id, ledger[1], answered_at))
-                frame = pd.DataFrame([(row.contact_id, row.email, *result[:2], run_id)
-                                      for (row, _, _), result in zip(batch, results, strict=True)],
-                                     columns=report.RESULT_COLUMNS)
+                frame = pd.DataFrame(
+                    [
+                        (row.contact_id, row.email, *result[:2], run_id)
+                        for (row, _, _), result in zip(batch, results, strict=True)
+                    ],
+                    columns=report.RESULT_COLUMNS,
+                )
                 _count(frame, [mine for _, spared, mine in batch], counts)
                 report.to_csv_rows(frame, out, header=False)
                 out.flush()
                 counts["done"] += len(batch)
                 if counts["done"] % report.CHUNK_ROWS < len(batch) or counts["done"] == rows:
-                    self.log.info("Progress: %d of %d rows (%d changed, %d already opted out, %d spared as confirmed, "
-                                  "%d never sent, %d errors).", counts["done"], rows, counts["changed"],
-                                  counts["already"], counts[CONFIRMED], counts[NOT_SENT], counts["errors"])
+                    self.log.info(
+                        "Progress: %d of %d rows (%d changed, %d already opted out, %d spared as confirmed, "
+                        "%d never sent, %d errors).",
+                        counts["done"],
+                        rows,
+                        counts["changed"],
+                        counts["already"],
+                        counts[CONFIRMED],
+                        counts[NOT_SENT],
+                        counts["errors"],
+                    )
         if first_error is not None:
             raise first_error
 
@@ -324,16 +407,33 @@ class OptOutOperator(HubSpotOperator):
         """HubSpot's answer; a dry run also tells apart those who unsubscribed themselves (HubSpot would say so)."""
         return (DRY_RUN, "unsubscribed themselves", "", "") if self.is_dry_run and themselves else answer
 
-    def _ledger_rows(self, batch: list[tuple[Any, str, bool]], results: list[Answer], run_id: str, try_number: int,
-                     answered_at: str) -> pd.DataFrame:
+    def _ledger_rows(
+        self, batch: list[tuple[Any, str, bool]], results: list[Answer], run_id: str, try_number: int, answered_at: str
+    ) -> pd.DataFrame:
         """The batch's rows HubSpot was asked about, as audit-ledger rows (spared rows changed nobody)."""
         subscription = str(self.subscription_id or "") if self.scope == "subscription_type" else ""
         return pd.DataFrame(
-            [(answered_at, run_id, str(try_number), row.contact_id, row.email, self.scope, subscription,
-              str(self.legal_basis or ""), str(self.legal_basis_explanation or ""), basis, explanation, status, reason)
-             for (row, spared, _), (status, reason, basis, explanation) in zip(batch, results, strict=True)
-             if not spared],
-            columns=audit.COLUMNS)
+            [
+                (
+                    answered_at,
+                    run_id,
+                    str(try_number),
+                    row.contact_id,
+                    row.email,
+                    self.scope,
+                    subscription,
+                    str(self.legal_basis or ""),
+                    str(self.legal_basis_explanation or ""),
+                    basis,
+                    explanation,
+                    status,
+                    reason,
+                )
+                for (row, spared, _), (status, reason, basis, explanation) in zip(batch, results, strict=True)
+                if not spared
+            ],
+            columns=audit.COLUMNS,
+        )
 
     def _apply(self, emails: list[str]) -> dict[str, Answer]:
         """``email -> (status, reason, legal basis HubSpot recorded, its explanation)`` for one batch of at most 100.
@@ -344,23 +444,38 @@ class OptOutOperator(HubSpotOperator):
         if self.is_dry_run:
             return {e: (DRY_RUN, "would be opted out", "", "") for e in emails}
         if self.scope == "all_email":
-            answer = self.hook.request("POST", UNSUBSCRIBE_ALL, params={"channel": "EMAIL", "verbose": True},
-                                       json_body={"inputs": emails})
+            answer = self.hook.request(
+                "POST", UNSUBSCRIBE_ALL, params={"channel": "EMAIL", "verbose": True}, json_body={"inputs": emails}
+            )
             results = {str(r["subscriberIdString"]).lower(): _wide_reason(r) for r in answer.get("results", [])}
         else:
-            inputs = [{"subscriberIdString": e, "subscriptionId": int(str(self.subscription_id)),
-                       "statusState": "UNSUBSCRIBED", "channel": "EMAIL", "legalBasis": self.legal_basis,
-                       "legalBasisExplanation": self.legal_basis_explanation} for e in emails]
+            inputs = [
+                {
+                    "subscriberIdString": e,
+                    "subscriptionId": int(str(self.subscription_id)),
+                    "statusState": "UNSUBSCRIBED",
+                    "channel": "EMAIL",
+                    "legalBasis": self.legal_basis,
+                    "legalBasisExplanation": self.legal_basis_explanation,
+                }
+                for e in emails
+            ]
             answer = self.hook.request("POST", BATCH_WRITE, json_body={"inputs": inputs})
-            results = {str(r["subscriberIdString"]).lower(): (r.get("status", ""), r.get("setStatusSuccessReason", ""),
-                                                               *_recorded_basis(r))
-                       for r in answer.get("results", [])}
+            results = {
+                str(r["subscriberIdString"]).lower(): (
+                    r.get("status", ""),
+                    r.get("setStatusSuccessReason", ""),
+                    *_recorded_basis(r),
+                )
+                for r in answer.get("results", [])
+            }
         failures = _failures(answer)
         return {e: results.get(e) or ("ERROR", failures.get(e, "HubSpot returned no result"), "", "") for e in emails}
 
 
-def recipients_of(hook: Any, campaign_ids: list[Any], event_type: str,
-                  keep: Callable[[dict[str, Any]], bool] | None = None) -> np.ndarray:
+def recipients_of(
+    hook: Any, campaign_ids: list[Any], event_type: str, keep: Callable[[dict[str, Any]], bool] | None = None
+) -> np.ndarray:
     """Address keys (sorted, unique) of the recipients of one event type (those ``keep`` accepts), 16 bytes each.
 
     ``hook`` is anything with ``iter_email_events`` (the report hands in one that stops at its cut-off).
