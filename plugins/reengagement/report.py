@@ -431,19 +431,8 @@ def text_table(frame: pd.DataFrame) -> str:
     return frame.to_string(index=False) if len(frame) else "(no round ran)"
 
 
-_STAGES = [
-    "recipients",
-    "sent",
-    "never_sent",
-    "delivered",
-    "opened",
-    "confirmed",
-    "unconfirmed",
-    "unsubscribed_themselves",
-    "opted_out",
-    "already_opted_out",
-    "errors",
-]
+#: The chart's bars: every figure of the funnel but the round, its cohort and how the opt-out ended.
+_STAGES = [c for c in FUNNEL_COLUMNS if c not in ("round", "cohort", "opt_out")]
 _COLOURS = [
     "#90caf9",
     "#64b5f6",

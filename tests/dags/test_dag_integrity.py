@@ -7,33 +7,27 @@ import socket
 import pytest
 from reengagement.campaign import PARAMS_SCHEMA
 
-STEP_TASKS = {
-    "preflight",
-    "build_unengaged_list",
-    "has_unengaged",
+#: Steps 1-2 and step 6, each a TaskGroup whose tasks keep their plain ids.
+SELECT_COHORT = {"preflight", "build_unengaged_list", "has_unengaged"}
+OPT_OUT = {
     "refresh_confirmed_list",
     "export_unconfirmed",
     "check_guards",
     "needs_approval",
     "approve_opt_out",
     "opt_out_unconfirmed",
-    "campaign_report",
-    "fail_if_any_step_failed",
-    "another_round_1",
-    "another_round_2",
-} | {
-    f"round_{k}.{task}"
-    for k in (1, 2, 3)
-    for task in (
-        "build_recipients_list",
-        "create_email",
-        "send_email",
-        "wait_for_responses",
-        "review_metrics",
-        "build_confirmed_list",
-        "build_unconfirmed_list",
-    )
 }
+BETWEEN = {"another_round_1", "another_round_2", "campaign_report", "fail_if_any_step_failed"}
+ROUND_TASKS = (
+    "build_recipients_list",
+    "create_email",
+    "send_email",
+    "wait_for_responses",
+    "review_metrics",
+    "build_confirmed_list",
+    "build_unconfirmed_list",
+)
+STEP_TASKS = SELECT_COHORT | OPT_OUT | BETWEEN | {f"round_{k}.{task}" for k in (1, 2, 3) for task in ROUND_TASKS}
 
 
 def load(folder):
@@ -79,26 +73,10 @@ def test_tasks_are_the_steps(bag):
 def test_the_graph_reads_as_the_seven_steps(bag):
     dag = bag.dags["hubspot_reengagement"]
     groups = {task.task_id: task.task_group.group_id for task in dag.tasks}
-    assert {t for t, g in groups.items() if g == "select_cohort"} == {
-        "preflight",
-        "build_unengaged_list",
-        "has_unengaged",
-    }
-    assert {t for t, g in groups.items() if g == "opt_out"} == {
-        "refresh_confirmed_list",
-        "export_unconfirmed",
-        "check_guards",
-        "needs_approval",
-        "approve_opt_out",
-        "opt_out_unconfirmed",
-    }
-    assert {t for t, g in groups.items() if g == "round_2"} == {t for t in STEP_TASKS if t.startswith("round_2.")}
-    assert {t for t, g in groups.items() if g is None} == {
-        "another_round_1",
-        "another_round_2",
-        "campaign_report",
-        "fail_if_any_step_failed",
-    }
+    assert {t for t, g in groups.items() if g == "select_cohort"} == SELECT_COHORT
+    assert {t for t, g in groups.items() if g == "opt_out"} == OPT_OUT
+    assert {t for t, g in groups.items() if g == "round_2"} == {f"round_2.{task}" for task in ROUND_TASKS}
+    assert {t for t, g in groups.items() if g is None} == BETWEEN
     # The watcher draws two edges, not one from each of the 33 other tasks ...
     watcher = dag.get_task("fail_if_any_step_failed")
     assert watcher.upstream_task_ids == {"opt_out_unconfirmed", "campaign_report"}
