@@ -87,7 +87,9 @@ class HubSpotHook(BaseHook):
 
     conn_name_attr = "hubspot_conn_id"
     default_conn_name = "hubspot_default"
-    conn_type = "http"
+    #: The provider registers this type with its form (``reengagement.provider``); connections of type
+    #: ``http`` made before it keep working: the hook reads only host, port, password and extras.
+    conn_type = "hubspot"
     hook_name = "HubSpot"
 
     def __init__(
@@ -155,7 +157,7 @@ class HubSpotHook(BaseHook):
         """Batch calls at once: the hook's argument, else the connection's extra ``in_flight``, else 5."""
         if self._in_flight is not None:
             return self._in_flight
-        value = self.connection.extra_dejson.get("in_flight", DEFAULT_IN_FLIGHT)
+        value = self._extra("in_flight", DEFAULT_IN_FLIGHT)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(
                 f"Connection {self.hubspot_conn_id!r}: extra 'in_flight' must be a whole number of at "
@@ -171,9 +173,20 @@ class HubSpotHook(BaseHook):
         before any call, naming the connection.
         """
         try:
-            return check_version(self.connection.extra_dejson.get("api_version"))
+            return check_version(self._extra("api_version"))
         except ValueError as err:
             raise ValueError(f"Connection {self.hubspot_conn_id!r}: extra {err}") from None
+
+    def _extra(self, name: str, default: Any = None) -> Any:
+        """An extra by its name, or as the connection form stores it (``extra__hubspot__<name>``).
+
+        Only an absent (or null) extra takes the default: an empty or wrong value is refused by the caller.
+        """
+        extras = self.connection.extra_dejson
+        for key in (name, f"extra__{self.conn_type}__{name}"):
+            if extras.get(key) is not None:
+                return extras[key]
+        return default
 
     @cached_property
     def _token(self) -> str:

@@ -1,0 +1,82 @@
+"""What Airflow learns about this package when it is installed: the ``apache_airflow_provider`` entry point.
+
+Metadata only, so reading it imports nothing heavy: Airflow's "Add connection" form offers the type
+``hubspot`` with its fields from here, without importing the hook; the hook and the extra links are
+imported when they are used.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .api_versions import DATED_VERSIONS, DEFAULT_API_VERSION, LEGACY
+
+PACKAGE = "hubspot-reengagement"
+VERSION = "0.2.0"
+CONNECTION_TYPE = "hubspot"
+#: The hook reads these extras (``HubSpotHook.in_flight``, ``HubSpotHook.api_version``).
+CONNECTION_FIELDS: dict[str, dict[str, Any]] = {
+    "api_version": {
+        "label": "HubSpot API version",
+        "description": f"A date-based version, or {LEGACY!r} for the v1-v4 paths HubSpot stops supporting in "
+        f"2027. Empty: {DEFAULT_API_VERSION}.",
+        "schema": {"type": ["string", "null"], "enum": [None, *DATED_VERSIONS, LEGACY]},
+    },
+    "in_flight": {
+        "label": "Batch calls in flight",
+        "description": "Look-ups, list adds and opt-out batches sent at once, all under the portal's rate limit.",
+        "schema": {"type": ["integer", "null"], "minimum": 1, "maximum": 20},
+    },
+}
+
+
+def get_provider_info() -> dict[str, Any]:
+    """The provider's description, in the shape of Airflow's ``provider_info.schema.json``."""
+    return {
+        "package-name": PACKAGE,
+        "name": "HubSpot re-engagement",
+        "description": "HubSpot permission-pass (re-engagement) campaigns: a hook, operators, a sensor, "
+        "triggers and the campaign DAG.",
+        "versions": [VERSION],
+        "integrations": [
+            {
+                "integration-name": "HubSpot",
+                "external-doc-url": "https://developers.hubspot.com/docs/api/overview",
+                "tags": ["service"],
+            }
+        ],
+        "hooks": [{"integration-name": "HubSpot", "python-modules": ["reengagement.hook"]}],
+        "operators": [
+            {
+                "integration-name": "HubSpot",
+                "python-modules": [
+                    f"reengagement.operators.{name}"
+                    for name in ("emails", "flow", "lists", "reporting", "settings", "subscriptions")
+                ],
+            }
+        ],
+        "sensors": [{"integration-name": "HubSpot", "python-modules": ["reengagement.sensors"]}],
+        "triggers": [{"integration-name": "HubSpot", "python-modules": ["reengagement.triggers"]}],
+        "connection-types": [
+            {
+                "connection-type": CONNECTION_TYPE,
+                "hook-class-name": "reengagement.hook.HubSpotHook",
+                "hook-name": "HubSpot",
+                "conn-fields": CONNECTION_FIELDS,
+                "ui-field-behaviour": {
+                    "hidden-fields": ["login"],
+                    "relabeling": {
+                        "host": "API host",
+                        "schema": "Scheme",
+                        "password": "Service Key (or legacy private app token)",
+                    },
+                    "placeholders": {"host": "api.hubapi.com", "schema": "https", "port": "443"},
+                },
+            }
+        ],
+        "extra-links": [
+            "reengagement.links.HubSpotObjectLink",
+            "reengagement.links.ExportFileLink",
+            "reengagement.links.CampaignReportLink",
+        ],
+    }
