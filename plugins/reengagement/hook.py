@@ -40,6 +40,10 @@ EVENTS_PAGE = 1000
 #: Sent as the User-Agent, with the calling task, so HubSpot's call logs say which step made a call.
 USER_AGENT = "hubspot-reengagement"
 EXPORTS_PATH = "/crm/v3/exports/export/async"
+#: Communication Preferences batch writes, written with their v4 paths (the hook routes them to the version).
+UNSUBSCRIBE_ALL_PATH = "/communication-preferences/v4/statuses/batch/unsubscribe-all"
+BATCH_WRITE_PATH = "/communication-preferences/v4/statuses/batch/write"
+DAILY_USAGE_PATH = "/account-info/v3/api-usage/daily/private-apps"
 #: 429 policies that are the ordinary rate limit (wait and retry), not a refusal to export.
 _ROLLING_POLICIES = ("TEN_SECONDLY_ROLLING", "SECONDLY", "SECONDLY_ROLLING")
 _EXPORT_LIMIT = re.compile(r"export.*limit|limit.*export", re.IGNORECASE | re.DOTALL)
@@ -488,6 +492,7 @@ class HubSpotHook(BaseHook):
                 types[name] = str(definition.get("type") or "") or None
         return types
 
+    # -- lists ---------------------------------------------------------------------------------------------
     def get_list_by_name(self, name: str) -> dict[str, Any] | None:
         """The list called ``name`` with its filters, or ``None``.
 
@@ -504,6 +509,138 @@ class HubSpotHook(BaseHook):
         except HubSpotNotFound:
             return None
         return json.loads(found.data)["list"]
+
+    def get_list(self, list_id: str, *, include_filters: bool | None = None) -> dict[str, Any]:
+        """A list as HubSpot answers it (``listId``, ``processingStatus``, ``size``, ...), by id.
+
+        Read as JSON, as :meth:`get_list_by_name` reads it, so every caller sees one shape. ``include_filters``
+        is sent only when given (``None`` leaves HubSpot's default).
+        """
+        found = self.client.crm.lists.lists_api.get_by_id(
+            str(list_id), include_filters=include_filters, _preload_content=False
+        )
+        return json.loads(found.data)["list"]  # type: ignore[no-any-return]
+
+    def create_list(
+        self, name: str, processing_type: str, filter_branch: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Create a contact list (``filter_branch`` for DYNAMIC and SNAPSHOT lists); the new list.
+
+        One call, not idempotent: callers look the name up (:meth:`get_list_by_name`) before creating and
+        after a failed create, so a campaign's deterministic name never gets two lists.
+        """
+        from hubspot.crm.lists import ListCreateRequest
+
+        request = ListCreateRequest(
+            name=name, object_type_id="0-1", processing_type=processing_type, filter_branch=filter_branch
+        )
+        response = self.client.crm.lists.lists_api.create(request, _preload_content=False)
+        return json.loads(response.data)["list"]  # type: ignore[no-any-return]
+
+    # -- marketing emails --------------------------------------------------------------------------------
+    def get_email(self, email_id: str) -> dict[str, Any]:
+        """A marketing email as HubSpot shows it now: its state decides whether it was sent, not a task's try."""
+        api = self.client.marketing.emails.marketing_emails_api
+        return json.loads(api.get_by_id(str(email_id), _preload_content=False).data)  # type: ignore[no-any-return]
+
+    def email_counters(self, email_id: str) -> dict[str, Any]:
+        """The email's post-send statistics (HubSpot's ``stats.counters``); empty before anything was counted."""
+        api = self.client.marketing.emails.marketing_emails_api
+        email = json.loads(api.get_by_id(str(email_id), include_stats=True, _preload_content=False).data)
+        return ((email.get("stats") or {}).get("counters")) or {}  # type: ignore[no-any-return]
+
+    def find_email_by_name(self, name: str) -> dict[str, Any] | None:
+        """The (non-archived) marketing email called ``name``, newest first, or ``None``.
+
+        The campaign names its emails deterministically, so a rerun adopts the email a previous try made.
+        """
+        api = self.client.marketing.emails.marketing_emails_api
+        after = None
+        while True:
+            page = json.loads(
+                api.get_page(limit=100, after=after, archived=False, sort=["-createdAt"], _preload_content=False).data
+            )
+            for email in page.get("results", []):
+                if email.get("name") == name:
+                    return email  # type: ignore[no-any-return]
+            after = ((page.get("paging") or {}).get("next") or {}).get("after")
+            if not after:
+                return None
+
+    def create_email(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Create a marketing email (one call: not idempotent, so the caller looks it up by name after a failure)."""
+        api = self.client.marketing.emails.marketing_emails_api
+        return json.loads(api.create(request, _preload_content=False).data)  # type: ignore[no-any-return]
+
+    def clone_email(self, email_id: str, name: str) -> dict[str, Any]:
+        """A copy of a designed email under ``name`` (one call, not idempotent, like :meth:`create_email`)."""
+        from hubspot.marketing.emails import ContentCloneRequestVNext
+
+        api = self.client.marketing.emails.marketing_emails_api
+        clone = ContentCloneRequestVNext(id=str(email_id), clone_name=name)
+        return json.loads(api.clone(clone, _preload_content=False).data)  # type: ignore[no-any-return]
+
+    def update_email(self, email_id: str, update: dict[str, Any]) -> dict[str, Any]:
+        """Patch a draft email's settings or content; the email as HubSpot has it after the patch."""
+        api = self.client.marketing.emails.marketing_emails_api
+        return json.loads(api.update(str(email_id), update, _preload_content=False).data)  # type: ignore[no-any-return]
+
+    def publish_email(self, email_id: str) -> None:
+        """Publish (send) an email. Not idempotent: callers read :meth:`get_email` before and after it."""
+        self.client.marketing.emails.marketing_emails_api.publish_or_send(str(email_id))
+
+    # -- subscriptions -----------------------------------------------------------------------------------
+    def subscription_definitions(self) -> dict[str, Any]:
+        """The portal's subscription types, as HubSpot answers: ``subscriptionDefinitions`` on v3, ``results`` on
+        date-based versions (the caller reads either shape)."""
+        api = self.client.communication_preferences.definition_api
+        return json.loads(api.get_page(_preload_content=False).data)  # type: ignore[no-any-return]
+
+    def unsubscribe_all(self, emails: list[str]) -> dict[str, Any]:
+        """Opt up to 100 addresses out of all email (verbose: one result per address); HubSpot's answer.
+
+        Its ``errors`` name the addresses HubSpot failed; the caller records them rather than raising.
+        """
+        return self.request(  # type: ignore[no-any-return]
+            "POST", UNSUBSCRIBE_ALL_PATH, params={"channel": "EMAIL", "verbose": True}, json_body={"inputs": emails}
+        )
+
+    def write_statuses(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+        """Set up to 100 subscription statuses (each input names its address, type, state and legal basis)."""
+        return self.request("POST", BATCH_WRITE_PATH, json_body={"inputs": inputs})  # type: ignore[no-any-return]
+
+    # -- forms -------------------------------------------------------------------------------------------
+    def iter_forms(self, *, page_size: int = 100) -> Iterator[dict[str, Any]]:
+        """The portal's forms, page by page: preflight reads their consent options."""
+        api = self.client.marketing.forms.forms_api
+        after = None
+        while True:
+            page = json.loads(api.get_page(after=after, limit=page_size, _preload_content=False).data)
+            yield from page.get("results", [])
+            after = ((page.get("paging") or {}).get("next") or {}).get("after")
+            if not after:
+                return
+
+    # -- contacts and account ----------------------------------------------------------------------------
+    def count_contacts(self) -> int:
+        """How many contacts the portal has: one search for a single contact, whose ``total`` counts them all."""
+        from hubspot.crm.contacts import PublicObjectSearchRequest
+
+        search = PublicObjectSearchRequest(filter_groups=[], sorts=[], properties=["email"], limit=1, after="0")
+        return int(self.client.crm.contacts.search_api.do_search(search).total or 0)
+
+    def daily_api_usage(self) -> list[dict[str, Any]]:
+        """Today's API usage of the private app (``usageLimit``, ``currentUsage``, ...); empty if HubSpot has none."""
+        return list(self.request("GET", DAILY_USAGE_PATH).get("results") or [])
+
+    # -- probes ------------------------------------------------------------------------------------------
+    def probe(self, method: str, path: str, *, json_body: Any = None) -> Any:
+        """One raw call whose answer, or error, tells whether the portal and token may do something.
+
+        The call is chosen to change nothing (e.g. publishing an email that does not exist); HubSpot's
+        errors propagate unchanged (:mod:`reengagement.errors`), as they are the verdict.
+        """
+        return self.request(method, path, json_body=json_body)
 
 
 def _raise_unexpected_errors(answer: dict[str, Any], what: str) -> None:

@@ -96,14 +96,14 @@ class ListProcessedTrigger(HubSpotPollingTrigger):
         return f"list {self.list_id} still PROCESSING"
 
     def check(self, hook: Any) -> dict[str, Any] | None:
-        found = hook.client.crm.lists.lists_api.get_by_id(self.list_id, include_filters=False)
-        if found.list.processing_status == "PROCESSING":
+        found = hook.get_list(self.list_id, include_filters=False)
+        if found.get("processingStatus") == "PROCESSING":
             return None
         return {
             "status": "done",
-            "list_id": str(found.list.list_id),
-            "processingStatus": found.list.processing_status,
-            "size": found.list.size,
+            "list_id": str(found["listId"]),
+            "processingStatus": found.get("processingStatus"),
+            "size": found.get("size"),
         }
 
 
@@ -123,15 +123,16 @@ class ExportReadyTrigger(HubSpotPollingTrigger):
         return f"export {self.export_task_id} not ready"
 
     def check(self, hook: Any) -> dict[str, Any] | None:
-        status = hook.client.crm.exports.public_exports_api.get_status(self.export_task_id)
-        if status.status == "COMPLETE":
+        status = hook.export_status(self.export_task_id)
+        state = status.get("status")
+        if state == "COMPLETE":
             # The task reads the export's status again for a new URL right before it downloads: this one may
             # expire (after five minutes) before the task resumes.
-            return {"status": "done", "task_id": self.export_task_id, "url": status.result}
-        if status.status in ("CANCELED", "FAILED"):
+            return {"status": "done", "task_id": self.export_task_id, "url": status.get("result")}
+        if state in ("CANCELED", "FAILED"):
             return {
                 "status": "error",
                 "task_id": self.export_task_id,
-                "message": f"export {self.export_task_id} {status.status}",
+                "message": f"export {self.export_task_id} {state}",
             }
         return None

@@ -10,9 +10,10 @@ import time
 import pytest
 from reengagement import errors
 from reengagement.hook import HubSpotHook
+from reengagement.operators.emails import is_sent
 
 from include.hubspot_sandbox.process import SandboxProcess
-from tests.plugins.conftest import connection_json, contact_ids, make_list
+from tests.plugins.conftest import SUB, calls, connection_json, contact_ids, make_list
 
 
 def test_building_a_hook_touches_nothing(monkeypatch):
@@ -227,3 +228,113 @@ def test_a_list_is_found_by_its_exact_name_and_a_missing_one_is_none(seeded, hoo
     assert found["name"] == "campaign x · r1" and found["processingType"] == "MANUAL"
     assert hook.get_list_by_name("campaign x") is None
     assert hook.get_list_by_name("missing") is None
+
+
+# -- domain methods: each is the same single HubSpot call the operators made through the SDK -----------------
+def test_lists_are_created_and_read_by_id_in_one_shape(seeded, hook):
+    created = hook.create_list("domain · manual", "MANUAL")
+    assert created["name"] == "domain · manual" and created["processingType"] == "MANUAL"
+    seeded.admin("DELETE", "calls")
+    found = hook.get_list(created["listId"])
+    assert found["listId"] == created["listId"] and "processingStatus" in found
+    assert hook.get_list(created["listId"], include_filters=False)["listId"] == created["listId"]
+    assert calls(seeded, "lists.get") == 2
+    filled = make_list(hook, "domain · filled", contact_ids(seeded)[:3])
+    assert hook.get_list(filled)["size"] == 3
+    with pytest.raises(errors.HubSpotNotFound):
+        hook.get_list("999999")
+
+
+def test_a_dynamic_list_is_created_with_its_filters(seeded, hook):
+    from reengagement import segments
+
+    definition = segments.build("unengaged", {"subscription_id": SUB, "inactivity_weeks": 52})
+    created = hook.create_list("domain · dynamic", "DYNAMIC", definition)
+    assert created["processingType"] == "DYNAMIC"
+    assert segments.same_definition(definition, hook.get_list_by_name("domain · dynamic")["filterBranch"])
+    assert calls(seeded, "lists.create") == 1
+
+
+def test_emails_are_created_found_by_name_cloned_updated_and_read(seeded, hook):
+    assert hook.find_email_by_name("domain · email") is None
+    created = hook.create_email({"name": "domain · email", "subject": "Hello"})
+    assert hook.find_email_by_name("domain · email")["id"] == created["id"]
+    clone = hook.clone_email(created["id"], "domain · clone")
+    assert clone["name"] == "domain · clone" and clone["id"] != created["id"]
+    updated = hook.update_email(clone["id"], {"subject": "Hello again"})
+    assert updated["subject"] == "Hello again"
+    assert hook.get_email(clone["id"])["subject"] == "Hello again"
+    assert not is_sent(hook.get_email(created["id"]))
+    assert all(not value for value in hook.email_counters(created["id"]).values())
+    assert {name: calls(seeded, f"emails.{name}") for name in ("create", "clone", "update")} == dict.fromkeys(
+        ("create", "clone", "update"), 1
+    )
+    with pytest.raises(errors.HubSpotNotFound):
+        hook.get_email("999999")
+
+
+def test_publishing_sends_once_and_the_counters_show_it(seeded, hook):
+    list_id = make_list(hook, "domain · recipients", contact_ids(seeded, "engaged")[:3])
+    email = hook.create_email(
+        {
+            "name": "domain · send",
+            "subject": "Still with us?",
+            "from": {"fromName": "Team", "replyTo": "team@example.com"},
+            "to": {"contactIlsLists": {"include": [list_id], "exclude": []}, "suppressGraymail": False},
+            "subscriptionDetails": {"subscriptionId": SUB},
+            "content": {"templatePath": "@hubspot/email/dnd/plain_text.html", "widgets": {}},
+        }
+    )
+    hook.publish_email(email["id"])
+    assert is_sent(hook.get_email(email["id"]))
+    assert hook.email_counters(email["id"])["selected"] == 3  # sends show as events arrive; selected at once
+    with pytest.raises(errors.HubSpotValidationError, match="only once"):
+        hook.publish_email(email["id"])
+    assert calls(seeded, "emails.publish") == 2
+
+
+def test_subscription_definitions_forms_contacts_and_usage(seeded, hook):
+    from reengagement.operators.settings import subscription_definitions
+
+    seeded.admin("DELETE", "calls")
+    assert SUB in {str(d["id"]) for d in subscription_definitions(hook.subscription_definitions())}
+    forms = list(hook.iter_forms())
+    assert forms and all("legalConsentOptions" in form or "name" in form for form in forms)
+    assert [f["id"] for f in hook.iter_forms(page_size=1)] == [f["id"] for f in forms]
+    assert hook.count_contacts() == len(contact_ids(seeded))
+    (usage,) = hook.daily_api_usage()
+    assert int(usage["usageLimit"]) >= int(usage["currentUsage"]) > 0
+    assert calls(seeded, "contacts.search") == 1 and calls(seeded, "account.api_usage") == 1
+
+
+def test_opt_outs_are_one_batch_call_each_and_answer_per_address(seeded, hook):
+    first, second = [c["email"] for c in seeded.admin("GET", "contacts")["results"] if c["email"]][:2]
+    seeded.admin("DELETE", "calls")
+    answer = hook.unsubscribe_all([first])
+    assert [str(r["subscriberIdString"]).lower() for r in answer["results"]] == [first.lower()]
+    inputs = [
+        {
+            "subscriberIdString": second,
+            "subscriptionId": int(SUB),
+            "statusState": "UNSUBSCRIBED",
+            "channel": "EMAIL",
+            "legalBasis": "LEGITIMATE_INTEREST_OTHER",
+            "legalBasisExplanation": "No answer to the permission pass.",
+        }
+    ]
+    answer = hook.write_statuses(inputs)
+    assert [(str(r["subscriberIdString"]).lower(), r["status"]) for r in answer["results"]] == [
+        (second.lower(), "UNSUBSCRIBED")
+    ]
+    assert calls(seeded, "subscriptions.v4.batch_unsubscribe_all") == 1
+    assert calls(seeded, "subscriptions.v4.batch_write") == 1
+
+
+def test_a_probe_passes_hubspots_refusals_on_unchanged(seeded, hook, tmp_path, monkeypatch):
+    with pytest.raises(errors.HubSpotNotFound) as err:
+        hook.probe("POST", "/marketing/v3/emails/0/publish")
+    assert err.value.status == 404
+    with SandboxProcess(tmp_path / "p.db", args=["--token", "pat-ro=crm.lists.read"], token="pat-ro") as sb:
+        monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", connection_json(sb.url, sb.token))
+        with pytest.raises(errors.HubSpotScopeError):
+            HubSpotHook().probe("POST", "/communication-preferences/v4/statuses/batch/write", json_body={"inputs": []})

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -189,11 +188,10 @@ class FakeHook:
     """HubSpot's events and list sizes, as the hook pages them (``end_ms`` ignored, as a lax server might)."""
 
     def __init__(self, events: dict[tuple[str, str], list[dict]], sizes: dict[str, int]) -> None:
-        self.events, self.calls = events, []
-        lists_api = SimpleNamespace(
-            get_by_id=lambda list_id: SimpleNamespace(list=SimpleNamespace(size=sizes[list_id]))
-        )
-        self.client = SimpleNamespace(crm=SimpleNamespace(lists=SimpleNamespace(lists_api=lists_api)))
+        self.events, self.calls, self.sizes = events, [], sizes
+
+    def get_list(self, list_id, **kwargs):
+        return {"listId": list_id, "processingStatus": "COMPLETE", "size": self.sizes[list_id]}
 
     def iter_email_events(self, campaign_id, event_type, **kwargs):
         self.calls.append((str(campaign_id), event_type, kwargs.get("end_ms")))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import json
 import re
 import time
 from collections.abc import Sequence
@@ -42,22 +41,6 @@ def render_body(template: str, confirm_url: str) -> str:
     if not CONFIRM_PLACEHOLDER.search(template):
         raise ValueError("the email body has no {{ confirm_url }} link, so nobody could confirm")
     return CONFIRM_PLACEHOLDER.sub(html.escape(confirm_url, quote=True), template)
-
-
-def find_email_by_name(hook: Any, name: str) -> dict[str, Any] | None:
-    """The (non-archived) marketing email called ``name``, newest first, or ``None``."""
-    api = hook.client.marketing.emails.marketing_emails_api
-    after = None
-    while True:
-        page = json.loads(
-            api.get_page(limit=100, after=after, archived=False, sort=["-createdAt"], _preload_content=False).data
-        )
-        for email in page.get("results", []):
-            if email.get("name") == name:
-                return email
-        after = ((page.get("paging") or {}).get("next") or {}).get("after")
-        if not after:
-            return None
 
 
 def is_sent(email: dict[str, Any]) -> bool:
@@ -119,7 +102,7 @@ class CreatePermissionEmailOperator(HubSpotOperator):
         self.hubspot_url: str | None = None
 
     def execute(self, context: Context) -> dict[str, Any]:
-        email = find_email_by_name(self.hook, self.email_name)
+        email = self.hook.find_email_by_name(self.email_name)
         if email is None:
             email = self._create()
         elif is_sent(email):
@@ -145,12 +128,9 @@ class CreatePermissionEmailOperator(HubSpotOperator):
         }
 
     def _create(self) -> dict[str, Any]:
-        api = self.hook.client.marketing.emails.marketing_emails_api
         if self.template_email_id:
-            from hubspot.marketing.emails import ContentCloneRequestVNext
-
-            clone = ContentCloneRequestVNext(id=str(self.template_email_id), clone_name=self.email_name)
-            email = self._create_once(lambda: json.loads(api.clone(clone, _preload_content=False).data))
+            template_id = str(self.template_email_id)
+            email = self._create_once(lambda: self.hook.clone_email(template_id, self.email_name))
             self.log.info(
                 "Cloned template email %s into %r (%s).", self.template_email_id, self.email_name, email["id"]
             )
@@ -165,7 +145,7 @@ class CreatePermissionEmailOperator(HubSpotOperator):
                 "widgets": {BODY_WIDGET: _rich_text(body)},
             },
         }
-        email = self._create_once(lambda: json.loads(api.create(request, _preload_content=False).data))
+        email = self._create_once(lambda: self.hook.create_email(request))
         self.log.info("Created email %r (%s) for list %s.", self.email_name, email["id"], self.recipients_list_id)
         return email
 
@@ -174,7 +154,7 @@ class CreatePermissionEmailOperator(HubSpotOperator):
         try:
             return create()  # type: ignore[no-any-return]
         except HubSpotTransientError:
-            found = find_email_by_name(self.hook, self.email_name)
+            found = self.hook.find_email_by_name(self.email_name)
             if found is None:
                 raise
             return found
@@ -184,8 +164,7 @@ class CreatePermissionEmailOperator(HubSpotOperator):
         widgets = (email.get("content") or {}).get("widgets") or {}
         if self.template_email_id or widgets:
             update["content"] = {"widgets": _with_cta(widgets, self.confirm_url, self.template_email_id)}
-        api = self.hook.client.marketing.emails.marketing_emails_api
-        return json.loads(api.update(email_id, update, _preload_content=False).data)  # type: ignore[no-any-return]
+        return self.hook.update_email(email_id, update)
 
 
 def _rich_text(body: str) -> dict[str, Any]:
@@ -253,14 +232,12 @@ class SendEmailOperator(HubSpotOperator):
         self.hubspot_url: str | None = None
 
     def _get(self) -> dict[str, Any]:
-        api = self.hook.client.marketing.emails.marketing_emails_api
-        return json.loads(api.get_by_id(str(self.email_id), _preload_content=False).data)  # type: ignore[no-any-return]
+        return self.hook.get_email(str(self.email_id))
 
     def _publish(self) -> None:
-        api = self.hook.client.marketing.emails.marketing_emails_api
         for attempt in range(1, PUBLISH_ATTEMPTS + 1):
             try:
-                api.publish_or_send(str(self.email_id))
+                self.hook.publish_email(str(self.email_id))
                 return
             except HubSpotTransientError as err:
                 if self._shows_sent_after_settling():
@@ -359,9 +336,7 @@ class EmailMetricsOperator(HubSpotOperator):
         self.email_id = email_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        api = self.hook.client.marketing.emails.marketing_emails_api
-        email = json.loads(api.get_by_id(str(self.email_id), include_stats=True, _preload_content=False).data)
-        counters = ((email.get("stats") or {}).get("counters")) or {}
+        counters = self.hook.email_counters(str(self.email_id))
         metrics = {name: int(counters.get(name) or 0) for name in METRICS}
         width = max(len(n) for n in METRICS)
         table = "\n".join(f"  {name:<{width}}  {value:>9,}" for name, value in metrics.items())

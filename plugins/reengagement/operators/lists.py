@@ -129,18 +129,9 @@ def ensure_list(
     if existing is not None:
         return _adopt(existing, name, processing_type, definition, log=log)
 
-    def create() -> dict[str, Any]:
-        from hubspot.crm.lists import ListCreateRequest
-
-        request = ListCreateRequest(
-            name=name, object_type_id="0-1", processing_type=processing_type, filter_branch=definition
-        )
-        response = hook.client.crm.lists.lists_api.create(request, _preload_content=False)
-        return json.loads(response.data)["list"]
-
     def create_or_adopt() -> dict[str, Any]:
         try:
-            return create()
+            return hook.create_list(name, processing_type, definition)
         except (HubSpotTransientError, HubSpotConflict):
             # The create may have been applied (dropped connection) or raced: look before trying again.
             found = hook.get_list_by_name(name)
@@ -224,12 +215,7 @@ class BuildConfirmedListOperator(HubSpotOperator):
     def _list(self) -> tuple[str, int]:
         """List 1's id and size, once HubSpot has it ready."""
         if self.list_id:
-            found = self.hook.client.crm.lists.lists_api.get_by_id(str(self.list_id)).list.to_dict()
-            found = {
-                "listId": found["list_id"],
-                "processingStatus": found.get("processing_status"),
-                "size": found.get("size"),
-            }
+            found = self.hook.get_list(str(self.list_id))
         else:
             found = ensure_list(self.hook, str(self.list_name), "MANUAL", None, log=self.log)
         list_id = str(found["listId"])
@@ -293,9 +279,9 @@ def wait_processed(hook: Any, list_id: str, *, timeout: float = 300.0, interval:
     deadline = time.monotonic() + timeout
     while True:
         time.sleep(interval)
-        found = hook.client.crm.lists.lists_api.get_by_id(list_id).list
-        if found.processing_status != "PROCESSING":
-            return int(found.size or 0)
+        found = hook.get_list(list_id)
+        if found.get("processingStatus") != "PROCESSING":
+            return int(found.get("size") or 0)
         if time.monotonic() > deadline:
             raise HubSpotTransientError(f"List {list_id} is still PROCESSING after {timeout:.0f}s")
 

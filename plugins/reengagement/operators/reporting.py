@@ -155,7 +155,7 @@ class CampaignReportOperator(HubSpotOperator):
         """The size of a round's recipients list: a snapshot, so HubSpot's figure is fixed."""
         if not found or not found.get("list_id"):
             return 0
-        return int(self.hook.client.crm.lists.lists_api.get_by_id(str(found["list_id"])).list.size or 0)
+        return int(self.hook.get_list(str(found["list_id"])).get("size") or 0)
 
     def execute(self, context: Context) -> dict[str, Any]:
         run_id = str(context["run_id"])

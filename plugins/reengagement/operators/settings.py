@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -74,7 +73,7 @@ class ProbeResult:
 def run_probe(hook: Any, probe: CapabilityProbe) -> ProbeResult:
     """Ask HubSpot once; an answer the probe does not know how to read is inconclusive, never an error."""
     try:
-        hook.request(probe.method, probe.path, json_body=probe.body)
+        hook.probe(probe.method, probe.path, json_body=probe.body)
     except (HubSpotScopeError, HubSpotForbiddenError, HubSpotAuthError) as err:
         return ProbeResult(probe, "refused", str(err))
     except HubSpotError as err:
@@ -247,8 +246,7 @@ class PreflightOperator(HubSpotOperator):
             )
 
     def _subscription(self, problems: list[str]) -> dict[str, Any] | None:
-        api = self.hook.client.communication_preferences.definition_api
-        definitions = subscription_definitions(json.loads(api.get_page(_preload_content=False).data))
+        definitions = subscription_definitions(self.hook.subscription_definitions())
         wanted = str(self.subscription_type).strip()
         found = [d for d in definitions if str(d["id"]) == wanted or d["name"].strip().lower() == wanted.lower()]
         if not found:
@@ -270,19 +268,9 @@ class PreflightOperator(HubSpotOperator):
         self.log.info("Contact property types: %s", ", ".join(f"{n}={t}" for n, t in types.items()))
         return {name: kind for name, kind in types.items() if kind is not None}
 
-    def _forms(self) -> Iterator[dict[str, Any]]:
-        api = self.hook.client.marketing.forms.forms_api
-        after = None
-        while True:
-            page = json.loads(api.get_page(after=after, limit=100, _preload_content=False).data)
-            yield from page.get("results", [])
-            after = ((page.get("paging") or {}).get("next") or {}).get("after")
-            if not after:
-                return
-
     def _consent_warnings(self, subscription: dict[str, Any]) -> Iterator[str]:
         sub_id = str(subscription["id"])
-        for form in self._forms():
+        for form in self.hook.iter_forms():
             options = form.get("legalConsentOptions") or {"type": "none"}
             kind = options.get("type")
             if kind == "none":
@@ -307,19 +295,14 @@ class PreflightOperator(HubSpotOperator):
 
     def _template(self) -> list[str]:
         try:
-            self.hook.client.marketing.emails.marketing_emails_api.get_by_id(
-                str(self.template_email_id), _preload_content=False
-            )
+            self.hook.get_email(str(self.template_email_id))
         except HubSpotNotFound:
             return [f"Template email {self.template_email_id} does not exist."]
         return []
 
     def _budget(self, problems: list[str]) -> tuple[int, int]:
-        from hubspot.crm.contacts import PublicObjectSearchRequest
-
-        search = PublicObjectSearchRequest(filter_groups=[], sorts=[], properties=["email"], limit=1, after="0")
-        contacts = int(self.hook.client.crm.contacts.search_api.do_search(search).total or 0)
-        usage = self.hook.request("GET", "/account-info/v3/api-usage/daily/private-apps").get("results") or []
+        contacts = self.hook.count_contacts()
+        usage = self.hook.daily_api_usage()
         if not usage:
             return contacts, -1
         left = int(usage[0]["usageLimit"]) - int(usage[0]["currentUsage"])

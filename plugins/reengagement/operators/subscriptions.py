@@ -1,6 +1,6 @@
 """Step 6, second half: opt out the exported list 2 through Communication Preferences.
 
-The calls are written with their v4 paths; the hook sends them to the connection's API version.
+The hook's batch writes name their v4 paths and send them to the connection's API version.
 """
 
 from __future__ import annotations
@@ -29,8 +29,6 @@ from .lists import read_clickers
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-UNSUBSCRIBE_ALL = "/communication-preferences/v4/statuses/batch/unsubscribe-all"
-BATCH_WRITE = "/communication-preferences/v4/statuses/batch/write"
 #: Rows of the export written to the result without any call: why each was not opted out.
 SKIPPED, CONFIRMED, NOT_SENT = "SKIPPED", "CONFIRMED", "NOT_SENT"
 DRY_RUN = "DRY_RUN"
@@ -444,9 +442,7 @@ class OptOutOperator(HubSpotOperator):
         if self.is_dry_run:
             return {e: (DRY_RUN, "would be opted out", "", "") for e in emails}
         if self.scope == "all_email":
-            answer = self.hook.request(
-                "POST", UNSUBSCRIBE_ALL, params={"channel": "EMAIL", "verbose": True}, json_body={"inputs": emails}
-            )
+            answer = self.hook.unsubscribe_all(emails)
             results = {str(r["subscriberIdString"]).lower(): _wide_reason(r) for r in answer.get("results", [])}
         else:
             inputs = [
@@ -460,7 +456,7 @@ class OptOutOperator(HubSpotOperator):
                 }
                 for e in emails
             ]
-            answer = self.hook.request("POST", BATCH_WRITE, json_body={"inputs": inputs})
+            answer = self.hook.write_statuses(inputs)
             results = {
                 str(r["subscriberIdString"]).lower(): (
                     r.get("status", ""),
