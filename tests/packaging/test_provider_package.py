@@ -119,14 +119,14 @@ def test_a_fresh_airflow_with_the_wheel_lists_the_provider_and_takes_a_hubspot_c
         check=True,
         timeout=600,
     )
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(tmp_path / "home"),
-        "PYTHONPATH": "",
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(tmp_path / "no-plugins"),
-    }
-    env.pop("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", None)
+    # Only this Airflow's own settings: the suite's (its database, connections as AIRFLOW_CONN_*) stay out.
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")}
+    env.update(
+        AIRFLOW_HOME=str(tmp_path / "home"),
+        PYTHONPATH="",
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__CORE__PLUGINS_FOLDER=str(tmp_path / "no-plugins"),
+    )
     airflow = str(venv / "bin" / "airflow")
 
     def run(*args: str) -> str:
@@ -142,7 +142,7 @@ def test_a_fresh_airflow_with_the_wheel_lists_the_provider_and_takes_a_hubspot_c
     run(
         "connections",
         "add",
-        "hubspot_default",
+        "hubspot_packaged",
         "--conn-type",
         "hubspot",
         "--conn-host",
@@ -152,5 +152,5 @@ def test_a_fresh_airflow_with_the_wheel_lists_the_provider_and_takes_a_hubspot_c
         "--conn-extra",
         json.dumps({"in_flight": 4}),
     )
-    added = json.loads(run("connections", "get", "hubspot_default", "--output", "json"))
+    added = json.loads(run("connections", "get", "hubspot_packaged", "--output", "json"))
     assert added[0]["conn_type"] == "hubspot"
