@@ -286,9 +286,12 @@ def wait_processed(hook: Any, list_id: str, *, timeout: float = 300.0, interval:
             raise HubSpotTransientError(f"List {list_id} is still PROCESSING after {timeout:.0f}s")
 
 
-def read_clickers(hook: Any, emails: Iterable[dict[str, Any]], known: Clickers) -> tuple[np.ndarray, dict[bytes, str]]:
+def read_clickers(
+    hook: Any, emails: Iterable[dict[str, Any]], known: Clickers | None
+) -> tuple[np.ndarray, dict[bytes, str]]:
     """Every non-filtered CLICK on one of the emails' CTA URLs: the clickers' address hashes (unique), and the
-    addresses of those not ``known`` yet (by hash). Memory: 16 bytes a click, plus the new clickers' addresses."""
+    addresses of those not ``known`` yet (by hash; none kept when ``known`` is ``None``, for callers that need
+    only the hashes). Memory: 16 bytes a click, plus the new clickers' addresses."""
     keys, new = bytearray(), {}
     for email in emails:
         cta = {email["cta_url"]}
@@ -299,7 +302,7 @@ def read_clickers(hook: Any, emails: Iterable[dict[str, Any]], known: Clickers) 
                 address = str(event["recipient"]).strip().lower()
                 key = email_key(address)
                 keys += key
-                if key not in new and key not in known:
+                if known is not None and key not in new and key not in known:
                     new[key] = address
     return np.unique(np.frombuffer(bytes(keys), dtype="S16")), new
 

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import audit, report
-from ..ledger import Clickers
 from ..links import CampaignReportLink
 from ..storage import restrict, run_folder
 from .base import HubSpotOperator, as_outputs
@@ -37,13 +36,6 @@ class EventsUntil:
         for event in self.hook.iter_email_events(campaign_id, event_type, **{**kwargs, "end_ms": self.end_ms}):
             if int(event.get("created") or 0) <= self.end_ms:
                 yield event
-
-
-class _EveryoneKnown(Clickers):
-    """``known`` for ``read_clickers`` that knows every clicker, so it keeps no address: keys are enough here."""
-
-    def __contains__(self, key: bytes) -> bool:
-        return True
 
 
 class CampaignReportOperator(HubSpotOperator):
@@ -133,7 +125,7 @@ class CampaignReportOperator(HubSpotOperator):
             lists = recipients[number - 1] if number <= len(recipients) else None
             stats = (metrics[number - 1] if number <= len(metrics) else None) or {}
             campaign_ids = list(email.get("campaign_ids") or [])
-            clicked, _ = read_clickers(events, [email], _EveryoneKnown.empty())
+            clicked, _ = read_clickers(events, [email], None)
             unsubscribed = np.union1d(
                 recipients_of(events, campaign_ids, "UNSUBSCRIBED"),
                 recipients_of(events, campaign_ids, "STATUSCHANGE", unsubscribed_themselves),

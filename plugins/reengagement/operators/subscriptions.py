@@ -306,7 +306,7 @@ class OptOutOperator(HubSpotOperator):
             self._recipients(campaign_ids, "STATUSCHANGE", keep=unsubscribed_themselves),
         )
         ledger = ClickerLedger(source.parent, list_id, run_id).load()
-        clicked, _ = read_clickers(self.hook, emails, ledger)
+        clicked, _ = read_clickers(self.hook, emails, None)  # hashes only: no look-ups here
         members = np.fromiter((int(m) for m in self.hook.iter_list_memberships(list_id)), dtype=np.int64)
         audience = Audience(
             sent=sent,
