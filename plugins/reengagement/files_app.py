@@ -12,9 +12,9 @@ is served only if it is listed in that folder under exactly the name asked for.
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from html import escape
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 from urllib.parse import quote
 
 from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
@@ -63,7 +63,10 @@ def read_folder_uri(session: Session, dag_id: str, run_id: str) -> str | None:
     query = XComModel.get_many(
         run_id=run_id, key="return_value", task_ids=[FOLDER_TASK, REPORT_TASK], dag_ids=dag_id, map_indexes=-1
     )
-    values = {row.task_id: XComModel.deserialize_value(row) for row in session.scalars(query)}
+    # Airflow annotates the query in SQLAlchemy 2.0's ``Select[tuple[...]]`` form, which 2.1 reads as one column
+    # holding a tuple; the rows are XComModel objects.
+    rows = cast("Iterable[XComModel]", session.scalars(query))
+    values = {row.task_id: XComModel.deserialize_value(row) for row in rows}
     return folder_from_xcom(values)
 
 

@@ -7,7 +7,7 @@ is. Filter branches follow HubSpot's enforced shape: an OR root holding AND bran
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 DAYS_PER_WEEK = 7
@@ -226,7 +226,11 @@ def same_definition(requested: Any, existing: Any) -> bool:
     return bool(requested == existing)
 
 
-SEGMENTS = {"unengaged": unengaged, "snapshot_of": snapshot_of, "unconfirmed": unconfirmed}
+SEGMENTS: dict[str, Callable[..., dict[str, Any]]] = {
+    "unengaged": unengaged,
+    "snapshot_of": snapshot_of,
+    "unconfirmed": unconfirmed,
+}
 
 
 def build(segment: str | None, args: dict[str, Any]) -> dict[str, Any] | None:

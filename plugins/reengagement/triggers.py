@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+if TYPE_CHECKING:
+    from .hook import HubSpotHook
 
 
 def _backoff(attempt: int, ceiling: float) -> float:
     """0.5 s, 1 s, 2 s, ... up to ``poll_interval`` before each check: small lists are seen within a second (not
     at once: the task has just seen them PROCESSING), big ones are not hammered."""
-    return min(ceiling, 0.5 * 2**attempt)
+    return min(ceiling, 0.5 * 2.0**attempt)
 
 
 class HubSpotPollingTrigger(BaseTrigger):
@@ -33,7 +36,7 @@ class HubSpotPollingTrigger(BaseTrigger):
     def __init__(
         self, *, hubspot_conn_id: str, poll_interval: float = 5.0, max_polls: int = 720, caller: str | None = None
     ) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self.hubspot_conn_id = hubspot_conn_id
         self.poll_interval = poll_interval
         self.max_polls = max_polls
@@ -52,7 +55,7 @@ class HubSpotPollingTrigger(BaseTrigger):
             },
         )
 
-    def check(self, hook: Any) -> dict[str, Any] | None:
+    def check(self, hook: HubSpotHook) -> dict[str, Any] | None:
         """One look at HubSpot (in a thread): the event's payload once there is an answer, else ``None``."""
         raise NotImplementedError
 
@@ -95,7 +98,7 @@ class ListProcessedTrigger(HubSpotPollingTrigger):
     def waiting(self) -> str:
         return f"list {self.list_id} still PROCESSING"
 
-    def check(self, hook: Any) -> dict[str, Any] | None:
+    def check(self, hook: HubSpotHook) -> dict[str, Any] | None:
         found = hook.get_list(self.list_id, include_filters=False)
         if found.get("processingStatus") == "PROCESSING":
             return None
@@ -122,7 +125,7 @@ class ExportReadyTrigger(HubSpotPollingTrigger):
     def waiting(self) -> str:
         return f"export {self.export_task_id} not ready"
 
-    def check(self, hook: Any) -> dict[str, Any] | None:
+    def check(self, hook: HubSpotHook) -> dict[str, Any] | None:
         status = hook.export_status(self.export_task_id)
         state = status.get("status")
         if state == "COMPLETE":

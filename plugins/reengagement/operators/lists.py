@@ -34,6 +34,8 @@ from .base import HubSpotOperator, as_outputs
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from ..hook import EmailEventSource, HubSpotHook
+
 PROCESSING_TYPES = ("DYNAMIC", "SNAPSHOT", "MANUAL")
 
 
@@ -122,7 +124,7 @@ class EnsureListOperator(HubSpotOperator):
 
 
 def ensure_list(
-    hook: Any, name: str, processing_type: str, definition: dict[str, Any] | None, *, log: Any
+    hook: HubSpotHook, name: str, processing_type: str, definition: dict[str, Any] | None, *, log: Any
 ) -> dict[str, Any]:
     """The list called ``name``, created if missing; only ever one per name (see :class:`EnsureListOperator`)."""
     existing = hook.get_list_by_name(name)
@@ -271,7 +273,7 @@ class BuildConfirmedListOperator(HubSpotOperator):
         return {"list_id": list_id, "confirmed": confirmed, "added": added, "size": size}
 
 
-def wait_processed(hook: Any, list_id: str, *, timeout: float = 300.0, interval: float = 1.0) -> int:
+def wait_processed(hook: HubSpotHook, list_id: str, *, timeout: float = 300.0, interval: float = 1.0) -> int:
     """Block briefly until a MANUAL list leaves PROCESSING (it only takes seconds); its size then.
 
     Called right after HubSpot said PROCESSING, so it waits before each read rather than after.
@@ -287,7 +289,7 @@ def wait_processed(hook: Any, list_id: str, *, timeout: float = 300.0, interval:
 
 
 def read_clickers(
-    hook: Any, emails: Iterable[dict[str, Any]], known: Clickers | None
+    hook: EmailEventSource, emails: Iterable[dict[str, Any]], known: Clickers | None
 ) -> tuple[np.ndarray, dict[bytes, str]]:
     """Every non-filtered CLICK on one of the emails' CTA URLs: the clickers' address hashes (unique), and the
     addresses of those not ``known`` yet (by hash; none kept when ``known`` is ``None``, for callers that need

@@ -9,7 +9,7 @@ from the size of a dynamic list or from the opt-out's summary, which a cleared a
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,16 +24,23 @@ from .subscriptions import recipients_of, unsubscribed_themselves
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from ..hook import HubSpotHook
+
 
 class EventsUntil:
     """The hook, with email events only up to a cut-off: HubSpot filters by ``endTimestamp``, each event is
     checked again. Handed to the readers the list 1 and opt-out tasks use, so all count events alike."""
 
-    def __init__(self, hook: Any, end_ms: int) -> None:
+    def __init__(self, hook: HubSpotHook, end_ms: int) -> None:
         self.hook, self.end_ms = hook, end_ms
 
-    def iter_email_events(self, campaign_id: str | int, event_type: str, **kwargs: Any) -> Any:
-        for event in self.hook.iter_email_events(campaign_id, event_type, **{**kwargs, "end_ms": self.end_ms}):
+    def iter_email_events(
+        self, campaign_id: str | int, event_type: str, *, exclude_filtered: bool = True
+    ) -> Iterator[dict[str, Any]]:
+        events = self.hook.iter_email_events(
+            campaign_id, event_type, exclude_filtered=exclude_filtered, end_ms=self.end_ms
+        )
+        for event in events:
             if int(event.get("created") or 0) <= self.end_ms:
                 yield event
 

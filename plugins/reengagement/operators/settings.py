@@ -24,6 +24,8 @@ from .base import HubSpotOperator
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from ..hook import HubSpotHook
+
 
 @dataclass(frozen=True)
 class CapabilityProbe:
@@ -70,7 +72,7 @@ class ProbeResult:
     detail: str = ""
 
 
-def run_probe(hook: Any, probe: CapabilityProbe) -> ProbeResult:
+def run_probe(hook: HubSpotHook, probe: CapabilityProbe) -> ProbeResult:
     """Ask HubSpot once; an answer the probe does not know how to read is inconclusive, never an error."""
     try:
         hook.probe(probe.method, probe.path, json_body=probe.body)
@@ -175,6 +177,7 @@ class PreflightOperator(HubSpotOperator):
             )
         if problems:
             raise PreflightFailed("The campaign cannot start:\n- " + "\n- ".join(problems))
+        assert subscription is not None  # _subscription() reports a problem when it finds none
         portal = self.hook.portal
         folder = run_folder(self.export_base or None, campaign.campaign, str(context["run_id"]))
         self.log.info(
@@ -205,7 +208,7 @@ class PreflightOperator(HubSpotOperator):
             or getattr(dag_run, "logical_date", None)
             or dt.datetime.now(dt.timezone.utc)
         )
-        dag_id = self.dag_id if self.has_dag() else "hubspot_reengagement"
+        dag_id = self.dag_id if self.has_dag() else "hubspot_reengagement"  # type: ignore[no-untyped-call]
         campaign = CampaignParams.from_params(
             dict(context.get("params") or {}), default_campaign=default_campaign(dag_id, when)
         )

@@ -29,6 +29,8 @@ from .lists import read_clickers
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from ..hook import EmailEventSource
+
 #: Rows of the export written to the result without any call: why each was not opted out.
 SKIPPED, CONFIRMED, NOT_SENT = "SKIPPED", "CONFIRMED", "NOT_SENT"
 DRY_RUN = "DRY_RUN"
@@ -470,7 +472,10 @@ class OptOutOperator(HubSpotOperator):
 
 
 def recipients_of(
-    hook: Any, campaign_ids: list[Any], event_type: str, keep: Callable[[dict[str, Any]], bool] | None = None
+    hook: EmailEventSource,
+    campaign_ids: list[Any],
+    event_type: str,
+    keep: Callable[[dict[str, Any]], bool] | None = None,
 ) -> np.ndarray:
     """Address keys (sorted, unique) of the recipients of one event type (those ``keep`` accepts), 16 bytes each.
 
@@ -491,7 +496,8 @@ def _exported_rows(source: ObjectStoragePath) -> np.ndarray | None:
     if not name:
         return None
     with (source.parent / name).open("rb") as handle:
-        return np.load(handle, allow_pickle=False)
+        rows: np.ndarray = np.load(handle, allow_pickle=False)
+    return rows
 
 
 def _wide_reason(result: dict[str, Any]) -> Answer:
