@@ -10,11 +10,14 @@ UV     := uv==0.13.8
 
 .PHONY: venv demo test lint bench reliability up down doctor constraints clean
 
-$(STAMP): requirements.txt requirements-dev.txt constraints.txt
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@# uv installs (and byte-compiles) the same pinned set as pip in seconds instead of most of a minute.
 	$(BIN)/python -m pip install --quiet $(UV)
-	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements.txt -r requirements-dev.txt -c constraints.txt
+	@# The campaign itself is installed as the Airflow provider it is (editable: plugins/ is its source).
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements.txt -r requirements-dev.txt -e . -c constraints.txt
+	@# setuptools leaves build metadata beside the source; on the path it would make Airflow see the provider twice.
+	rm -rf plugins/*.egg-info
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -23,17 +23,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
-from include.airflow_stack.__main__ import hubspot_connection
-from include.airflow_stack.stack import StackError
-from include.hubspot_sandbox.process import PROJECT_ROOT
-
-if str(PROJECT_ROOT / "plugins") not in sys.path:  # as Airflow puts plugins/ on the path
-    sys.path.append(str(PROJECT_ROOT / "plugins"))
-
 from reengagement import api_versions, segments
 from reengagement.campaign import is_cta_click, is_tracking_parameter
 from reengagement.errors import HubSpotAuthError, HubSpotError, HubSpotScopeError
 from reengagement.operators.settings import CapabilityProbe, run_probe
+
+from include.airflow_stack.__main__ import hubspot_connection
+from include.airflow_stack.stack import StackError
+from include.hubspot_sandbox.process import PROJECT_ROOT
 
 if TYPE_CHECKING:
     from reengagement.hook import HubSpotHook

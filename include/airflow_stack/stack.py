@@ -116,7 +116,6 @@ class LocalStack:
         local = {
             "AIRFLOW_HOME": str(self.airflow_home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
-            "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.airflow_home / "logs"),
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(cfg.api_port),
@@ -131,7 +130,8 @@ class LocalStack:
             # On one machine, pick up an edited DAG file within seconds.
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "10",
-            "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), str(PROJECT_ROOT / "plugins")]),
+            # The campaign's code is the installed provider; the project root is there for the sandbox (``include``).
+            "PYTHONPATH": str(PROJECT_ROOT),
         }
         return {**os.environ, **DEPLOYMENT_SETTINGS, **location.settings(cfg.secrets), **local, **cfg.settings}
 

@@ -3,7 +3,7 @@
 The UI does not open ``file://`` links, and the files may sit on any object store; the api-server can read
 them through ObjectStoragePath and check the reader's login and read access to the DAG's runs (the UI's
 ``_token`` cookie counts, so links and the report tab in the UI just work). Mounted at ``/reengagement`` by
-the plugin in ``plugins/reengagement_files.py``.
+the plugin in ``reengagement.plugin``.
 
 The run folder is the one the run itself recorded in XCom, never a path taken from the request, and a file
 is served only if it is listed in that folder under exactly the name asked for.

@@ -2,7 +2,8 @@
 
 Metadata only, so reading it imports nothing heavy: Airflow's "Add connection" form offers the type
 ``hubspot`` with its fields from here, without importing the hook; the hook and the extra links are
-imported when they are used.
+imported when they are used. The plugin (the campaign's files on the api-server, the report tab) has its
+own entry point, ``airflow.plugins``.
 """
 
 from __future__ import annotations

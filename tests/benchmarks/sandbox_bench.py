@@ -25,14 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from reengagement.segments import unengaged
+
+from include.hubspot_sandbox.process import SandboxProcess
 
 ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT / "plugins") not in sys.path:
-    sys.path.insert(0, str(ROOT / "plugins"))
-
-from reengagement.segments import unengaged  # noqa: E402 - importable once plugins/ is on the path
-
-from include.hubspot_sandbox.process import SandboxProcess  # noqa: E402
 
 DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
 RESULTS = Path(__file__).with_name("results.md")

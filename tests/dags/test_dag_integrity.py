@@ -111,3 +111,56 @@ def test_bad_params_are_refused_naming_the_field(bag):
     params = ParamsDict(bag.dags["hubspot_reengagement"].params)
     with pytest.raises(ParamValidationError, match="rounds"):
         params["rounds"] = 4
+
+
+def test_the_dag_is_bound_to_the_file_in_dags_not_to_the_package(bag):
+    from tests.conftest import ROOT
+
+    dag = bag.dags["hubspot_reengagement"]
+    assert dag.fileloc == str(ROOT / "dags" / "hubspot_reengagement.py")
+    assert (ROOT / "dags" / "hubspot_reengagement.py").read_text().count("\n") == 1  # the one-line file
+
+
+def test_a_dags_file_can_build_other_campaigns_with_their_own_connection_schedule_and_defaults(tmp_path):
+    # Airflow's safe mode parses only files that mention both "airflow" and "dag": the comment says it.
+    (tmp_path / "regions.py").write_text(
+        "# Airflow DAGs of the regional campaigns\n"
+        "from reengagement.campaign_dag import build_campaign_dag\n"
+        "emea = build_campaign_dag('hubspot_reengagement_emea', hubspot_conn_id='hubspot_emea', schedule=None,\n"
+        "                          params={'rounds': 2, 'wait': 'P14D'})\n"
+    )
+    bag = load(tmp_path)
+    assert bag.import_errors == {}
+    assert list(bag.dag_ids) == ["hubspot_reengagement_emea"]  # importing the factory builds no default DAG
+    dag = bag.dags["hubspot_reengagement_emea"]
+    assert dag.schedule is None
+    assert (dag.params["rounds"], dag.params["wait"], dag.params["dry_run"]) == (2, "P14D", False)
+    hubspot_tasks = [t for t in dag.tasks if hasattr(t, "hubspot_conn_id")]
+    assert len(hubspot_tasks) > 20
+    assert {t.hubspot_conn_id for t in hubspot_tasks} == {"hubspot_emea"}
+
+
+def test_an_unknown_or_invalid_default_is_refused_naming_it(tmp_path):
+    from airflow.sdk.exceptions import ParamValidationError
+    from reengagement.campaign_dag import build_campaign_dag
+
+    with pytest.raises(ValueError, match=r"emea: unknown param\(s\) round; known: .*rounds"):
+        build_campaign_dag("emea", params={"round": 2})
+    (tmp_path / "bad.py").write_text(
+        "# Airflow DAG\n"
+        "from reengagement.campaign_dag import build_campaign_dag\n"
+        "bad = build_campaign_dag('bad', params={'rounds': 5})\n"
+    )
+    [error] = load(tmp_path).import_errors.values()
+    assert "ValueError: bad: the default of param 'rounds' is invalid: 5 is not one of [1, 2, 3]" in error
+    with pytest.raises(ValueError, match="rounds") as refused:
+        build_campaign_dag("bad", params={"rounds": 5})
+    assert isinstance(refused.value.__cause__, ParamValidationError)
+
+
+def test_the_module_offers_only_the_default_campaign_by_name():
+    import reengagement.campaign_dag as module
+
+    assert module.hubspot_reengagement.dag_id == "hubspot_reengagement"
+    with pytest.raises(AttributeError, match="no attribute 'hubspot_reengagement_emea'"):
+        module.hubspot_reengagement_emea  # noqa: B018

@@ -107,14 +107,20 @@ def test_the_sandbox_service_serves_the_native_sandbox_settings(compose, native)
     assert SANDBOX_TOKEN in " ".join(service["healthcheck"]["test"])
 
 
-def test_every_mounted_path_exists_and_the_image_installs_the_requirements(compose):
+def test_every_mounted_path_exists_and_the_image_installs_the_requirements_and_the_provider(compose):
     mounts = [
         volume.split(":")[0]
         for service in compose["services"].values()
         for volume in service.get("volumes", [])
         if volume.startswith("./")
     ]
-    assert {"./dags", "./plugins", "./include"} <= set(mounts)
+    assert {"./dags", "./include"} <= set(mounts)
+    # Airflow's processes run the installed provider; the sandbox alone reads include/.
+    assert "./plugins" not in mounts
+    readers = [
+        name for name, s in compose["services"].items() if "./include:/opt/airflow/include" in s.get("volumes", [])
+    ]
+    assert readers == [SANDBOX]
     for source in mounts:
         assert (ROOT / source).exists(), source
     dockerfile = (ROOT / "Dockerfile").read_text()
@@ -122,6 +128,8 @@ def test_every_mounted_path_exists_and_the_image_installs_the_requirements(compo
     assert f"ARG AIRFLOW_VERSION={airflow_pin}" in dockerfile
     assert "FROM apache/airflow:${AIRFLOW_VERSION}" in dockerfile
     assert "-r /requirements.txt" in dockerfile
+    assert "COPY --chown=airflow:0 plugins/reengagement /opt/hubspot-reengagement/plugins/reengagement" in dockerfile
+    assert re.search(r"^RUN pip install .* /opt/hubspot-reengagement$", dockerfile, re.M)
     assert "_PIP_ADDITIONAL_REQUIREMENTS" not in (ROOT / "docker-compose.yaml").read_text()
 
 

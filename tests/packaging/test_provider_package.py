@@ -1,5 +1,6 @@
 """The package installs as an Airflow provider: in a fresh virtual environment with only Airflow and the
-wheel, ``airflow providers list`` shows it and a ``hubspot`` connection can be added.
+wheel, ``airflow providers list`` shows it, a ``hubspot`` connection can be added, the plugin loads, and the
+campaign DAG runs end to end against the sandbox from a one-line file in the dags folder.
 
 The fresh environment is filled by uv from the cache ``make venv`` left (the same pinned versions), so
 this costs seconds, not a download of Airflow.
@@ -14,11 +15,17 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import airflow
 import jsonschema
 import pytest
 from reengagement.provider import CONNECTION_FIELDS, get_provider_info
+
+from include.airflow_stack.shape import INIT_COMMANDS
+from include.demo import check_outcome, show_report
+from include.hubspot_sandbox.process import SandboxProcess
+from tests.support.campaign import CAMPAIGN_SANDBOX
 
 ROOT = Path(__file__).resolve().parents[2]
 AIRFLOW = Path(airflow.__file__).parent
@@ -78,7 +85,8 @@ def wheel(tmp_path_factory) -> Path:
     )
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out), str(source)],
+        [sys.executable, "-m", "build", "--wheel", "--installer", "uv", "--outdir", str(out), str(source)],
+        capture_output=True,
         check=True,
         timeout=300,
     )
@@ -92,54 +100,79 @@ def test_the_wheel_holds_the_package_and_the_provider_entry_point(wheel):
         (entry_points,) = [n for n in names if n.endswith("entry_points.txt")]
         text = archive.read(entry_points).decode()
     assert {"reengagement/hook.py", "reengagement/provider.py", "reengagement/files_app.py"} <= names
+    assert {
+        "reengagement/campaign_dag.py",
+        "reengagement/plugin.py",
+        "reengagement/templates/permission_pass.html",
+    } <= names
+    assert "[airflow.plugins]" in text
     assert "[apache_airflow_provider]" in text and "reengagement.provider:get_provider_info" in text
     assert not any(n.startswith(("tests/", "include/")) for n in names)
 
 
-def test_a_fresh_airflow_with_the_wheel_lists_the_provider_and_takes_a_hubspot_connection(wheel, tmp_path):
+class FreshAirflow:
+    """A virtual environment with only Airflow and the wheel, and a runner for its ``airflow`` command."""
+
+    def __init__(self, venv: Path, home: Path) -> None:
+        self.airflow = str(venv / "bin" / "airflow")
+        # Only this Airflow's own settings: the suite's (its database, connections as AIRFLOW_CONN_*) stay out,
+        # and nothing of this repository is on the path.
+        self.env = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")}
+        self.env.update(
+            AIRFLOW_HOME=str(home),
+            PYTHONPATH="",
+            AIRFLOW__CORE__LOAD_EXAMPLES="False",
+            AIRFLOW__CORE__PLUGINS_FOLDER=str(home / "plugins"),
+            AIRFLOW__CORE__DAGS_FOLDER=str(home / "dags"),
+        )
+
+    def run(self, *args: str, env: dict[str, str] | None = None, timeout: float = 300) -> str:
+        done = subprocess.run(
+            [self.airflow, *args], env={**self.env, **(env or {})}, capture_output=True, text=True, timeout=timeout
+        )
+        assert done.returncode == 0, f"airflow {' '.join(args[:2])}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        return done.stdout
+
+
+def json_output(out: str) -> Any:
+    """The JSON a command printed after any warnings Airflow logs to stdout."""
+    return json.loads(next(line for line in out.splitlines() if line.startswith(("[", "{"))))
+
+
+@pytest.fixture(scope="module")
+def fresh(wheel, tmp_path_factory) -> FreshAirflow:
     uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
     if uv is None:
         pytest.fail("uv is not installed: make venv installs it")
-    venv = tmp_path / "venv"
+    venv = tmp_path_factory.mktemp("fresh") / "venv"
     subprocess.run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
-    subprocess.run(
-        [
-            uv,
-            "pip",
-            "install",
-            "--quiet",
-            "--python",
-            str(python),
-            "-c",
-            str(ROOT / "constraints.txt"),
-            "apache-airflow",
-            str(wheel),
-        ],
-        check=True,
-        timeout=600,
-    )
-    # Only this Airflow's own settings: the suite's (its database, connections as AIRFLOW_CONN_*) stay out.
-    env = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")}
-    env.update(
-        AIRFLOW_HOME=str(tmp_path / "home"),
-        PYTHONPATH="",
-        AIRFLOW__CORE__LOAD_EXAMPLES="False",
-        AIRFLOW__CORE__PLUGINS_FOLDER=str(tmp_path / "no-plugins"),
-    )
-    airflow = str(venv / "bin" / "airflow")
+    constraints = str(ROOT / "constraints.txt")
+    install = [
+        uv,
+        "pip",
+        "install",
+        "--quiet",
+        "--python",
+        str(python),
+        "-c",
+        constraints,
+        "apache-airflow",
+        str(wheel),
+    ]
+    subprocess.run(install, check=True, timeout=600)
+    home = tmp_path_factory.mktemp("fresh-home")
+    fresh = FreshAirflow(venv, home)
+    fresh.run("db", "migrate")
+    return fresh
 
-    def run(*args: str) -> str:
-        done = subprocess.run([airflow, *args], env=env, capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, done.stderr[-2000:]
-        return done.stdout
 
-    providers = json.loads(run("providers", "list", "--output", "json"))
+def test_a_fresh_airflow_with_the_wheel_lists_the_provider_and_takes_a_hubspot_connection(fresh):
+    providers = json.loads(fresh.run("providers", "list", "--output", "json"))
     assert {"package_name": "hubspot-reengagement"}.items() <= next(
         p for p in providers if p["package_name"] == "hubspot-reengagement"
     ).items()
-    run("db", "migrate")
-    run(
+    fresh.run(
         "connections",
         "add",
         "hubspot_packaged",
@@ -152,5 +185,31 @@ def test_a_fresh_airflow_with_the_wheel_lists_the_provider_and_takes_a_hubspot_c
         "--conn-extra",
         json.dumps({"in_flight": 4}),
     )
-    added = json.loads(run("connections", "get", "hubspot_packaged", "--output", "json"))
+    added = json.loads(fresh.run("connections", "get", "hubspot_packaged", "--output", "json"))
     assert added[0]["conn_type"] == "hubspot"
+    plugins = fresh.run("plugins", "--output", "json")
+    assert '"reengagement"' in plugins and "campaign-report" in plugins
+
+
+def test_the_campaign_runs_end_to_end_from_the_installed_package(fresh, tmp_path):
+    """The one-line DAG file in an empty dags folder, a ``hubspot`` connection to the sandbox, and ``airflow
+    dags test``: the installed package alone runs the campaign, and opts out exactly the ground truth."""
+    dags = Path(fresh.env["AIRFLOW__CORE__DAGS_FOLDER"])
+    dags.mkdir(exist_ok=True)
+    shutil.copy(ROOT / "dags" / "hubspot_reengagement.py", dags)
+    assert len((dags / "hubspot_reengagement.py").read_text().splitlines()) == 1
+    for command in INIT_COMMANDS[1:]:  # the database is migrated already
+        fresh.run(*command)
+    sandbox_args = ["--seed-contacts", "300", "--seed", "3", *CAMPAIGN_SANDBOX]
+    with SandboxProcess(tmp_path / "portal.db", args=sandbox_args) as sandbox:
+        connection = {"conn_type": "hubspot", "host": "127.0.0.1", "port": sandbox.port, "schema": "http"}
+        env = {"AIRFLOW_CONN_HUBSPOT_DEFAULT": json.dumps({**connection, "password": sandbox.token})}
+        fresh.run("dags", "reserialize", env=env)
+        [listed] = json_output(fresh.run("dags", "list", "--output", "json", env=env))
+        # Airflow binds the DAG to the file in the deployment's dags folder, not to the package's module.
+        assert (listed["dag_id"], Path(listed["fileloc"])) == ("hubspot_reengagement", dags / "hubspot_reengagement.py")
+        exports = tmp_path / "exports"
+        conf = {"rounds": 1, "wait": "PT4S", "export_base": f"file://{exports}"}
+        fresh.run("dags", "test", "hubspot_reengagement", "-c", json.dumps(conf), env=env, timeout=600)
+        folder = show_report(exports)
+        assert check_outcome(sandbox, folder, rounds=1)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -295,8 +294,8 @@ def test_folder_is_read_from_the_runs_xcom_in_the_metadata_database(tmp_path):
         assert files_app.read_folder_uri(session, DAG, "manual__none") is None
 
 
-def test_plugin_loads_from_the_plugins_folder_and_declares_the_app_and_the_report_tab():
-    """As the api-server does it: the plugins folder (``reengagement/`` ignored), then the app mounted."""
+def test_plugin_loads_from_the_installed_package_and_declares_the_app_and_the_report_tab():
+    """As the api-server does it: the package's ``airflow.plugins`` entry point, then the app mounted."""
     from airflow import plugins_manager
     from airflow.api_fastapi.app import init_plugins
     from airflow.api_fastapi.core_api.datamodels.plugins import PluginResponse
@@ -305,7 +304,8 @@ def test_plugin_loads_from_the_plugins_folder_and_declares_the_app_and_the_repor
     plugins, errors = plugins_manager._get_plugins()
     assert errors == {}
     [plugin] = [p for p in plugins if p.name == "reengagement"]
-    assert str(plugin.source).endswith("reengagement_files.py")
+    assert str(plugin.source).startswith("hubspot-reengagement==")
+    assert str(plugin.source).endswith("reengagement.plugin:ReengagementPlugin', group='airflow.plugins')")
     server = FastAPI()
     init_plugins(server)
     assert any(isinstance(r, Mount) and r.path == PREFIX and r.app is files_app.app for r in server.routes)
@@ -320,11 +320,10 @@ def test_plugin_loads_from_the_plugins_folder_and_declares_the_app_and_the_repor
 def test_workers_load_the_plugin_without_the_api_server_modules():
     """Every component imports the plugins folder; only the api-server should pay for the app's imports."""
     code = (
-        "import sys, reengagement_files; reengagement_files.ReengagementPlugin.external_views; "
+        "import sys, reengagement.plugin; reengagement.plugin.ReengagementPlugin.external_views; "
         "print(sorted(m for m in sys.modules if m.endswith(('files_app', 'core_api.security'))))"
     )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), str(ROOT)])}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
 

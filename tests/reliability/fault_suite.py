@@ -29,7 +29,7 @@ RETRY_DELAY_SECONDS = 10
 
 
 def airflow_environment(home: Path) -> None:
-    """An Airflow home on SQLite with the project's dags/ and plugins/; set before Airflow is imported."""
+    """An Airflow home on SQLite with the project's dags/; set before Airflow is imported."""
     from include.airflow_stack.shape import single_process_settings
 
     settings = single_process_settings(home)

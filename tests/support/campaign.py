@@ -34,4 +34,4 @@ def load_dag() -> Any:
     sys.path.insert(0, str(PROJECT_ROOT / "dags"))
     import hubspot_reengagement
 
-    return hubspot_reengagement.dag
+    return hubspot_reengagement.hubspot_reengagement

@@ -16,7 +16,8 @@ from .base import HubSpotOperator
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-DEFAULT_BODY = Path(__file__).resolve().parents[3] / "include" / "email" / "permission_pass.html"
+#: Shipped in the package (package data), so an installed provider has it wherever it runs.
+DEFAULT_BODY = Path(__file__).resolve().parents[1] / "templates" / "permission_pass.html"
 CONFIRM_PLACEHOLDER = re.compile(r"\{\{\s*confirm_url\s*\}\}")
 #: States in which HubSpot has sent (or will send) the email: publishing again must not happen.
 SENT_STATES = frozenset(
@@ -52,7 +53,7 @@ class CreatePermissionEmailOperator(HubSpotOperator):
 
     The email goes to the round's recipients list under the campaign's subscription type, with
     ``suppressGraymail`` off (the whole point is to reach unengaged contacts) and a CTA to the
-    confirmation page. It is built from ``include/email/permission_pass.html``, or cloned from a
+    confirmation page. It is built from ``reengagement/templates/permission_pass.html``, or cloned from a
     designed template email whose body contains ``{{ confirm_url }}``.
 
     :param email_name: deterministic name of the email (see ``campaign.object_name``).
