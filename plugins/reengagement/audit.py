@@ -144,7 +144,7 @@ def opted_out_ids(ledger: pd.DataFrame) -> set[str]:
 
 def changed_ids(ledger: pd.DataFrame) -> set[str]:
     """Contact ids whose status a try of the campaign actually changed (HubSpot said so)."""
-    return set(ledger.loc[ledger["reason"].isin(CHANGED), "contact_id"])
+    return set(ledger.loc[ledger["reason"].isin(CHANGED) & (ledger["status"] != "ERROR"), "contact_id"])
 
 
 def first_change_at(ledger: pd.DataFrame) -> str | None:

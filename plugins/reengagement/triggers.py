@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 def _backoff(attempt: int, ceiling: float) -> float:
     """0.5 s, 1 s, 2 s, ... up to ``poll_interval`` before each check: small lists are seen within a second (not
     at once: the task has just seen them PROCESSING), big ones are not hammered."""
-    return min(ceiling, 0.5 * 2.0**attempt)
+    return min(ceiling, 0.5 * 2.0 ** min(attempt, 32))  # capped: 2.0**1024 overflows a float
 
 
 class HubSpotPollingTrigger(BaseTrigger):
