@@ -501,6 +501,39 @@ def clicks_line(hook: HubSpotHook) -> Line:
     )
 
 
+#: What the bot filter means for the campaign, whichever way it is set.
+MACHINE_OPENS_ACTION = (
+    "decisions rest on CTA clicks, never opens. Filter on (HubSpot's default): machine opens (Apple Mail Privacy "
+    "Protection, security scanners) do not count, so an Apple Mail reader can look unengaged and is asked; "
+    "confirming costs one click. Filter off: machine opens count, so a dead address whose mail server opens "
+    "everything looks engaged and is never asked. The focused variant counts non-filtered opens only. The "
+    "setting: Settings > Tracking & Analytics > Tracking Code > Advanced Tracking > Email Bot filtering"
+)
+
+
+def machine_opens_line(hook: HubSpotHook) -> Line:
+    """Whether HubSpot filters machine opens, as its events show it: the API has no field for the setting itself.
+
+    HubSpot marks an open it takes for a bot (``filteredEvent``) only while bot filtering is on, so filtered
+    opens of the latest sent email prove it on; none among many opens suggests it is off.
+    """
+    try:
+        email = _last_sent_email(hook)
+        opens = _events(hook, email, "OPEN") if email else []
+    except HubSpotError as err:
+        return Line(WARN, "machine opens", f"could not be read: {err}", MACHINE_OPENS_ACTION)
+    if email is None or not opens:
+        what = "no sent marketing email" if email is None else f"email {email.get('name')!r} has no OPEN events"
+        return Line(WARN, "machine opens", f"{what}: the bot-filter setting cannot be told yet", MACHINE_OPENS_ACTION)
+    filtered = sum(1 for event in opens if event.get("filteredEvent"))
+    where = f"email {email.get('name')!r} ({email.get('id')})"
+    if filtered:
+        found = f"{where}: {filtered} of {len(opens)} opens are marked as machine opens: bot filtering is on"
+        return Line(PASS, "machine opens", found, MACHINE_OPENS_ACTION)
+    found = f"{where}: none of {len(opens)} opens is marked as a machine open: bot filtering looks off"
+    return Line(WARN, "machine opens", found, MACHINE_OPENS_ACTION)
+
+
 def exports_line() -> Line:
     return Line(
         WARN,
@@ -527,6 +560,7 @@ def run(hook: HubSpotHook) -> list[Line]:
         lambda: subscription,
         lambda: properties_lines(hook, subscription_id),
         lambda: clicks_line(hook),
+        lambda: machine_opens_line(hook),
         exports_line,
     ]
     lines = [*versions, first]
@@ -592,14 +626,18 @@ def _last_sent_email(hook: HubSpotHook) -> dict[str, Any] | None:
 
 
 def _clicks(hook: HubSpotHook, email: dict[str, Any]) -> list[dict[str, Any]]:
-    """Up to one page of the email's CLICK events, by the campaign ids the published email shows."""
+    return _events(hook, email, "CLICK")
+
+
+def _events(hook: HubSpotHook, email: dict[str, Any], event_type: str) -> list[dict[str, Any]]:
+    """Up to one page of the email's events of a type (filtered ones included), by its campaign ids."""
     ids = [str(i) for i in email.get("allEmailCampaignIds") or []] or [str(email.get("primaryEmailCampaignId") or "")]
     events: list[dict[str, Any]] = []
     for campaign_id in filter(None, ids):
         page = hook.request(
             "GET",
             "/email/public/v1/events",
-            params={"campaignId": campaign_id, "eventType": "CLICK", "limit": CLICK_SAMPLE},
+            params={"campaignId": campaign_id, "eventType": event_type, "limit": CLICK_SAMPLE},
         )
         events += page.get("events") or []
     return events

@@ -29,7 +29,11 @@ CREATE TABLE IF NOT EXISTS contacts (
     confirmation TEXT,
     hard_bounce_reason TEXT,
     quarantined INTEGER NOT NULL DEFAULT 0,
-    quarantined_reason TEXT
+    quarantined_reason TEXT,
+    delivered_before INTEGER NOT NULL DEFAULT 0,
+    last_visit INTEGER,
+    last_form INTEGER,
+    signal_role TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS contacts_email ON contacts (email COLLATE NOCASE);
 
@@ -167,6 +171,10 @@ _ADDED_CONTACT_COLUMNS = {
     "hard_bounce_reason": "TEXT",
     "quarantined": "INTEGER NOT NULL DEFAULT 0",
     "quarantined_reason": "TEXT",
+    "delivered_before": "INTEGER NOT NULL DEFAULT 0",
+    "last_visit": "INTEGER",
+    "last_form": "INTEGER",
+    "signal_role": "TEXT",
 }
 
 

@@ -77,7 +77,16 @@ _FIXED = {
             "Lifecycle Stage",
             ENUMERATION,
             "c.lifecyclestage",
-            ("subscriber", "lead", "marketingqualifiedlead", "salesqualifiedlead", "opportunity", "customer"),
+            (
+                "subscriber",
+                "lead",
+                "marketingqualifiedlead",
+                "salesqualifiedlead",
+                "opportunity",
+                "customer",
+                "evangelist",
+                "other",
+            ),
         ),
         Property("createdate", "Create Date", DATETIME, "c.createdate"),
         Property("lastmodifieddate", "Last Modified Date", DATETIME, "c.lastmodifieddate"),
@@ -85,7 +94,12 @@ _FIXED = {
         Property("hs_email_last_click_date", "Last marketing email click date", DATETIME, "c.last_click"),
         Property("hs_email_optout", "Unsubscribed from all email", BOOL, "c.optout"),
         Property("hs_email_bounce", "Marketing emails bounced", NUMBER, "c.bounced"),
-        Property("hs_email_delivered", "Marketing emails delivered", NUMBER, "(c.sends - c.bounced)"),
+        # Deliveries from before the sandbox's history (and seeded history) plus the sandbox's own sends.
+        Property(
+            "hs_email_delivered", "Marketing emails delivered", NUMBER, "(c.delivered_before + c.sends - c.bounced)"
+        ),
+        Property("hs_analytics_last_visit_timestamp", "Time of last session", DATETIME, "c.last_visit"),
+        Property("recent_conversion_date", "Recent conversion date", DATETIME, "c.last_form"),
         # What decides whether HubSpot sends a marketing email to a contact at all.
         Property(
             "hs_marketable_status",

@@ -68,13 +68,40 @@ PARAMS_SCHEMA: dict[str, dict[str, Any]] = {
         "description": "A contact is unengaged without a marketing-email open or click for this long, and "
         "must be at least this old.",
     },
-    "focus_email_id": {
+    "focus_email": {
         "type": ["null", "string"],
         "default": None,
-        "title": "Focus email id",
-        "description": "Optional: the numeric id of a marketing email (from its URL in HubSpot); only contacts "
-        "who received it and did not open it. "
-        "Not implemented yet: a run that sets it stops before touching HubSpot.",
+        "maxLength": 256,
+        "title": "Focus email",
+        "description": "Optional: a sent marketing email, by its numeric id (from its URL in HubSpot) or its exact "
+        "name. Only contacts who received it and did not open it (machine opens do not count) are asked, "
+        "besides the inactivity rule: HubSpot's second way to build the list.",
+    },
+    "min_emails_delivered": {
+        "type": "integer",
+        "default": 0,
+        "minimum": 0,
+        "maximum": 1000,
+        "title": "Minimum emails delivered",
+        "description": "Optional signal (0 = off): a contact counts as unengaged only after this many marketing "
+        "emails were delivered to them (HubSpot property hs_email_delivered); a contact mailed twice in a "
+        "year is not unengaged. Sunset policies commonly use 10.",
+    },
+    "spare_recent_activity": {
+        "type": "boolean",
+        "default": False,
+        "title": "Spare recent site or form activity",
+        "description": "Optional signal: leave out contacts who visited the website (hs_analytics_last_visit_"
+        "timestamp) or submitted a form (recent_conversion_date) within the inactivity weeks.",
+    },
+    "exclude_lifecycle_stages": {
+        "type": "array",
+        "items": {"type": "string", "minLength": 1},
+        "default": [],
+        "examples": ["customer", "opportunity", "salesqualifiedlead", "evangelist"],
+        "title": "Lifecycle stages to leave out",
+        "description": "Optional signal: contacts in these lifecycle stages (HubSpot property lifecyclestage, "
+        "internal values such as customer) are never asked. One stage per line.",
     },
     "template_email_id": {
         "type": ["null", "string"],
@@ -214,7 +241,10 @@ class CampaignParams:
     campaign: str
     subscription_type: str
     inactivity_weeks: int
-    focus_email_id: str | None
+    focus_email: str | None
+    min_emails_delivered: int
+    spare_recent_activity: bool
+    exclude_lifecycle_stages: tuple[str, ...]
     template_email_id: str | None
     subject: str
     from_name: str
@@ -242,15 +272,12 @@ class CampaignParams:
         for name, check in _RULE_CHECKS.items():
             if name not in problems and (found := check(values[name])):
                 problems[name] = found
-        if "focus_email_id" not in problems and values["focus_email_id"]:
-            problems["focus_email_id"] = (
-                "focus_email_id: restricting the cohort to one email's non-openers is "
-                "not implemented yet; leave it empty"
-            )
         if problems:
             raise InvalidParams("Invalid campaign params: " + "; ".join(problems.values()))
         values["campaign"] = (values["campaign"] or default_campaign).strip()
         values["wait"] = parse_duration(values["wait"])
+        values["focus_email"] = (values["focus_email"] or "").strip() or None
+        values["exclude_lifecycle_stages"] = tuple(s.strip() for s in values["exclude_lifecycle_stages"] if s.strip())
         return cls(**{f.name: values[f.name] for f in fields(cls)})
 
     def name(self, role: str, round_no: int | None = None) -> str:
@@ -292,6 +319,8 @@ def _rule_from_schema(spec: Mapping[str, Any]) -> str:
         return "one of the allowed values " + _or_list([repr(v) for v in spec["enum"]])
     if types == ["boolean"]:
         return "true or false"
+    if types == ["array"]:
+        return "a list of texts of at least 1 character"
     if types[0] in ("integer", "number"):
         kind = "a whole number" if types[0] == "integer" else "a number"
         return f"{kind} from {spec['minimum']} to {spec['maximum']}"
@@ -313,7 +342,6 @@ def _is_email_id(value: str | None) -> bool:
 _RULES = {
     "wait": "a duration like P7D (7 days) or PT12H (12 hours)",
     "reply_to": "an email address like marketing@example.com",
-    "focus_email_id": "the numeric id of a marketing email, e.g. 123456789",
     "template_email_id": "the numeric id of a marketing email, e.g. 123456789",
     "confirm_url": "an https URL like https://www.example.com/still-subscribed",
     "export_base": "a folder URI like s3://bucket/reengagement or file:///data/reengagement",
@@ -336,7 +364,6 @@ def _confirm_url_problem(url: str) -> str | None:
 _RULE_CHECKS: dict[str, Callable[[Any], str | None]] = {
     "wait": _wait_problem,
     "reply_to": lambda v: None if _EMAIL_ADDRESS.match(v) else not_allowed("reply_to", v),
-    "focus_email_id": lambda v: None if _is_email_id(v) else not_allowed("focus_email_id", v),
     "template_email_id": lambda v: None if _is_email_id(v) else not_allowed("template_email_id", v),
     "confirm_url": _confirm_url_problem,
 }

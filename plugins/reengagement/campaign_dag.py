@@ -49,9 +49,11 @@ from .operators.flow import (
     HasUnengagedOperator,
     NeedsApprovalOperator,
 )
+from .operators.focus import FocusNonOpenersOperator
 from .operators.lists import BuildConfirmedListOperator, EnsureListOperator, ExportListOperator
 from .operators.reporting import CampaignReportOperator
 from .operators.settings import PreflightOperator
+from .operators.signals import SignalEffectsOperator
 from .operators.subscriptions import OptOutOperator
 from .sensors import SendWindowSensor
 
@@ -163,17 +165,29 @@ def build_campaign_dag(
                 rounds="{{ params.rounds }}",
                 export_base=EXPORT_BASE,
             )
+            focus = FocusNonOpenersOperator(
+                task_id="build_focus_list",
+                doc_md=STEP[2] + " HubSpot's second way, with `focus_email`: only those who received that email and "
+                "did not open it. Without it, this task does nothing.",
+                list_name="{{ name_of(ti, 'focus') }}",
+                focus_from="preflight",
+            )
+            cohort_args = {
+                "subscription_id": SUBSCRIPTION,
+                "inactivity_weeks": "{{ params.inactivity_weeks }}",
+                "property_types": PROPERTY_TYPES,
+                "min_emails_delivered": "{{ params.min_emails_delivered }}",
+                "spare_recent_activity": "{{ params.spare_recent_activity }}",
+                "exclude_lifecycle_stages": "{{ params.exclude_lifecycle_stages | tojson }}",
+                "focus_list_id": ref(focus.task_id, "list_id"),
+            }
             unengaged = EnsureListOperator(
                 task_id="build_unengaged_list",
-                doc_md=STEP[2],
+                doc_md=STEP[2] + " With the optional engagement signals and the focus email's non-openers.",
                 list_name="{{ name_of(ti, 'unengaged') }}",
                 processing_type="DYNAMIC",
                 segment="unengaged",
-                segment_args={
-                    "subscription_id": SUBSCRIPTION,
-                    "inactivity_weeks": "{{ params.inactivity_weeks }}",
-                    "property_types": PROPERTY_TYPES,
-                },
+                segment_args=cohort_args,
             )
             has_unengaged = HasUnengagedOperator(
                 task_id="has_unengaged",
@@ -183,7 +197,14 @@ def build_campaign_dag(
                 when_empty="campaign_report",
                 pool=NO_POOL,
             )
-            chain(preflight, unengaged, has_unengaged)
+            signal_effects = SignalEffectsOperator(
+                task_id="count_signal_effects",
+                doc_md=STEP[2] + " How many contacts each optional signal leaves out, before anything is sent.",
+                list_name="{{ name_of(ti, 'unengaged') }}",
+                segment_args=cohort_args,
+                cohort=unengaged.output,
+            )
+            chain(preflight, focus, unengaged, signal_effects, has_unengaged)
 
         audience: BaseOperator = unengaged
         previous_branch: BaseOperator = has_unengaged

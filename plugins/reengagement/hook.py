@@ -501,6 +501,11 @@ class HubSpotHook(BaseHook):
                 types[name] = str(definition.get("type") or "") or None
         return types
 
+    def property_options(self, name: str) -> list[str]:
+        """The internal values an enumeration contact property allows (empty for other types)."""
+        definition = self.request("GET", f"/crm/v3/properties/contacts/{quote(name, safe='')}")
+        return [str(option["value"]) for option in definition.get("options") or [] if "value" in option]
+
     # -- lists ---------------------------------------------------------------------------------------------
     def get_list_by_name(self, name: str) -> dict[str, Any] | None:
         """The list called ``name`` with its filters, or ``None``.

@@ -52,7 +52,16 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": "HubSpot",
                 "python-modules": [
                     f"reengagement.operators.{name}"
-                    for name in ("emails", "flow", "lists", "reporting", "settings", "subscriptions")
+                    for name in (
+                        "emails",
+                        "flow",
+                        "focus",
+                        "lists",
+                        "reporting",
+                        "settings",
+                        "signals",
+                        "subscriptions",
+                    )
                 ],
             }
         ],

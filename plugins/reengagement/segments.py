@@ -7,18 +7,97 @@ is. Filter branches follow HubSpot's enforced shape: an OR root holding AND bran
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 DAYS_PER_WEEK = 7
 
-BOOL, ENUMERATION, STRING, DATETIME, DATE = "bool", "enumeration", "string", "datetime", "date"
+BOOL, ENUMERATION, STRING, DATETIME, DATE, NUMBER = "bool", "enumeration", "string", "datetime", "date", "number"
 #: Contacts HubSpot skips at send, or that already confirmed through double opt-in, are not asked.
 MARKETABLE = "hs_marketable_status"
 CONFIRMATION = "hs_emailconfirmationstatus"
 HARD_BOUNCE = "hs_email_hard_bounce_reason_enum"
 QUARANTINED = "hs_email_quarantined"
 DATES = ("createdate", "hs_email_last_open_date", "hs_email_last_click_date")
+#: The optional engagement signals' properties (HubSpot's default contact properties).
+DELIVERED = "hs_email_delivered"
+LAST_VISIT = "hs_analytics_last_visit_timestamp"
+LAST_FORM = "recent_conversion_date"
+STAGE = "lifecyclestage"
+
+
+@dataclass(frozen=True)
+class Signals:
+    """Optional narrowing of "unengaged" beyond the inactivity rule; every one off by default.
+
+    :param min_emails_delivered: at least this many marketing emails delivered (``hs_email_delivered``).
+    :param spare_recent_activity: no website visit nor form submission within the inactivity window.
+    :param exclude_lifecycle_stages: not in these lifecycle stages (a contact with none stays).
+    :param focus_list_id: in this list (the focus email's non-openers).
+    """
+
+    min_emails_delivered: int = 0
+    spare_recent_activity: bool = False
+    exclude_lifecycle_stages: tuple[str, ...] = ()
+    focus_list_id: str | None = None
+
+    @classmethod
+    def of(
+        cls,
+        min_emails_delivered: int | str | None = 0,
+        spare_recent_activity: bool | str | None = False,
+        exclude_lifecycle_stages: Sequence[str] | str | None = (),
+        focus_list_id: str | int | None = None,
+    ) -> Signals:
+        """From task arguments, which arrive as rendered text (``"0"``, ``"False"``, a JSON list, ``"None"``)."""
+        stages = exclude_lifecycle_stages
+        if isinstance(stages, str):
+            stages = json.loads(stages) if stages.strip() else []
+        focus = None if focus_list_id in (None, "", "None") else str(focus_list_id)
+        spare = spare_recent_activity
+        return cls(
+            min_emails_delivered=int(min_emails_delivered or 0),
+            spare_recent_activity=spare.strip().lower() == "true" if isinstance(spare, str) else bool(spare),
+            exclude_lifecycle_stages=tuple(str(s) for s in stages or ()),
+            focus_list_id=focus,
+        )
+
+    def properties(self) -> list[str]:
+        """The contact properties the signals that are on read."""
+        return [
+            *([DELIVERED] if self.min_emails_delivered else []),
+            *([LAST_VISIT, LAST_FORM] if self.spare_recent_activity else []),
+            *([STAGE] if self.exclude_lifecycle_stages else []),
+        ]
+
+    def filters(self, days: int) -> dict[str, list[dict[str, Any]]]:
+        """Each signal that is on, as the list filters it adds (by signal name)."""
+        found: dict[str, list[dict[str, Any]]] = {}
+        if self.min_emails_delivered:
+            operation = {
+                "operationType": "NUMBER",
+                "operator": "IS_GREATER_THAN_OR_EQUAL_TO",
+                "value": self.min_emails_delivered,
+                "includeObjectsWithNoValueSet": False,
+            }
+            found["min_emails_delivered"] = [{"filterType": "PROPERTY", "property": DELIVERED, "operation": operation}]
+        if self.spare_recent_activity:
+            found["spare_recent_activity"] = [
+                _older_than(LAST_VISIT, days, or_never=True),
+                _older_than(LAST_FORM, days, or_never=True),
+            ]
+        if self.exclude_lifecycle_stages:
+            operation = {
+                "operationType": "ENUMERATION",
+                "operator": "IS_NONE_OF",
+                "values": list(self.exclude_lifecycle_stages),
+                "includeObjectsWithNoValueSet": True,
+            }
+            found["exclude_lifecycle_stages"] = [{"filterType": "PROPERTY", "property": STAGE, "operation": operation}]
+        if self.focus_list_id:
+            found["focus_email"] = [in_list(self.focus_list_id)]
+        return found
 
 
 def optout_property(subscription_id: str | int) -> str:
@@ -26,9 +105,10 @@ def optout_property(subscription_id: str | int) -> str:
     return f"hs_email_optout_{subscription_id}"
 
 
-def property_names(subscription_id: str | int) -> list[str]:
+def property_names(subscription_id: str | int, signals: Signals | None = None) -> list[str]:
     """Every contact property the unengaged filter reads (preflight reads their types)."""
     return [
+        *(signals.properties() if signals else []),
         "email",
         "hs_email_optout",
         optout_property(subscription_id),
@@ -51,6 +131,10 @@ def hubspot_types(subscription_id: str | int) -> dict[str, str]:
         CONFIRMATION: ENUMERATION,
         HARD_BOUNCE: ENUMERATION,
         QUARANTINED: BOOL,
+        DELIVERED: NUMBER,
+        LAST_VISIT: DATETIME,
+        LAST_FORM: DATETIME,
+        STAGE: ENUMERATION,
     }
 
 
@@ -62,15 +146,19 @@ def _fitting_types(subscription_id: str | int) -> dict[str, tuple[str, ...]]:
         optout_property(subscription_id): yes_no,
         MARKETABLE: yes_no,
         QUARANTINED: yes_no,
-        **dict.fromkeys(DATES, (DATETIME, DATE)),
+        **dict.fromkeys((*DATES, LAST_VISIT, LAST_FORM), (DATETIME, DATE)),
+        DELIVERED: (NUMBER,),
+        STAGE: (ENUMERATION,),
     }
 
 
-def type_problems(subscription_id: str | int, types: Mapping[str, str | None]) -> list[str]:
+def type_problems(
+    subscription_id: str | int, types: Mapping[str, str | None], signals: Signals | None = None
+) -> list[str]:
     """What keeps the unengaged filter from being built on a portal with these property types."""
     fitting = _fitting_types(subscription_id)
     problems = []
-    for name in property_names(subscription_id):
+    for name in property_names(subscription_id, signals):
         kind = types.get(name)
         if kind is None:
             problems.append(
@@ -143,7 +231,10 @@ def in_list(list_id: str, *, negate: bool = False) -> dict[str, Any]:
 
 
 def unengaged(
-    subscription_id: str, inactivity_weeks: int | str, property_types: Mapping[str, str] | str | None = None
+    subscription_id: str,
+    inactivity_weeks: int | str,
+    property_types: Mapping[str, str] | str | None = None,
+    **signals: Any,
 ) -> dict[str, Any]:
     """Step 2: mailable contacts with no marketing-email open or click for ``inactivity_weeks`` (or never).
 
@@ -156,9 +247,11 @@ def unengaged(
     contact it does not send to is never opted out).
 
     ``property_types`` (name -> HubSpot type, as preflight read them; a JSON object when templated)
-    decides each filter's operation; without it, HubSpot's usual types are assumed.
+    decides each filter's operation; without it, HubSpot's usual types are assumed. ``signals`` are the
+    optional :class:`Signals` (as keyword arguments), each adding its filters to the same AND branch.
     """
     days = int(inactivity_weeks) * DAYS_PER_WEEK  # templated values arrive as strings
+    extra = [f for found in Signals.of(**signals).filters(days).values() for f in found]
     types = {**hubspot_types(subscription_id), **_types(property_types)}
     optout = optout_property(subscription_id)
     return _branch(
@@ -181,6 +274,7 @@ def unengaged(
             _older_than("createdate", days, or_never=False),
             _older_than("hs_email_last_open_date", days, or_never=True),
             _older_than("hs_email_last_click_date", days, or_never=True),
+            *extra,
         ]
     )
 

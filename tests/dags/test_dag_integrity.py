@@ -8,7 +8,7 @@ import pytest
 from reengagement.campaign import PARAMS_SCHEMA
 
 #: Steps 1-2 and step 6, each a TaskGroup whose tasks keep their plain ids.
-SELECT_COHORT = {"preflight", "build_unengaged_list", "has_unengaged"}
+SELECT_COHORT = {"preflight", "build_focus_list", "build_unengaged_list", "count_signal_effects", "has_unengaged"}
 OPT_OUT = {
     "refresh_confirmed_list",
     "export_unconfirmed",

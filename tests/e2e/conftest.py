@@ -80,7 +80,8 @@ class Campaign:
 
     def emails(self) -> list[dict[str, Any]]:
         page = self.sandbox.session.get(f"{self.sandbox.url}/marketing/v3/emails", params={"limit": 100}).json()
-        return [e for e in page["results"] if e["name"] != "designed"]
+        # The campaign's own emails: not the seeded portal's newsletters, nor a template to clone.
+        return [e for e in page["results"] if e["name"].endswith("· email")]
 
     def recipients(self, email_id: str) -> list[str]:
         return [r["contactId"] for r in self.sandbox.admin("GET", f"emails/{email_id}/recipients")["recipients"]]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -146,8 +147,23 @@ def test_a_professional_portal_without_tracking_parameters_warns(box, monkeypatc
 
 
 def test_a_portal_with_no_sent_email_warns_about_click_urls(box, monkeypatch, capsys, tmp_path):
+    box.admin("POST", "reset")
+    box.admin("POST", "seed", {"contacts": 0})  # no seeded newsletter either
     code, lines = run_doctor(box, monkeypatch, capsys, tmp_path)
     assert code == 0 and lines["click URLs"].startswith("WARN") and "no sent marketing email" in lines["click URLs"]
+    assert lines["machine opens"].startswith("WARN") and "cannot be told yet" in lines["machine opens"]
+
+
+def test_machine_opens_marked_as_filtered_show_that_bot_filtering_is_on(box, monkeypatch, capsys, tmp_path):
+    """The seeded newsletter was opened by people and, for some unengaged recipients, by machines."""
+    code, lines = run_doctor(box, monkeypatch, capsys, tmp_path)
+    assert code == 0
+    opens = lines["machine opens"]
+    assert opens.startswith("PASS") and "'Spring newsletter 2026'" in opens and "bot filtering is on" in opens
+    filtered, total = (int(n) for n in re.search(r"(\d+) of (\d+) opens are marked", opens).groups())
+    assert 0 < filtered < total
+    assert "Email Bot filtering" in opens and "CTA clicks" in opens
+    assert_only_reads(box)
 
 
 def test_a_service_key_without_introspection_names_the_step_its_missing_scope_stops(box, monkeypatch, capsys, tmp_path):

@@ -181,7 +181,8 @@ def test_paging_walks_every_event_newest_first_without_duplicates(seeded, client
     assert stamps == sorted(stamps, reverse=True)
     first = read_page(seeded, campaignId=campaign)
     assert len(first["events"]) == 10 and first["hasMore"] is True and first["offset"]
-    everywhere = read_all(client, limit=100)  # no campaign: every event of the portal, by time
+    # No campaign: every event of the portal by time (from this send on: the seeded newsletter's are older).
+    everywhere = read_all(client, limit=100, startTimestamp=min(stamps))
     assert [e["id"] for e in everywhere] == [e["id"] for e in paged]
 
 
@@ -193,8 +194,9 @@ def test_filters_narrow_the_events(seeded, client):
     assert clicks and {e["type"] for e in clicks} == {"CLICK"}
     unfiltered = read_all(client, campaignId=campaign, eventType="CLICK", excludeFilteredEvents="true", limit=1000)
     assert unfiltered == [e for e in clicks if not e["filteredEvent"]] and len(unfiltered) < len(clicks)
-    someone = clicks[0]["recipient"]
-    assert read_all(client, recipient=someone, limit=1000) == [e for e in events if e["recipient"] == someone]
+    someone, since = clicks[0]["recipient"], min(e["created"] for e in events)
+    mine = read_all(client, recipient=someone, startTimestamp=since, limit=1000)
+    assert mine == [e for e in events if e["recipient"] == someone]
     middle = sorted(e["created"] for e in events)[len(events) // 2]
     window = read_all(client, campaignId=campaign, startTimestamp=middle, limit=1000)
     assert window == [e for e in events if e["created"] >= middle]

@@ -52,7 +52,9 @@ def test_every_param_has_a_title_a_description_and_a_valid_default():
         ("legal_basis", "BECAUSE", "legal_basis"),
         ("reply_to", "nobody", "reply_to"),
         ("dry_run", "yes", "dry_run"),
-        ("focus_email_id", "123", "not implemented"),
+        ("min_emails_delivered", -1, "min_emails_delivered"),
+        ("exclude_lifecycle_stages", "customer", "exclude_lifecycle_stages"),
+        ("spare_recent_activity", "no", "spare_recent_activity"),
     ],
 )
 def test_bad_params_fail_naming_the_field(field, value, fragment):

@@ -319,12 +319,12 @@ def test_the_page_has_the_run_date_params_rates_and_definitions():
     lines = report.header_lines(
         "logical date 2026-10-01T00:00:00+00:00", dt.datetime(2026, 12, 4, tzinfo=dt.UTC), True, totals, report.DONE
     )
-    params = report.shown_params({"rounds": 2, "dry_run": False, "focus_email_id": None, "api_token": "s3cret"})
+    params = report.shown_params({"rounds": 2, "dry_run": False, "focus_email": None, "api_token": "s3cret"})
     page = report.html_page("Permission pass c", "s", frame, lines=lines, params=params)
     assert "logical date 2026-10-01T00:00:00+00:00" in page
     assert "2026-12-04T00:00:00.000+00:00 (the opt-out&#x27;s first change, from the audit ledger)" in page
     assert "4 of 6 sent (66.7%)" in page and "1 of 6 sent (16.7%)" in page
-    assert "<th>rounds</th><td>2</td>" in page and "<th>focus_email_id</th><td></td>" in page
+    assert "<th>rounds</th><td>2</td>" in page and "<th>focus_email</th><td></td>" in page
     assert "s3cret" not in page and "api_token" not in page
     assert page.count("<svg") == 2 and "<footer><h3>Definitions</h3>" in page
     assert all(f"<dt>{name}</dt>" in page for name, _ in report.DEFINITIONS)

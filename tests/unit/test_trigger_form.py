@@ -25,7 +25,10 @@ BAD_VALUES: list[tuple[str, Any, str]] = [
     ("campaign", "x" * 81, "at most 80 characters"),
     ("subscription_type", "", "at least 1 character"),
     ("inactivity_weeks", 0, "whole number from 4 to 260"),
-    ("focus_email_id", "12a", "numeric id of a marketing email"),
+    ("focus_email", "x" * 257, "at most 256 characters"),
+    ("min_emails_delivered", -1, "whole number from 0 to 1000"),
+    ("spare_recent_activity", "yes", "true or false"),
+    ("exclude_lifecycle_stages", [""], "a list of texts of at least 1 character"),
     ("template_email_id", "latest", "numeric id of a marketing email"),
     ("subject", "", "1 to 200 characters"),
     ("from_name", "x" * 101, "1 to 100 characters"),
@@ -170,7 +173,10 @@ def test_defaults_are_unchanged():
         "campaign": None,
         "subscription_type": "Marketing Information",
         "inactivity_weeks": 52,
-        "focus_email_id": None,
+        "focus_email": None,
+        "min_emails_delivered": 0,
+        "spare_recent_activity": False,
+        "exclude_lifecycle_stages": [],
         "template_email_id": None,
         "subject": "Do you still want to hear from us?",
         "from_name": "The Marketing Team",
@@ -189,10 +195,24 @@ def test_defaults_are_unchanged():
     assert all(airflow_refusal(name, value) is None for name, value in defaults.items())
 
 
-def test_email_ids_are_accepted_as_digits_and_the_focus_is_still_refused_as_unimplemented():
+def test_email_ids_are_digits_and_the_focus_email_is_an_id_or_a_name():
     assert campaign_params(template_email_id="123456789").template_email_id == "123456789"
-    assert campaign_params(template_email_id="", focus_email_id="").template_email_id == ""
-    assert "not implemented" in refusal(focus_email_id="123")
+    assert campaign_params(template_email_id="", focus_email="").focus_email is None
+    assert campaign_params(focus_email="123456789").focus_email == "123456789"
+    assert campaign_params(focus_email="  Spring newsletter 2026 ").focus_email == "Spring newsletter 2026"
+
+
+def test_the_signals_are_off_by_default_and_stages_are_trimmed():
+    params = campaign_params()
+    assert (params.min_emails_delivered, params.spare_recent_activity, params.exclude_lifecycle_stages) == (
+        0,
+        False,
+        (),
+    )
+    assert campaign_params(exclude_lifecycle_stages=[" customer ", "lead"]).exclude_lifecycle_stages == (
+        "customer",
+        "lead",
+    )
 
 
 # -- durations as people write them ---------------------------------------------------------------------

@@ -15,8 +15,8 @@ from .. import errors, lists_store
 from ..config import TIERS, RateLimit
 from ..faults import Fault
 from ..portal import Portal, iso, portal_of
-from ..routing import json_body, json_object, query_int
-from ..seeding import PROFILES, expected_outcome, seed_portal
+from ..routing import json_body, json_object, query_bool, query_int
+from ..seeding import PROFILES, expected_outcome, seed_portal, seeded_emails
 
 
 def _admin(request: Request) -> Portal:
@@ -120,10 +120,13 @@ async def add_contacts(request: Request) -> dict[str, Any]:
 
 @router.get("/contacts")
 async def list_contacts(request: Request) -> dict[str, Any]:
-    """Seeded contacts with their profile (the ground truth), optionally of one profile."""
+    """Seeded contacts with their profile and signal role (the ground truth), optionally of one profile."""
     portal = portal_of(request)
     profile = request.query_params.get("profile")
-    sql = "SELECT id, email, profile, optout, last_open, last_click, sends FROM contacts"
+    sql = (
+        "SELECT id, email, profile, optout, last_open, last_click, sends, bounced, delivered_before, last_visit, "
+        "last_form, lifecyclestage, signal_role FROM contacts"
+    )
     if profile:
         rows = portal.db.all(sql + " WHERE profile = ? ORDER BY id", (profile,))
     else:
@@ -138,6 +141,12 @@ async def list_contacts(request: Request) -> dict[str, Any]:
                 "lastOpen": iso(r["last_open"]),
                 "lastClick": iso(r["last_click"]),
                 "emailsReceived": r["sends"],
+                "bounced": r["bounced"],
+                "deliveredBefore": r["delivered_before"],
+                "lastVisit": iso(r["last_visit"]),
+                "lastForm": iso(r["last_form"]),
+                "lifecycleStage": r["lifecyclestage"],
+                "signalRole": r["signal_role"],
             }
             for r in rows
         ]
@@ -146,10 +155,36 @@ async def list_contacts(request: Request) -> dict[str, Any]:
 
 @router.get("/ground-truth")
 async def ground_truth(request: Request) -> dict[str, Any]:
+    """The campaign's expected outcome; the optional signals narrow the cohort as the campaign's own would.
+
+    Query: ``rounds``, ``focus_email_id``, ``min_emails_delivered``, ``spare_recent_activity`` (true/false),
+    ``exclude_lifecycle_stages`` (comma-separated), ``inactivity_weeks``. ``removed_by`` holds numbers, every
+    other key a list of contact ids.
+    """
     rounds = query_int(request, "rounds", 1, minimum=1, maximum=3)
     assert rounds is not None
-    outcome = expected_outcome(portal_of(request), rounds)
-    return {key: [str(i) for i in ids] for key, ids in outcome.items()}
+    stages = request.query_params.get("exclude_lifecycle_stages") or ""
+    try:
+        outcome = expected_outcome(
+            portal_of(request),
+            rounds,
+            focus_email_id=query_int(request, "focus_email_id", None, minimum=1),
+            min_emails_delivered=query_int(request, "min_emails_delivered", 0, minimum=0) or 0,
+            spare_recent_activity=query_bool(request, "spare_recent_activity"),
+            exclude_lifecycle_stages=tuple(s.strip() for s in stages.split(",") if s.strip()),
+            inactivity_weeks=query_int(request, "inactivity_weeks", 52, minimum=1) or 52,
+        )
+    except ValueError as err:
+        raise errors.validation_error(str(err)) from err
+    removed_by = outcome.pop("removed_by")
+    return {**{key: [str(i) for i in ids] for key, ids in outcome.items()}, "removed_by": removed_by}
+
+
+@router.get("/seeded-emails")
+async def get_seeded_emails(request: Request) -> dict[str, Any]:
+    """The marketing emails the last seed made: ``focus_email`` (published, with its events) and
+    ``draft_email`` (never sent), each ``{"id", "name"}``; ``{}`` before any seed with contacts."""
+    return seeded_emails(portal_of(request))
 
 
 @router.get("/faults")

@@ -228,6 +228,13 @@ FIELD_TYPES = {
 BOOL_OPTIONS = ("true", "false")
 
 
+#: HubSpot's property groups of the properties outside the contact and email information groups.
+_GROUPS = {
+    "hs_analytics_last_visit_timestamp": "analyticsinformation",
+    "recent_conversion_date": "conversioninformation",
+}
+
+
 def property_definition(prop: properties.Property) -> dict[str, Any]:
     """HubSpot's ``Property`` for a contact property: name, label, ``type``, ``fieldType`` and options."""
     options = prop.options or (BOOL_OPTIONS if prop.type == properties.BOOL else ())
@@ -237,7 +244,8 @@ def property_definition(prop: properties.Property) -> dict[str, Any]:
         "type": prop.type,
         "fieldType": prop.field_type or FIELD_TYPES[prop.type],
         "description": "",
-        "groupName": "emailinformation" if prop.name.startswith("hs_email") else "contactinformation",
+        "groupName": _GROUPS.get(prop.name)
+        or ("emailinformation" if prop.name.startswith("hs_email") else "contactinformation"),
         "options": [
             {"label": o.title() if o in BOOL_OPTIONS else o, "value": o, "displayOrder": i, "hidden": False}
             for i, o in enumerate(options)

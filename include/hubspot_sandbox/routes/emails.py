@@ -238,6 +238,25 @@ def _with_campaign_ids(row: Any, data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "primaryEmailCampaignId": campaign_id, "allEmailCampaignIds": [campaign_id]}
 
 
+def seed_email(portal: Portal, name: str, body: dict[str, Any], *, created: int, published: int | None = None) -> Any:
+    """Store an email made outside the API, for the seeded history: a draft, or (``published`` given) an email
+    published then, with its campaign ids showing. No recipients are picked: the caller files its sends and events.
+    """
+    data = _apply(portal, _new_email(portal, name), body)
+    data.update(createdAt=iso(created), updatedAt=iso(published if published is not None else created))
+    row = _insert(portal, data)
+    if published is None:
+        return row
+    data = _with_campaign_ids(row, data)
+    data.update(state="PUBLISHED", isPublished=True, publishedAt=iso(published), publishDate=iso(published))
+    portal.db.execute(
+        "UPDATE emails SET state = 'PUBLISHED', data = ?, created_at = ?, updated_at = ?, published_at = ? "
+        "WHERE id = ?",
+        (json.dumps(data), created, published, published, row["id"]),
+    )
+    return load(portal, row["id"])
+
+
 # -- endpoints ----------------------------------------------------------------------------------------
 
 

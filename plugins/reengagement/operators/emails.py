@@ -196,7 +196,7 @@ def _with_cta(widgets: dict[str, Any], confirm_url: str, template_id: str | None
     return updated
 
 
-def _campaign_ids(email: dict[str, Any]) -> list[str]:
+def campaign_ids_of(email: dict[str, Any]) -> list[str]:
     """The email campaign ids the legacy events API files this email's events under (primary first)."""
     ids = [str(i) for i in email.get("allEmailCampaignIds") or []]
     primary = email.get("primaryEmailCampaignId")
@@ -281,9 +281,9 @@ class SendEmailOperator(HubSpotOperator):
 
     def _with_campaign_ids(self, email: dict[str, Any]) -> dict[str, Any]:
         """The sent email once HubSpot shows its campaign ids: without them no click or send could be read."""
-        if _campaign_ids(email):
+        if campaign_ids_of(email):
             return email
-        settled = self._settled(lambda e: bool(_campaign_ids(e)))
+        settled = self._settled(lambda e: bool(campaign_ids_of(e)))
         if settled is None:
             raise HubSpotTransientError(
                 f"Email {self.email_id} is sent, but HubSpot shows no email campaign ids for it yet, and its clicks "
@@ -313,11 +313,11 @@ class SendEmailOperator(HubSpotOperator):
         email = self._with_campaign_ids(email)
         sent_at = email.get("publishedAt") or email.get("publishDate")
         self.log.info(
-            "Email %s is filed under email campaign id(s) %s.", self.email_id, ", ".join(_campaign_ids(email))
+            "Email %s is filed under email campaign id(s) %s.", self.email_id, ", ".join(campaign_ids_of(email))
         )
         return {
             "email_id": str(self.email_id),
-            "campaign_ids": _campaign_ids(email),
+            "campaign_ids": campaign_ids_of(email),
             "sent_at": sent_at,
             "cta_url": self.cta_url,
         }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from ..errors import (
 )
 from ..storage import run_folder
 from .base import HubSpotOperator
+from .emails import campaign_ids_of, is_sent
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -161,7 +163,12 @@ class PreflightOperator(HubSpotOperator):
         problems: list[str] = list(confirm_url_problems(str(self.confirm_url)))
         subscription = self._subscription(problems)
         warnings = list(self._consent_warnings(subscription)) if subscription else []
-        property_types = self._property_types(subscription, problems) if subscription else {}
+        signals = segments.Signals.of(
+            campaign.min_emails_delivered, campaign.spare_recent_activity, campaign.exclude_lifecycle_stages
+        )
+        property_types = self._property_types(subscription, signals, problems) if subscription else {}
+        problems += self._stage_problems(signals, property_types)
+        focus = self._focus(campaign.focus_email, problems)
         inconclusive = self._capabilities(problems)
         if self.template_email_id:
             problems += self._template()
@@ -198,6 +205,7 @@ class PreflightOperator(HubSpotOperator):
             "property_types": property_types,
             "inconclusive_probes": [result.probe.key for result in inconclusive],
             "folder": str(folder),
+            **focus,
         }
 
     def _params(self, context: Context) -> CampaignParams:
@@ -260,14 +268,61 @@ class PreflightOperator(HubSpotOperator):
             problems.append(f"Subscription type {found[0]['name']!r} ({found[0]['id']}) is not active.")
         return found[0]
 
-    def _property_types(self, subscription: dict[str, Any], problems: list[str]) -> dict[str, str]:
+    def _stage_problems(self, signals: segments.Signals, types: dict[str, str]) -> list[str]:
+        """Lifecycle stages to leave out must be values the portal has (HubSpot refuses a list naming others)."""
+        if not signals.exclude_lifecycle_stages or types.get(segments.STAGE) != segments.ENUMERATION:
+            return []
+        known = self.hook.property_options(segments.STAGE)
+        unknown = [stage for stage in signals.exclude_lifecycle_stages if stage not in known]
+        if not unknown:
+            return []
+        return [
+            f"exclude_lifecycle_stages: {', '.join(map(repr, unknown))} "
+            f"{'is not a lifecycle stage' if len(unknown) == 1 else 'are not lifecycle stages'} of this portal; "
+            f"its internal values are {', '.join(known)}."
+        ]
+
+    def _focus(self, wanted: str | None, problems: list[str]) -> dict[str, Any]:
+        """The focus email (by id, else by exact name), if it was sent: its id, campaign ids and recipients."""
+        if not wanted:
+            return {}
+        email = None
+        if wanted.isdigit():
+            with contextlib.suppress(HubSpotNotFound):
+                email = self.hook.get_email(wanted)
+        email = email or self.hook.find_email_by_name(wanted)
+        if email is None:
+            problems.append(f"Focus email {wanted!r} does not exist: give a marketing email's id or its exact name.")
+            return {}
+        email_id, ids = str(email["id"]), campaign_ids_of(email)
+        if not is_sent(email) or not ids:
+            problems.append(
+                f"Focus email {wanted!r} (id {email_id}) was never sent, so nobody received it: the focused "
+                "cohort would be empty. Give a sent email, or leave focus_email empty."
+            )
+            return {}
+        counters = self.hook.email_counters(email_id)
+        received = int(counters.get("delivered") or 0)
+        self.log.info(
+            "Focus email %r (id %s, email campaign ids %s): %d contacts received it; the cohort keeps those of "
+            "them who did not open it.",
+            email.get("name"),
+            email_id,
+            ", ".join(ids),
+            received,
+        )
+        return {"focus_email_id": email_id, "focus_campaign_ids": ids, "focus_received": received}
+
+    def _property_types(
+        self, subscription: dict[str, Any], signals: segments.Signals, problems: list[str]
+    ) -> dict[str, str]:
         """The types of the contact properties the unengaged list filters on, read once for the whole run.
 
         Each filter is built to fit its property's type (HubSpot refuses one that does not fit); a
         missing property or an unusable type is a problem here, not a failed list later.
         """
-        types = self.hook.property_types(segments.property_names(subscription["id"]))
-        problems += segments.type_problems(subscription["id"], types)
+        types = self.hook.property_types(segments.property_names(subscription["id"], signals))
+        problems += segments.type_problems(subscription["id"], types, signals)
         self.log.info("Contact property types: %s", ", ".join(f"{n}={t}" for n, t in types.items()))
         return {name: kind for name, kind in types.items() if kind is not None}
 
