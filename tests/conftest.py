@@ -29,7 +29,13 @@ os.environ.update(
 
 #: The slowest files first: the workers take whole files in this order, so the deployment's tests (minutes
 #: on one worker) start at once instead of last, and the workers finish together.
-SLOW_FIRST = ("tests/integration/test_deployment.py", "tests/e2e/", "tests/reliability/", "tests/benchmarks/")
+SLOW_FIRST = (
+    "tests/integration/test_deployment.py",
+    "tests/e2e/",
+    "tests/packaging/",
+    "tests/reliability/",
+    "tests/benchmarks/",
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
