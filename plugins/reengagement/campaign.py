@@ -103,6 +103,15 @@ PARAMS_SCHEMA: dict[str, dict[str, Any]] = {
         "description": "Optional signal: contacts in these lifecycle stages (HubSpot property lifecyclestage, "
         "internal values such as customer) are never asked. One stage per line.",
     },
+    "notify_emails": {
+        "type": "array",
+        "items": {"type": "string", "format": "email"},
+        "default": [],
+        "title": "Notify by email",
+        "description": "Optional: addresses told when a step fails, when the opt-out waits for approval, and when "
+        "the run finishes (through Airflow's SMTP connection; a deployment can also set the Airflow Variable "
+        "hubspot_reengagement_notifications). One address per line.",
+    },
     "template_email_id": {
         "type": ["null", "string"],
         "default": None,
@@ -245,6 +254,7 @@ class CampaignParams:
     min_emails_delivered: int
     spare_recent_activity: bool
     exclude_lifecycle_stages: tuple[str, ...]
+    notify_emails: tuple[str, ...]
     template_email_id: str | None
     subject: str
     from_name: str
@@ -277,6 +287,7 @@ class CampaignParams:
         values["campaign"] = (values["campaign"] or default_campaign).strip()
         values["wait"] = parse_duration(values["wait"])
         values["focus_email"] = (values["focus_email"] or "").strip() or None
+        values["notify_emails"] = tuple(values["notify_emails"])
         values["exclude_lifecycle_stages"] = tuple(s.strip() for s in values["exclude_lifecycle_stages"] if s.strip())
         return cls(**{f.name: values[f.name] for f in fields(cls)})
 
@@ -345,6 +356,7 @@ _RULES = {
     "template_email_id": "the numeric id of a marketing email, e.g. 123456789",
     "confirm_url": "an https URL like https://www.example.com/still-subscribed",
     "export_base": "a folder URI like s3://bucket/reengagement or file:///data/reengagement",
+    "notify_emails": "a list of email addresses like ops@example.com",
 }
 
 

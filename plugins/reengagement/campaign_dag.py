@@ -41,6 +41,7 @@ from airflow.sdk.exceptions import ParamValidationError
 from .campaign import MAX_ROUNDS, PARAMS_SCHEMA
 from .hook import HubSpotHook
 from .macros import MACROS, outputs, ref
+from .notify import CampaignNotifier
 from .operators.emails import CreatePermissionEmailOperator, EmailMetricsOperator, SendEmailOperator
 from .operators.flow import (
     AnotherRoundOperator,
@@ -151,6 +152,8 @@ def build_campaign_dag(
             "max_retry_delay": dt.timedelta(minutes=15),
             # HubSpot tasks take the portal for their UI links from preflight's result instead of a call each.
             "portal_from": "preflight",
+            # A step that fails for good (after its retries) tells the run's notify_emails and the Variable's.
+            "on_failure_callback": [CampaignNotifier("failure")],
         },
     ) as dag:
         # Groups draw the seven steps; their tasks keep their plain ids (prefix_group_id=False).
@@ -344,6 +347,7 @@ def build_campaign_dag(
                 doc_md=STEP[6] + " A person approves the irreversible step.",
                 subject=f"Opt out {ref('check_guards', 'would_change')} contacts? ({CAMPAIGN})",
                 body=APPROVAL_BODY,
+                notifiers=[CampaignNotifier("approval")],
                 pool=NO_POOL,
             )
             opt_out = OptOutOperator(
@@ -377,6 +381,8 @@ def build_campaign_dag(
             opt_out_task_id=opt_out.task_id,
             export_base=EXPORT_BASE,
             trigger_rule="all_done",
+            # The run's last word: its one-line summary, unless a step failed (which has told already).
+            on_success_callback=[CampaignNotifier("success")],
         )
         opt_out >> report
         has_unengaged >> report
@@ -387,6 +393,7 @@ def build_campaign_dag(
             pool=NO_POOL,
             retries=0,
             doc_md="Fails the run when any step failed (the report runs anyway).",
+            on_failure_callback=[],  # the failed step has told already
         )
     return dag
 

@@ -9,12 +9,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import lineage
 from ..errors import HubSpotError, HubSpotTransientError, HubSpotValidationError
 from ..links import HubSpotObjectLink, email_url
 from .base import HubSpotOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from ..lineage import Lineage
 
 #: Shipped in the package (package data), so an installed provider has it wherever it runs.
 DEFAULT_BODY = Path(__file__).resolve().parents[1] / "templates" / "permission_pass.html"
@@ -115,6 +118,10 @@ class CreatePermissionEmailOperator(HubSpotOperator):
         self.hubspot_url = email_url(portal["uiDomain"], portal["portalId"], str(email["id"]))
         # No campaign ids here: HubSpot promises them only once the email is published (``send_email``).
         return {"email_id": str(email["id"]), "cta_url": self.confirm_url}
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Lineage | None:
+        """OpenLineage: the email made or adopted, and its template email (see :mod:`reengagement.lineage`)."""
+        return lineage.create_email(self, task_instance)
 
     def _settings(self) -> dict[str, Any]:
         return {
@@ -322,6 +329,10 @@ class SendEmailOperator(HubSpotOperator):
             "cta_url": self.cta_url,
         }
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Lineage | None:
+        """OpenLineage: the email sent (see :mod:`reengagement.lineage`)."""
+        return lineage.send_email(self, task_instance)
+
 
 class EmailMetricsOperator(HubSpotOperator):
     """Step 4: read the email's post-send counters, log them as a table, push them as counts.
@@ -343,3 +354,7 @@ class EmailMetricsOperator(HubSpotOperator):
         table = "\n".join(f"  {name:<{width}}  {value:>9,}" for name, value in metrics.items())
         self.log.info("Metrics of email %s:\n%s", self.email_id, table)
         return {"email_id": str(self.email_id), **metrics}
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Lineage | None:
+        """OpenLineage: the email whose statistics were read (see :mod:`reengagement.lineage`)."""
+        return lineage.email_metrics(self, task_instance)

@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from .. import lineage
 from ..links import HubSpotObjectLink, list_url
 from .base import HubSpotOperator
 from .lists import ensure_list
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from ..lineage import Lineage
 
 
 class FocusNonOpenersOperator(HubSpotOperator):
@@ -74,6 +77,10 @@ class FocusNonOpenersOperator(HubSpotOperator):
             "opened": len(opened),
             "non_openers": len(contact_ids),
         }
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Lineage | None:
+        """OpenLineage: the focus email read and the focus list (see :mod:`reengagement.lineage`)."""
+        return lineage.focus_non_openers(self, task_instance)
 
     def _recipients(self, campaign_ids: list[str], event_type: str) -> set[str]:
         """The addresses (in lower case) with a non-filtered event of this type for the email."""

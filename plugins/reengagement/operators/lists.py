@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import tenacity
 
-from .. import report, segments
+from .. import lineage, report, segments
 from ..campaign import is_cta_click, last_done
 from ..errors import (
     HubSpotConflict,
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from ..hook import EmailEventSource, HubSpotHook
+    from ..lineage import Lineage
 
 PROCESSING_TYPES = ("DYNAMIC", "SNAPSHOT", "MANUAL")
 
@@ -112,6 +113,10 @@ class EnsureListOperator(HubSpotOperator):
             raise HubSpotTransientError(f"List {self.list_name!r} did not finish processing: {event.get('message')}")
         self._link(context, event["list_id"])
         return self._result(event["list_id"], event.get("size"))
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Lineage | None:
+        """OpenLineage: the list made or adopted and the lists it is defined by (see :mod:`reengagement.lineage`)."""
+        return lineage.ensure_list(self, task_instance)
 
     def _result(self, list_id: Any, size: Any) -> dict[str, Any]:
         size = int(size or 0)
@@ -272,6 +277,10 @@ class BuildConfirmedListOperator(HubSpotOperator):
         self.log.info("List 1 (%s): %d CTA clickers, %d added now, %d members in all.", list_id, confirmed, added, size)
         return {"list_id": list_id, "confirmed": confirmed, "added": added, "size": size}
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Lineage | None:
+        """OpenLineage: the emails whose clicks were read, and list 1 (see :mod:`reengagement.lineage`)."""
+        return lineage.build_confirmed_list(self, task_instance)
+
 
 def wait_processed(hook: HubSpotHook, list_id: str, *, timeout: float = 300.0, interval: float = 1.0) -> int:
     """Block briefly until a MANUAL list leaves PROCESSING (it only takes seconds); its size then.
@@ -407,6 +416,10 @@ class ExportListOperator(HubSpotOperator):
         if not task_id:
             raise HubSpotTransientError(f"The export of list {self.source_list_id} finished but its task id is lost.")
         return self._download(context, str(task_id))
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Lineage | None:
+        """OpenLineage: the list exported and the CSV written (see :mod:`reengagement.lineage`)."""
+        return lineage.export_list(self, task_instance)
 
     # -- the export task ----------------------------------------------------------------------------------
 

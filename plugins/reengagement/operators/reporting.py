@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .. import audit, report
+from .. import audit, lineage, report
 from ..links import CampaignReportLink
 from ..storage import restrict, run_folder
 from .base import HubSpotOperator, as_outputs
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from ..hook import HubSpotHook
+    from ..lineage import Lineage
 
 
 class EventsUntil:
@@ -205,6 +206,10 @@ class CampaignReportOperator(HubSpotOperator):
             "errors": int(figures["errors"]) if figures else None,
             "opt_out": state,
         }
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Lineage | None:
+        """OpenLineage: the lists and emails read, the report files written (see :mod:`reengagement.lineage`)."""
+        return lineage.campaign_report(self, task_instance)
 
 
 def _run_date(context: Context) -> str:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from airflow.sdk import ObjectStoragePath
 
-from .. import audit, report
+from .. import audit, lineage, report
 from ..concurrency import in_order
 from ..errors import HubSpotDailyLimitError, OptOutRefused
 from ..hook import BATCH_SIZE
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from ..hook import EmailEventSource
+    from ..lineage import Lineage
 
 #: Rows of the export written to the result without any call: why each was not opted out.
 SKIPPED, CONFIRMED, NOT_SENT = "SKIPPED", "CONFIRMED", "NOT_SENT"
@@ -250,6 +251,10 @@ class OptOutOperator(HubSpotOperator):
         }
         self.log.info("Opt-out finished: %s", summary)
         return summary
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Lineage | None:
+        """OpenLineage: the export read, the result and audit ledger written (see :mod:`reengagement.lineage`)."""
+        return lineage.opt_out(self, task_instance)
 
     def _check(self, source: ObjectStoragePath, run_id: str) -> int:
         """Read the whole file once and refuse it before any change if its structure is wrong.
