@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import stat
-import uuid
-from collections.abc import Iterator
 
 import pandas as pd
 import pytest
@@ -61,19 +59,6 @@ def write_part(folder: ObjectStoragePath, stem: str, *rows: dict[str, str]) -> O
 @pytest.fixture
 def local(tmp_path) -> ObjectStoragePath:
     return ObjectStoragePath(f"file://{tmp_path}") / "campaign" / audit.LEDGER_FOLDER
-
-
-@pytest.fixture
-def memory() -> Iterator[ObjectStoragePath]:
-    """A ledger on fsspec's in-memory store, attached as a provider attaches S3 or GCS."""
-    import fsspec
-    from airflow.sdk.io import attach
-
-    attach("memory", fs=fsspec.filesystem("memory"))
-    root = ObjectStoragePath(f"memory://audit-tests/{uuid.uuid4().hex}")
-    yield root / "campaign" / audit.LEDGER_FOLDER
-    if root.exists():
-        root.rmdir(recursive=True)
 
 
 @pytest.fixture(params=["local", "memory"])

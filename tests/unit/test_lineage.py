@@ -9,8 +9,6 @@ import logging
 import subprocess
 import sys
 import textwrap
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -66,19 +64,6 @@ def facets(operator: HubSpotOperator, task_instance: FakeTaskInstance) -> Operat
     assert found.run_facets == {}
     assert found.job_facets == {}
     return found
-
-
-@pytest.fixture
-def memory() -> Iterator[ObjectStoragePath]:
-    """fsspec's in-memory store, attached as a provider attaches S3 or GCS."""
-    import fsspec
-    from airflow.sdk.io import attach
-
-    attach("memory", fs=fsspec.filesystem("memory"))
-    root = ObjectStoragePath(f"memory://lineage-tests/{uuid.uuid4().hex}")
-    yield root
-    if root.exists():
-        root.rmdir(recursive=True)
 
 
 # -- naming files ------------------------------------------------------------------------------------------

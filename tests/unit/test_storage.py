@@ -5,8 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import stat
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,19 +14,6 @@ from reengagement import storage
 
 def mode(path: ObjectStoragePath) -> int:
     return stat.S_IMODE(path.stat().st_mode)
-
-
-@pytest.fixture
-def memory() -> Iterator[ObjectStoragePath]:
-    """fsspec's in-memory store, attached as a provider attaches S3 or GCS."""
-    import fsspec
-    from airflow.sdk.io import attach
-
-    attach("memory", fs=fsspec.filesystem("memory"))
-    root = ObjectStoragePath(f"memory://storage-tests/{uuid.uuid4().hex}")
-    yield root
-    if root.exists():
-        root.rmdir(recursive=True)
 
 
 @pytest.mark.parametrize(
