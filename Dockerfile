@@ -10,3 +10,5 @@ COPY --chown=airflow:0 pyproject.toml /opt/hubspot-reengagement/pyproject.toml
 COPY --chown=airflow:0 plugins/reengagement /opt/hubspot-reengagement/plugins/reengagement
 # Pinning apache-airflow keeps pip from up- or downgrading the Airflow the image was built with.
 RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" -r /requirements.txt /opt/hubspot-reengagement
+# The volumes of the campaign's files and of the example warehouse start as these folders, owned by airflow.
+RUN mkdir -p /opt/airflow/reengagement /opt/airflow/warehouse

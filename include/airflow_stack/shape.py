@@ -7,6 +7,7 @@ two cannot drift apart.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,6 +71,7 @@ LOCATED_SETTINGS: tuple[str, ...] = (
     "AIRFLOW__API_AUTH__JWT_SECRET",
     "AIRFLOW__API__SECRET_KEY",
     "AIRFLOW_CONN_HUBSPOT_DEFAULT",
+    "AIRFLOW_CONN_REENGAGEMENT_WAREHOUSE",
 )
 
 
@@ -94,6 +96,11 @@ def sandbox_connection(host: str, port: int = SANDBOX_PORT) -> str:
     return f"http://:{SANDBOX_TOKEN}@{host}:{port}/http"
 
 
+def warehouse_connection(path: str) -> str:
+    """The ``reengagement_warehouse`` connection of the example ledger load: a SQLite file at ``path``."""
+    return json.dumps({"conn_type": "sqlite", "host": path})
+
+
 @dataclass(frozen=True)
 class Location:
     """Where the parts of one deployment live: the only thing that differs between deployments."""
@@ -103,6 +110,7 @@ class Location:
     api_url: str  # the api-server's base URL, as workers reach it
     passwords_file: str
     hubspot_connection: str
+    warehouse_path: str  # the example ledger load's SQLite file (dags/hubspot_ledger_to_warehouse.py)
 
     def settings(self, secrets: dict[str, str]) -> dict[str, str]:
         """Every ``LOCATED_SETTINGS`` value for this location; ``secrets`` holds the three shared keys."""
@@ -116,6 +124,7 @@ class Location:
             "AIRFLOW__API_AUTH__JWT_SECRET": secrets["jwt_secret"],
             "AIRFLOW__API__SECRET_KEY": secrets["secret_key"],
             "AIRFLOW_CONN_HUBSPOT_DEFAULT": self.hubspot_connection,
+            "AIRFLOW_CONN_REENGAGEMENT_WAREHOUSE": warehouse_connection(self.warehouse_path),
         }
 
 

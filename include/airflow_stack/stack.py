@@ -76,6 +76,8 @@ class LocalStack:
         self.home = Path(home).resolve()
         self.config = config or self._load()
         self.airflow_home = self.home / "airflow"
+        #: The example ledger load's table (``reengagement_warehouse``).
+        self.warehouse_path = self.home / "warehouse.db"
         self._children: dict[str, subprocess.Popen[bytes]] = {}
 
     # -- files -----------------------------------------------------------------------------------------------
@@ -112,6 +114,7 @@ class LocalStack:
             api_url=cfg.api_url,
             passwords_file=str(self.airflow_home / "passwords.json"),
             hubspot_connection=cfg.hubspot_connection or sandbox_connection("127.0.0.1", cfg.sandbox_port),
+            warehouse_path=str(self.warehouse_path),
         )
         local = {
             "AIRFLOW_HOME": str(self.airflow_home),
@@ -124,8 +127,9 @@ class LocalStack:
             "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(cfg.scheduler_health_port),
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(cfg.worker_log_port),
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(cfg.triggerer_log_port),
-            # A local stack runs the campaigns it is asked to run; the quarterly schedule stays off.
-            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+            # A local stack runs the campaigns it is asked to run: the campaign's quarterly schedule stays off,
+            # while the scheduler still starts what the campaign's assets schedule (the example ledger load).
+            "AIRFLOW__HUBSPOT_REENGAGEMENT__SCHEDULE": "none",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
             # On one machine, pick up an edited DAG file within seconds.
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",

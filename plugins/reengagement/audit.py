@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 import pandas as pd
@@ -119,9 +119,14 @@ def parts(folder: ObjectStoragePath) -> list[ObjectStoragePath]:
 
 def read_parts(folder: ObjectStoragePath) -> Iterator[pd.DataFrame]:
     """Each part as a frame of strings, addresses as written (neutralised cells restored)."""
+    return read_parts_of(parts(folder))
+
+
+def read_parts_of(found: Iterable[ObjectStoragePath]) -> Iterator[pd.DataFrame]:
+    """The given parts (of :func:`parts`), each as a frame of strings, as :func:`read_parts` reads them."""
     from .report import unneutralise
 
-    for part in parts(folder):
+    for part in found:
         with part.open("r") as handle:
             frame = pd.read_csv(handle, dtype="string", keep_default_na=False)
         if list(frame.columns) != COLUMNS:

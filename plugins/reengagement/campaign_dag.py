@@ -38,6 +38,7 @@ from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import DAG, BaseOperator, Param, TaskGroup, chain
 from airflow.sdk.exceptions import ParamValidationError
 
+from .assets import AUDIT_LEDGER, OPT_OUT_RESULTS, UNCONFIRMED_EXPORT, campaign_assets
 from .campaign import MAX_ROUNDS, PARAMS_SCHEMA
 from .hook import HubSpotHook
 from .macros import MACROS, outputs, ref
@@ -60,6 +61,10 @@ from .sensors import SendWindowSensor
 
 #: The DAG id of the campaign a deployment gets from the one-line file.
 DEFAULT_DAG_ID = "hubspot_reengagement"
+#: HubSpot's procedure runs once a quarter; ``[hubspot_reengagement] schedule`` changes it for a deployment.
+DEFAULT_SCHEDULE = "@quarterly"
+#: ``build_campaign_dag``'s default: the deployment's ``[hubspot_reengagement] schedule``.
+FROM_CONFIG = "from config"
 CAMPAIGN = "{{ campaign_of(ti) }}"
 SUBSCRIPTION = "{{ ti.xcom_pull(task_ids='preflight')['subscription_id'] }}"
 #: The types preflight read for the properties the unengaged list filters on (a JSON object).
@@ -104,11 +109,25 @@ def run_form(defaults: Mapping[str, Any]) -> dict[str, Param]:
     return form
 
 
+def configured_schedule() -> str | None:
+    """The deployment's ``[hubspot_reengagement] schedule`` (``AIRFLOW__HUBSPOT_REENGAGEMENT__SCHEDULE``).
+
+    ``none`` (or empty) means triggered runs only: a local stack that runs the campaigns it is asked to, while
+    the scheduler still starts the DAGs scheduled on the campaign's assets. Read when the file is parsed; a
+    setting, not a call.
+    """
+    from airflow.sdk.configuration import conf
+
+    value = str(conf.get("hubspot_reengagement", "schedule", fallback=DEFAULT_SCHEDULE)).strip()
+    return None if value.lower() in ("", "none") else value
+
+
 def build_campaign_dag(
     dag_id: str = DEFAULT_DAG_ID,
     *,
     hubspot_conn_id: str = HubSpotHook.default_conn_name,
-    schedule: str | None = "@quarterly",
+    business_unit_id: int = 0,
+    schedule: str | None = FROM_CONFIG,
     params: Mapping[str, Any] | None = None,
     tags: list[str] | None = None,
 ) -> DAG:
@@ -116,7 +135,10 @@ def build_campaign_dag(
 
     :param dag_id: the DAG's id; also the first half of the default campaign id (``<dag_id> <quarter>``).
     :param hubspot_conn_id: the Airflow connection of the HubSpot portal every HubSpot task calls.
-    :param schedule: when runs start (HubSpot's procedure: once a quarter).
+    :param business_unit_id: the portal's business unit (brand) the campaign runs in; every call that takes a
+        ``businessUnitId`` names it (0, the default unit, on portals without the Business Units add-on).
+    :param schedule: when runs start; by default the deployment's ``[hubspot_reengagement] schedule``, which is
+        ``@quarterly`` (HubSpot's procedure) unless set (:func:`configured_schedule`).
     :param params: defaults for the run form, by param name (``rounds``, ``wait``, ...); a trigger can still
         change them. An unknown name or an invalid value is an error naming it, so a typo does not silently
         keep the built-in default.
@@ -126,6 +148,9 @@ def build_campaign_dag(
     if unknown:
         raise ValueError(f"{dag_id}: unknown param(s) {', '.join(unknown)}; known: {', '.join(PARAMS_SCHEMA)}")
     form = run_form(defaults)
+    if schedule == FROM_CONFIG:
+        schedule = configured_schedule()
+    assets = campaign_assets(dag_id)
     for name in defaults:
         try:
             form[name].resolve()
@@ -147,6 +172,7 @@ def build_campaign_dag(
         default_args={
             "pool": "hubspot_api",
             "hubspot_conn_id": hubspot_conn_id,
+            "business_unit_id": business_unit_id,
             "retries": 3,
             "retry_exponential_backoff": True,
             "max_retry_delay": dt.timedelta(minutes=15),
@@ -323,6 +349,7 @@ def build_campaign_dag(
                 campaign=CAMPAIGN,
                 export_base=EXPORT_BASE,
                 trigger_rule=AFTER_SKIPPED_ROUNDS,
+                outlets=[assets[UNCONFIRMED_EXPORT]],
             )
             guards = CheckGuardsOperator(
                 task_id="check_guards",
@@ -361,7 +388,9 @@ def build_campaign_dag(
                 legal_basis="{{ params.legal_basis }}",
                 legal_basis_explanation="{{ params.legal_basis_explanation }} (campaign {{ campaign_of(ti) }})",
                 simulate="{{ params.dry_run }}",
+                campaign=CAMPAIGN,
                 trigger_rule=AFTER_SKIPPED_ROUNDS,
+                outlets=[assets[OPT_OUT_RESULTS], assets[AUDIT_LEDGER]],
             )
             chain(refresh, export, guards, needs_approval, [approve, opt_out])
             approve >> opt_out

@@ -13,7 +13,7 @@ from typing import Any
 from .api_versions import DATED_VERSIONS, DEFAULT_API_VERSION, LEGACY
 
 PACKAGE = "hubspot-reengagement"
-VERSION = "0.2.0"
+VERSION = "0.3.0"
 CONNECTION_TYPE = "hubspot"
 #: The hook reads these extras (``HubSpotHook.in_flight``, ``HubSpotHook.api_version``).
 CONNECTION_FIELDS: dict[str, dict[str, Any]] = {
@@ -84,6 +84,31 @@ def get_provider_info() -> dict[str, Any]:
                 },
             }
         ],
+        "config": {
+            "hubspot_reengagement": {
+                "description": "Settings of the campaign DAGs of a deployment.",
+                "options": {
+                    "schedule": {
+                        "description": "When campaigns built without a schedule of their own run (the one-line "
+                        "DAG file's): a cron expression or preset. none: only triggered runs (the scheduler still "
+                        "runs the DAGs scheduled on the campaign's assets).",
+                        "version_added": "0.3.0",
+                        "type": "string",
+                        "example": "none",
+                        "default": "@quarterly",
+                    },
+                    "campaigns_file": {
+                        "description": "The campaigns file (campaigns.yaml) that dags/hubspot_campaigns.py builds "
+                        "one DAG per campaign from. Empty: campaigns.yaml in the folder of that dags file; a relative "
+                        "path is taken from there too. No such file: no campaign DAGs.",
+                        "version_added": "0.3.0",
+                        "type": "string",
+                        "example": "/opt/airflow/config/campaigns.yaml",
+                        "default": "",
+                    },
+                },
+            }
+        },
         "extra-links": [
             "reengagement.links.HubSpotObjectLink",
             "reengagement.links.ExportFileLink",

@@ -45,7 +45,7 @@ def bag():
 
 def test_imports_without_errors(bag):
     assert bag.import_errors == {}
-    assert list(bag.dag_ids) == ["hubspot_reengagement"]
+    assert sorted(bag.dag_ids) == ["hubspot_ledger_to_warehouse", "hubspot_reengagement"]
 
 
 def test_no_network_at_parse_time(monkeypatch):
@@ -93,6 +93,31 @@ def test_schedule_and_run_limits(bag):
     assert dag.max_active_runs == 1
     assert dag.catchup is False
     assert dag.schedule == "@quarterly"
+
+
+def test_a_deployment_can_turn_the_schedule_off_and_still_run_what_the_assets_schedule(monkeypatch, tmp_path):
+    from reengagement.campaign_dag import build_campaign_dag
+
+    monkeypatch.setenv("AIRFLOW__HUBSPOT_REENGAGEMENT__SCHEDULE", "none")
+    assert build_campaign_dag("off").timetable.can_be_scheduled is False
+    monkeypatch.setenv("AIRFLOW__HUBSPOT_REENGAGEMENT__SCHEDULE", "0 6 1 */3 *")
+    assert build_campaign_dag("early").schedule == "0 6 1 */3 *"
+    assert build_campaign_dag("own", schedule="@monthly").schedule == "@monthly"  # a campaign's own wins
+
+
+def test_the_files_are_assets_a_downstream_dag_is_scheduled_on(bag):
+    from airflow.sdk import Asset
+    from reengagement.assets import campaign_assets
+
+    dag = bag.dags["hubspot_reengagement"]
+    assets = campaign_assets("hubspot_reengagement")
+    assert dag.get_task("export_unconfirmed").outlets == [assets["unconfirmed_export"]]
+    assert dag.get_task("opt_out_unconfirmed").outlets == [assets["opt_out_results"], assets["audit_ledger"]]
+    produced = {o for t in dag.tasks for o in t.outlets if isinstance(o, Asset)}
+    assert produced == set(assets.values())
+    assert all(a.extra == {"dag_id": "hubspot_reengagement", "kind": k} for k, a in assets.items())
+    consumer = bag.dags["hubspot_ledger_to_warehouse"]
+    assert list(consumer.timetable.asset_condition.objects) == [assets["audit_ledger"]]
 
 
 def test_params_are_the_schema_and_their_defaults_validate(bag):

@@ -3,55 +3,20 @@ opt-out waits for approval, and when the run finishes; only ids, counts and link
 
 from __future__ import annotations
 
-import email
 import json
-import socket
-from email.message import Message
 
 import pytest
 
 from tests.e2e.conftest import states
 from tests.e2e.test_scenarios import answer_approval
-
-
-class Inbox:
-    """An aiosmtpd handler that keeps every message it is handed."""
-
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-
-    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 - aiosmtpd's hook name
-        self.messages.append(email.message_from_bytes(envelope.content))
-        return "250 OK"
-
-    def subjects(self) -> list[str]:
-        return [str(m["Subject"]) for m in self.messages]
-
-    def body(self, subject_part: str) -> str:
-        (found,) = [m for m in self.messages if subject_part in str(m["Subject"])]
-        parts = [p for p in found.walk() if p.get_content_type() == "text/html"]
-        return "".join(p.get_payload(decode=True).decode() for p in parts)
+from tests.support.inbox import SmtpServer
 
 
 @pytest.fixture
 def inbox(monkeypatch):
-    from aiosmtpd.controller import Controller
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    handler = Inbox()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    connection = {
-        "conn_type": "smtp",
-        "host": "127.0.0.1",
-        "port": port,
-        "extra": {"disable_tls": True, "disable_ssl": True, "from_email": "airflow@example.com"},
-    }
-    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps(connection))
-    yield handler
-    controller.stop()
+    with SmtpServer() as server:
+        monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", server.connection())
+        yield server.inbox
 
 
 def test_an_approval_and_a_finished_run_are_told_to_the_runs_addresses(campaign, inbox):

@@ -7,6 +7,7 @@ happens, every process is stopped at the end; a failed test's report carries the
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from include.airflow_stack.stack import DAG_ID, LocalStack, StackConfig
 from include.hubspot_sandbox.process import SandboxProcess, free_port
 from tests.conftest import CAMPAIGN_SANDBOX
 from tests.reliability.outcome import Outcome, snapshot
+from tests.support.inbox import Inbox, SmtpServer
 
 DATABASE_URL = os.environ.get(
     "INTEGRATION_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/reengagement_integration"
@@ -33,11 +35,24 @@ TEST_SETTINGS = {
 }
 
 
+def observers(home: Path, smtp: SmtpServer) -> dict[str, str]:
+    """Where the stack tells what it did: notifications to the local SMTP server, OpenLineage events to files
+    (one JSON file per event, so the workers' processes never write into one file at once)."""
+    lineage = home / "lineage"
+    lineage.mkdir(parents=True, exist_ok=True)
+    transport = {"type": "file", "log_file_path": str(lineage / "event"), "append": False}
+    return {
+        "AIRFLOW_CONN_SMTP_DEFAULT": smtp.connection(),
+        "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(transport),
+        "AIRFLOW__OPENLINEAGE__NAMESPACE": "reengagement-ci",
+    }
+
+
 class Deployment:
     """The running stack, its REST API and its sandbox, with what the tests read back from HubSpot."""
 
-    def __init__(self, stack: LocalStack, exports: Path) -> None:
-        self.stack, self.exports = stack, exports
+    def __init__(self, stack: LocalStack, exports: Path, inbox: Inbox | None = None) -> None:
+        self.stack, self.exports, self.inbox = stack, exports, inbox
         self.api = stack.api().login()
         # A client of the stack's sandbox (started by the stack, not by this object).
         self.sandbox = SandboxProcess(stack.home / "portal.db", port=stack.config.sandbox_port)
@@ -62,6 +77,11 @@ class Deployment:
 
     def states(self, run_id: str) -> dict[str, str | None]:
         return {task: ti["state"] for task, ti in self.api.task_instances(DAG_ID, run_id).items()}
+
+    def lineage_events(self) -> list[dict[str, Any]]:
+        """Every OpenLineage event the stack's processes wrote so far (see :func:`observers`)."""
+        folder = self.stack.home / "lineage"
+        return [json.loads(path.read_text()) for path in sorted(folder.glob("event*")) if path.stat().st_size]
 
     # -- HubSpot afterwards --------------------------------------------------------------------------------
     def outcome(self, campaign: str) -> Outcome:
@@ -98,7 +118,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
 
 
 @pytest.fixture(scope="session")
-def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+def stack_smtp() -> Iterator[SmtpServer]:
+    """The SMTP server the stack's notifications go to, up before the stack and down after it."""
+    with SmtpServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def deployment(tmp_path_factory: pytest.TempPathFactory, stack_smtp: SmtpServer) -> Iterator[Deployment]:
     if os.environ.get("INTEGRATION_STACK_HOME"):  # a stack already up (`make up`), while writing tests
         running = LocalStack(Path(os.environ["INTEGRATION_STACK_HOME"]))
         yield Deployment(running, running.home / "exports")
@@ -113,7 +140,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         worker_log_port=free_port(),
         triggerer_log_port=free_port(),
         sandbox_args=CAMPAIGN_SANDBOX,
-        settings=TEST_SETTINGS,
+        settings={**TEST_SETTINGS, **observers(home, stack_smtp)},
     )
     stack = LocalStack(home, config)
     try:
@@ -122,7 +149,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         raise AssertionError(f"the stack did not start:\n{stack_logs(stack)}") from err
     RUNNING.append(stack)
     try:
-        yield Deployment(stack, home / "exports")
+        yield Deployment(stack, home / "exports", stack_smtp.inbox)
     finally:
         RUNNING.remove(stack)
         stack.down()

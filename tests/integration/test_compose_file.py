@@ -46,6 +46,7 @@ COMPOSE_LOCATION = Location(
     api_url="http://airflow-apiserver:8080",
     passwords_file="/opt/airflow/config/passwords.json",
     hubspot_connection="${HUBSPOT_CONNECTION:-" + sandbox_connection("hubspot-sandbox") + "}",
+    warehouse_path="/opt/airflow/warehouse/reengagement.db",
 )
 
 

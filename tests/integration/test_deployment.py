@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -19,6 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from reengagement import audit
 from reengagement.campaign import PARAMS_SCHEMA, WAIT_EXAMPLES
 
 from include.airflow_stack.api import AirflowApiError
@@ -29,6 +31,7 @@ from tests.integration.conftest import Deployment
 pytestmark = pytest.mark.integration
 
 WAIT_TASK = "round_1.wait_for_responses"
+CONSUMER = "hubspot_ledger_to_warehouse"
 
 
 def celery_active(deployment: Deployment) -> str:
@@ -61,7 +64,7 @@ def test_a_two_round_campaign_waits_in_the_triggerer_and_finishes_once_after_a_f
     daily_exports = deployment.admin("GET", "settings")["exports_per_day"]
     deployment.admin("PUT", "settings", {"exports_per_day": 0})
     # 15 s: long enough to see the wait still deferred after asking Celery (seconds on busy cores) what it runs.
-    deployment.trigger("ci-two-rounds", rounds=2, wait="PT15S")
+    deployment.trigger("ci-two-rounds", rounds=2, wait="PT15S", notify_emails=["ops@example.com"])
 
     waiting = deployment.api.wait_for_task(DAG_ID, "ci-two-rounds", WAIT_TASK, {"deferred"}, timeout=300)
     assert waiting["trigger"]["classpath"] == "airflow.providers.standard.triggers.temporal.DateTimeTrigger"
@@ -83,6 +86,11 @@ def test_a_two_round_campaign_waits_in_the_triggerer_and_finishes_once_after_a_f
         deployment.api.call("GET", f"dags/{DAG_ID}/dagRuns/ci-two-rounds/taskInstances/export_unconfirmed/logs/1")
     )
     assert "Nobody was opted out" in export_log
+    # The step that failed for good told the run's address once, with its first error line and the run's link.
+    failed_mail = "Campaign ci-two-rounds: step export_unconfirmed failed"
+    wait_until(lambda: failed_mail in deployment.inbox.subjects(), "the failure notification")
+    assert deployment.inbox.subjects().count(failed_mail) == 1
+    assert f"{deployment.stack.config.api_url}/dags/{DAG_ID}/runs/ci-two-rounds" in deployment.inbox.body(failed_mail)
 
     deployment.admin("PUT", "settings", {"exports_per_day": daily_exports})  # a day later
     cleared = deployment.api.clear(DAG_ID, "ci-two-rounds", ["export_unconfirmed"], include_downstream=True)
@@ -151,6 +159,73 @@ def test_a_worker_killed_during_the_opt_out_is_replaced_and_everyone_is_opted_ou
     assert 0 < applied_before < len(truth)
     assert {c["contactId"] for c in deployment.status_changes()} == truth
     assert_no_duplicates(deployment, "ci-kill", rounds=1)
+
+
+def consumer_run_of(deployment: Deployment, run_id: str) -> str | None:
+    """The run of the example warehouse load that the campaign run ``run_id``'s ledger event started."""
+    runs = deployment.api.call("GET", f"dags/{CONSUMER}/dagRuns", limit=100)["dag_runs"]
+    for run in runs:
+        events = deployment.api.call("GET", f"dags/{CONSUMER}/dagRuns/{run['dag_run_id']}/upstreamAssetEvents")
+        if any(e["source_run_id"] == run_id for e in events["asset_events"]):
+            return str(run["dag_run_id"])
+    return None
+
+
+def completed(events: list[dict], run_id: str, task_id: str) -> dict:
+    """The OpenLineage COMPLETE event of one task of one campaign run."""
+    found = [
+        e
+        for e in events
+        if e["eventType"] == "COMPLETE"
+        and e["job"]["name"] == f"{DAG_ID}.{task_id}"
+        and e["run"]["facets"].get("airflow", {}).get("dagRun", {}).get("run_id") == run_id
+    ]
+    assert len(found) == 1, f"{len(found)} COMPLETE events of {task_id} in {run_id}"
+    return found[0]
+
+
+def test_a_campaign_feeds_the_warehouse_through_its_assets_reports_lineage_and_tells_people(deployment: Deployment):
+    run_id = "ci-data-platform"
+    deployment.fresh_portal()
+    deployment.trigger(run_id, rounds=1, require_approval=True, notify_emails=["ops@example.com"])
+    deployment.api.wait_for_task(DAG_ID, run_id, "approve_opt_out", {"awaiting_input"}, timeout=300)
+    approval_mail = f"Campaign {run_id}: approve the opt-out of"
+    wait_until(lambda: any(approval_mail in s for s in deployment.inbox.subjects()), "the approval notification")
+    deployment.api.call(
+        "PATCH",
+        f"dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/approve_opt_out/-1/hitlDetails",
+        {"chosen_options": ["Approve"], "params_input": {}},
+    )
+    assert deployment.api.wait_for_run(DAG_ID, run_id, timeout=600)["state"] == "success", deployment.states(run_id)
+    opted_out = {c["contactId"] for c in deployment.status_changes()}
+    assert opted_out == deployment.truth(1)
+
+    # Notifications: the approval with its links, then the finished run's summary.
+    assert f"/reengagement/runs/{DAG_ID}/{run_id}/" in deployment.inbox.body(approval_mail)
+    finished_mail = f"Campaign {run_id}: finished"
+    wait_until(lambda: finished_mail in deployment.inbox.subjects(), "the success notification")
+    assert f"{len(opted_out)} opted out" in deployment.inbox.body(finished_mail)
+
+    # Assets: the ledger's event started the example load, which put the run's ledger rows in the warehouse.
+    consumer_run = wait_until(lambda: consumer_run_of(deployment, run_id), "the warehouse load run", timeout=120)
+    loaded = deployment.api.wait_for_run(CONSUMER, str(consumer_run), timeout=300)
+    assert loaded["state"] == "success" and loaded["run_type"] == "asset_triggered"
+    ledger = list(csv.DictReader(io.StringIO(deployment.served(run_id, "ledger.csv"))))
+    with sqlite3.connect(deployment.stack.warehouse_path) as warehouse:
+        rows = warehouse.execute("SELECT contact_id FROM hubspot_audit_ledger WHERE campaign = ?", (run_id,)).fetchall()
+    assert sorted(str(r[0]) for r in rows) == sorted(row["contact_id"] for row in ledger)
+    assert {row["contact_id"] for row in ledger if row["reason"] in audit.CHANGED} == opted_out
+
+    # Lineage: the stack's OpenLineage events name the HubSpot list exported and the files written and read.
+    portal = deployment.api.xcom(DAG_ID, run_id, "preflight")["portal_id"]
+    events = wait_until(lambda: deployment.lineage_events(), "OpenLineage events")
+    export = completed(events, run_id, "export_unconfirmed")
+    assert [(d["namespace"], d["name"].split("/")[0]) for d in export["inputs"]] == [(f"hubspot://{portal}", "lists")]
+    (export_file,) = export["outputs"]
+    assert export_file["name"].endswith(f"/{run_id}/{run_id}/unconfirmed.csv")
+    opt_out = completed(events, run_id, "opt_out_unconfirmed")
+    assert (export_file["namespace"], export_file["name"]) in {(d["namespace"], d["name"]) for d in opt_out["inputs"]}
+    assert any(f"/{run_id}/audit_ledger/" in d["name"] for d in opt_out["outputs"])
 
 
 def test_make_up_status_finds_the_running_stack_from_its_folder(deployment: Deployment):

@@ -16,6 +16,7 @@ import pandas as pd
 import tenacity
 
 from .. import lineage, report, segments
+from ..assets import UNCONFIRMED_EXPORT, describe_events
 from ..campaign import is_cta_click, last_done
 from ..errors import (
     HubSpotConflict,
@@ -382,7 +383,7 @@ class ExportListOperator(HubSpotOperator):
         done = read_manifest(target)
         if done is not None:
             self.log.info("Reusing the complete export %s (%s rows).", target, done["rows"])
-            return {"export_uri": str(target), "rows": int(done["rows"])}
+            return self._exported(context, target, int(done["rows"]))
         started = self._started_export(target)
         if started is not None:
             task_id, state = started
@@ -499,8 +500,14 @@ class ExportListOperator(HubSpotOperator):
                 self.log.warning("HubSpot's download URL for export %s has expired; asking for a new one.", task_id)
                 continue
             self.log.info("Exported list %s: %d contacts to %s.", self.source_list_id, rows, target)
-            return {"export_uri": str(target), "rows": rows}
+            return self._exported(context, target, rows)
         raise AssertionError("unreachable: the last attempt returns or raises")  # pragma: no cover
+
+    def _exported(self, context: Context, target: Any, rows: int) -> dict[str, Any]:
+        """The task's result; the ``unconfirmed_export`` asset event says the same (see :mod:`reengagement.assets`)."""
+        facts = {"campaign": self.campaign, "run_id": str(context["run_id"]), "uri": str(target), "rows": rows}
+        describe_events(context, self.outlets, {UNCONFIRMED_EXPORT: facts})
+        return {"export_uri": str(target), "rows": rows}
 
     def _write(self, context: Context, target: Any, chunks: Iterable[pd.DataFrame]) -> int:
         rows, keys = 0, []

@@ -16,6 +16,7 @@ import pandas as pd
 from airflow.sdk import ObjectStoragePath
 
 from .. import audit, lineage, report
+from ..assets import AUDIT_LEDGER, OPT_OUT_RESULTS, describe_events
 from ..concurrency import in_order
 from ..errors import HubSpotDailyLimitError, OptOutRefused
 from ..hook import BATCH_SIZE
@@ -135,6 +136,8 @@ class OptOutOperator(HubSpotOperator):
     :param legal_basis: HubSpot legal basis recorded with each change.
     :param legal_basis_explanation: recorded with each change; should name the campaign.
     :param simulate: write the would-be result only (templated; a bool or "true"/"false").
+    :param campaign: the campaign id, for the asset events of its ``opt_out_results`` and ``audit_ledger``
+        outlets (templated; see :mod:`reengagement.assets`).
     """
 
     template_fields: Sequence[str] = (
@@ -146,6 +149,7 @@ class OptOutOperator(HubSpotOperator):
         "legal_basis",
         "legal_basis_explanation",
         "simulate",
+        "campaign",
     )
     operator_extra_links = (ExportFileLink(),)
     ui_color = "#ffcdd2"
@@ -161,10 +165,12 @@ class OptOutOperator(HubSpotOperator):
         legal_basis: str = "LEGITIMATE_INTEREST_OTHER",
         legal_basis_explanation: str = "",
         simulate: bool | str = False,
+        campaign: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.export_uri = export_uri
+        self.campaign = campaign
         self.emails = emails
         self.confirmed_list_id = confirmed_list_id
         self.scope = scope
@@ -250,6 +256,21 @@ class OptOutOperator(HubSpotOperator):
             "ledger_uri": str(ledger.path) if ledger.path else None,
         }
         self.log.info("Opt-out finished: %s", summary)
+        about = {"campaign": self.campaign or source.parent.parent.name, "run_id": run_id, "try_number": try_number}
+        describe_events(
+            context,
+            self.outlets,
+            {
+                OPT_OUT_RESULTS: {**about, "uri": str(target), "rows": rows, "dry_run": self.is_dry_run},
+                # The ledger's folder (its parts read together are the ledger) and the part this try added, if any.
+                AUDIT_LEDGER: {
+                    **about,
+                    "uri": str(audit.ledger_folder(source.parent)),
+                    "part": summary["ledger_uri"],
+                    "rows_added": ledger.rows,
+                },
+            },
+        )
         return summary
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Lineage | None:
