@@ -480,13 +480,17 @@ def html_page(
     *,
     lines: Sequence[tuple[str, str]] = (),
     params: Sequence[tuple[str, str]] = (),
+    history_html: str = "",
 ) -> str:
     """A self-contained page: header lines and the run's parameters, the funnel as horizontal bars (inline SVG)
-    per round, the table, and the definitions as a footnote."""
+    per round, the table, the portal's campaign history (``history_html``, already escaped HTML from
+    :func:`reengagement.history.history_html`), and the definitions as a footnote."""
     head = "".join(f"<li><b>{escape(name)}:</b> {escape(value)}</li>" for name, value in lines)
     param_rows = "".join(f"<tr><th>{escape(name)}</th><td>{escape(value)}</td></tr>" for name, value in params)
     param_table = f"<table class='params'><caption>Parameters</caption>{param_rows}</table>" if params else ""
-    table = frame.to_html(index=False, border=0, classes="funnel", na_rep="") if len(frame) else "<p>No round ran.</p>"
+    # Empty cells for figures that do not exist (``na_rep`` misses pandas' NA in nullable integer columns).
+    cells = frame.astype(object).where(frame.notna(), "")
+    table = cells.to_html(index=False, border=0, classes="funnel") if len(frame) else "<p>No round ran.</p>"
     notes = "".join(f"<dt>{escape(name)}</dt><dd>{escape(text)}.</dd>" for name, text in DEFINITIONS)
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title><style>"
@@ -495,8 +499,9 @@ def html_page(
         "table.params{border-collapse:collapse;margin:1em 0}table.params caption{text-align:left;font-weight:bold}"
         "table.params th,table.params td{padding:2px 10px;text-align:left;border-bottom:1px solid #eee}"
         "footer{margin-top:2em;font-size:13px;color:#555}footer dt{font-weight:bold;float:left;clear:left;"
-        "width:12em}footer dd{margin-left:13em}"
+        "width:12em}footer dd{margin-left:13em}table.history{border-collapse:collapse;margin-top:1em}"
+        "table.history td,table.history th{padding:2px 10px;border-bottom:1px solid #ddd;text-align:right}"
         f"</style></head><body><h1>{escape(title)}</h1><ul>{head}</ul>{param_table}<p>{escape(summary)}</p>"
-        f"{''.join(_chart(row) for _, row in frame.iterrows())}{table}"
+        f"{''.join(_chart(row) for _, row in frame.iterrows())}{table}{history_html}"
         f"<footer><h3>Definitions</h3><dl>{notes}</dl></footer></body></html>"
     )

@@ -13,8 +13,9 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from airflow.sdk.exceptions import AirflowException
 
-from .. import audit, lineage, report
+from .. import audit, history, lineage, report
 from ..links import CampaignReportLink
 from ..storage import restrict, run_folder
 from .base import HubSpotOperator, as_outputs
@@ -22,7 +23,7 @@ from .lists import read_clickers
 from .subscriptions import recipients_of, unsubscribed_themselves
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.sdk import Context, ObjectStoragePath
 
     from ..hook import HubSpotHook
     from ..lineage import Lineage
@@ -65,6 +66,12 @@ class CampaignReportOperator(HubSpotOperator):
       already opted out = NO_STATUS_CHANGE answers for contacts no try changed; errors = contacts whose
       latest answer is ERROR. A dry run changes nobody: its would-be figures come from its summary.
     - rates: confirmed and opted out over the distinct contacts sent any round's email.
+
+    Campaign history: the run's outcome (cohort, sent, confirmed, opted out, how the opt-out ended, dated by
+    the run's logical date) is written as ``outcome.json`` in the run folder; the page then charts the
+    outcomes of every run of the same HubSpot portal found under ``export_base``, up to this run's date (so
+    an old report reads the same after later campaigns), also written as ``history.csv``. Only runs under
+    the same export base are seen; see :mod:`reengagement.history`.
 
     :param campaign: the campaign id (templated).
     :param unengaged: output of ``build_unengaged_list`` (its ``size`` is the first cohort).
@@ -175,6 +182,24 @@ class CampaignReportOperator(HubSpotOperator):
         frame, totals = report.funnel(cohort or 0, rounds, figures, state)
         summary = report.summary(campaign, cohort, frame, totals, state)
         lines = report.header_lines(_run_date(context), until, from_ledger, totals, state)
+        portal_id = self._portal_id(context)
+        history_html = (
+            self._history(
+                folder,
+                history.outcome(
+                    portal_id=portal_id,
+                    dag_id=str(self.dag_id),
+                    campaign=campaign,
+                    run_id=run_id,
+                    when=_filed_under(context),
+                    cohort=cohort,
+                    totals=totals,
+                    state=state,
+                ),
+            )
+            if portal_id
+            else "<p>Campaign history left out: the HubSpot portal of this run is unknown.</p>"
+        )
 
         table = folder / "report.csv"
         with table.open("w") as out:
@@ -188,6 +213,7 @@ class CampaignReportOperator(HubSpotOperator):
                     frame,
                     lines=lines,
                     params=report.shown_params(dict(context.get("params") or {})),
+                    history_html=history_html,
                 )
             )
         for path in (table, page):
@@ -207,9 +233,38 @@ class CampaignReportOperator(HubSpotOperator):
             "opt_out": state,
         }
 
+    def _portal_id(self, context: Context) -> str | None:
+        """From preflight's result; looked up when preflight did not run. The report is written either way."""
+        try:
+            return str(self.portal(context)["portalId"])
+        except (AirflowException, OSError) as error:
+            self.log.warning("Campaign history left out: the portal is unknown (%s)", error)
+            return None
+
+    def _history(self, folder: ObjectStoragePath, outcome: dict[str, Any]) -> str:
+        """Write this run's ``outcome.json``, read the portal's history beside it: the page's section."""
+        history.write_outcome(folder, outcome)
+        portal_id, run_id = outcome["portal_id"], outcome["run_id"]
+        past = history.read_history(folder.parent.parent, portal_id, dt.datetime.fromisoformat(outcome["date"]))
+        history.write_history(folder, past, run_id)
+        earlier = past[past["run_id"] != run_id]
+        self.log.info(
+            "Campaign history of portal %s: %d earlier run(s) under this export base", portal_id, len(earlier)
+        )
+        for _, row in earlier.iterrows():
+            self.log.info("Earlier run: %s", history.describe(row))
+        return history.history_html(past, portal_id)
+
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Lineage | None:
         """OpenLineage: the lists and emails read, the report files written (see :mod:`reengagement.lineage`)."""
         return lineage.campaign_report(self, task_instance)
+
+
+def _filed_under(context: Context) -> dt.datetime:
+    """The date the run's outcome is filed under in the campaign history."""
+    dag_run = context.get("dag_run")
+    logical = context.get("logical_date") or getattr(dag_run, "logical_date", None)
+    return history.run_date(logical, getattr(dag_run, "run_after", None), dt.datetime.now(dt.UTC))
 
 
 def _run_date(context: Context) -> str:
