@@ -47,8 +47,20 @@ CREATE TABLE IF NOT EXISTS subscription_types (
     is_default INTEGER NOT NULL,
     is_internal INTEGER NOT NULL,
     created_at INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL
+    updated_at INTEGER NOT NULL,
+    business_unit_id INTEGER NOT NULL DEFAULT 0
 );
+
+-- Business units (brands) besides the default unit 0, which every portal has; empty without the add-on.
+CREATE TABLE IF NOT EXISTS business_units (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+
+-- "Unsubscribed from all email" in a business unit other than 0 (unit 0's is contacts.optout).
+CREATE TABLE IF NOT EXISTS unit_optouts (
+    contact_id INTEGER NOT NULL,
+    business_unit_id INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (contact_id, business_unit_id)
+) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS subscription_status (
     contact_id INTEGER NOT NULL,
@@ -72,7 +84,8 @@ CREATE TABLE IF NOT EXISTS status_changes (
     source TEXT NOT NULL,
     legal_basis TEXT,
     legal_basis_explanation TEXT,
-    endpoint TEXT NOT NULL
+    endpoint TEXT NOT NULL,
+    business_unit_id INTEGER NOT NULL DEFAULT 0
 );
 
 CREATE TABLE IF NOT EXISTS lists (
@@ -176,6 +189,12 @@ _ADDED_CONTACT_COLUMNS = {
     "last_form": "INTEGER",
     "signal_role": "TEXT",
 }
+#: Columns other tables gained after the first release, by table.
+_ADDED_COLUMNS = {
+    "contacts": _ADDED_CONTACT_COLUMNS,
+    "subscription_types": {"business_unit_id": "INTEGER NOT NULL DEFAULT 0"},
+    "status_changes": {"business_unit_id": "INTEGER NOT NULL DEFAULT 0"},
+}
 
 
 class Database:
@@ -198,10 +217,11 @@ class Database:
         self._depth = 0
 
     def _add_missing_columns(self) -> None:
-        have = {row[1] for row in self.conn.execute("PRAGMA table_info(contacts)")}
-        for name, spec in _ADDED_CONTACT_COLUMNS.items():
-            if name not in have:
-                self.conn.execute(f"ALTER TABLE contacts ADD COLUMN {name} {spec}")
+        for table, columns in _ADDED_COLUMNS.items():
+            have = {row[1] for row in self.conn.execute(f"PRAGMA table_info({table})")}
+            for name, spec in columns.items():
+                if name not in have:
+                    self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {spec}")
 
     def close(self) -> None:
         self.conn.close()

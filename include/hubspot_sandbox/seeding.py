@@ -15,6 +15,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .business_units import marketing_subscription_id, units_of
 from .properties import CONFIRMATION_PENDING
 
 if TYPE_CHECKING:
@@ -261,10 +262,15 @@ def seed_portal(
     seed: int = 0,
     weights: Mapping[str, float] | None = None,
     reset: bool = True,
+    business_units: Mapping[int, str] | None = None,
 ) -> dict[str, Any]:
     """Fill the portal with ``contacts`` profiled contacts, subscription types and forms; with any contacts, also
     their signal roles and values and the focus email's history (see :class:`_FocusEmail`). The profiles'
-    draws come from ``random.Random(seed)`` alone, so adding signals never changes who is in which profile."""
+    draws come from ``random.Random(seed)`` alone, so adding signals never changes who is in which profile.
+
+    ``business_units`` (id -> name, ids above 0) adds business units, each with its own copy of the default
+    unit's subscription types (:func:`~.business_units.marketing_subscription_id`). A profile's opt-outs hold
+    in every unit, so each unit's ground truth is the same set of contacts (:func:`expected_outcome`)."""
     started = time.perf_counter()
     weights = dict(weights) if weights else {name: p.weight for name, p in PROFILES.items()}
     unknown = sorted(set(weights) - set(PROFILES))
@@ -278,14 +284,17 @@ def seed_portal(
     now_ms = portal.now_ms()
     db = portal.db
     emails: dict[str, Any] = {}
+    units = dict(business_units or {})
     with db.tx():
         _seed_settings(portal, now_ms)
+        _seed_units(portal, units, now_ms)
         first_id = int(db.scalar("SELECT COALESCE(MAX(id), 100) FROM contacts")) + 1
         drawn = _draw_profiles(rng, contacts, weights)
         roles = _draw_roles(signal_rng, drawn)
         focus = _FocusEmail.create(portal, now_ms, seed) if contacts else None
         batch: list[tuple[Any, ...]] = []
         sub_optouts: list[tuple[Any, ...]] = []
+        unit_optouts: list[tuple[Any, ...]] = []
         for offset, name in enumerate(drawn):
             row = _contact_row(rng, first_id + offset, PROFILES[name], now_ms)
             signals = _draw_signals(signal_rng, name, roles[offset], row[5], now_ms)
@@ -295,17 +304,20 @@ def seed_portal(
             delivered_before = signals.delivered_before + (signals.focus == "BOUNCE")
             batch.append((*row, delivered_before, signals.last_visit, signals.last_form, signals.role))
             if name == "subscription_optout":
-                sub_optouts.append(
+                sub_optouts.extend(
                     (
                         row[0],
-                        MARKETING_SUBSCRIPTION_ID,
+                        marketing_subscription_id(MARKETING_SUBSCRIPTION_ID, unit),
                         "UNSUBSCRIBED",
                         "LEGITIMATE_INTEREST_OTHER",
                         "Unsubscribed by the contact",
                         "SUBSCRIPTION_STATUS",
                         row[5],
                     )
+                    for unit in (0, *units)
                 )
+            if name == "already_unsubscribed":
+                unit_optouts.extend((row[0], unit, row[5]) for unit in units)
             if len(batch) >= 50_000:
                 _insert_contacts(portal, batch)
                 batch.clear()
@@ -321,6 +333,9 @@ def seed_portal(
             "legal_basis_explanation, source, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
             sub_optouts,
         )
+        db.conn.executemany(
+            "INSERT INTO unit_optouts (contact_id, business_unit_id, updated_at) VALUES (?, ?, ?)", unit_optouts
+        )
         db.set_meta("seed", {"contacts": contacts, "seed": seed, "weights": weights})
     portal.touch()
     counts = Counter(drawn)
@@ -329,6 +344,7 @@ def seed_portal(
         "seed": seed,
         "profiles": dict(sorted(counts.items())),
         "signalRoles": dict(sorted(Counter(role for role in roles if role).items())),
+        **({"businessUnits": {str(unit): name for unit, name in units.items()}} if units else {}),
         **emails,
         "seconds": round(time.perf_counter() - started, 3),
     }
@@ -448,6 +464,30 @@ def _seed_settings(portal: Portal, now_ms: int) -> None:
             "INSERT OR IGNORE INTO forms (id, created_at, data) VALUES (?, ?, ?)",
             (form_id, created, json.dumps(form)),
         )
+
+
+def _seed_units(portal: Portal, units: Mapping[int, str], now_ms: int) -> None:
+    """The business units, each with its own copy of the default unit's subscription types, named after it."""
+    created = now_ms - 200 * WEEK_MS
+    for unit, unit_name in units.items():
+        portal.db.execute("INSERT OR REPLACE INTO business_units (id, name) VALUES (?, ?)", (unit, unit_name))
+        for sub_id, name, description, purpose, active, default in SUBSCRIPTION_TYPES:
+            portal.db.execute(
+                "INSERT OR IGNORE INTO subscription_types (id, name, description, purpose, communication_method, "
+                "is_active, is_default, is_internal, created_at, updated_at, business_unit_id) "
+                "VALUES (?, ?, ?, ?, 'Email', ?, ?, 0, ?, ?, ?)",
+                (
+                    marketing_subscription_id(sub_id, unit),
+                    f"{unit_name} {name}",
+                    description,
+                    purpose,
+                    active,
+                    default,
+                    created,
+                    created,
+                    unit,
+                ),
+            )
 
 
 def _forms() -> dict[str, dict[str, Any]]:
@@ -570,8 +610,9 @@ def expected_outcome(
     spare_recent_activity: bool = False,
     exclude_lifecycle_stages: Collection[str] = (),
     inactivity_weeks: int = 52,
+    business_unit: int = 0,
 ) -> dict[str, Any]:
-    """The ground truth of a campaign of ``rounds`` emails run on this seeded portal.
+    """The ground truth of a campaign of ``rounds`` emails run on this seeded portal, in ``business_unit``.
 
     ``opt_out`` holds only the contacts the campaign itself must opt out: it never holds a contact HubSpot
     skips at send (``not_sendable``), one confirmed through double opt-in (``double_opt_in_confirmed``), or
@@ -584,7 +625,12 @@ def expected_outcome(
     event of that email and no unfiltered OPEN of it). Contacts a signal removes are ``never_mailed``.
     ``removed_by`` says how many of the unengaged profiles' contacts each signal alone removes (0 when off).
     Everything is read from stored values and events, never through the list-filter engine.
+
+    Seeded profiles hold in every business unit (see :func:`seed_portal`), so each of the portal's units has the
+    same outcome, about its own statuses; a unit the portal does not have is a ValueError.
     """
+    if business_unit not in units_of(portal):
+        raise ValueError(f"business_unit {business_unit} is not one of this portal's business units")
     narrow = _Narrowing.of(
         portal, focus_email_id, min_emails_delivered, spare_recent_activity, exclude_lifecycle_stages, inactivity_weeks
     )

@@ -293,12 +293,26 @@ def _subscription_problems(portal: Portal, data: dict[str, Any]) -> list[tuple[s
         sub_id = int(raw)
     except (TypeError, ValueError):
         return [(field, f"Subscription type {raw!r} is not a valid id.")]
-    row = portal.db.one("SELECT is_active FROM subscription_types WHERE id = ?", (sub_id,))
+    row = portal.db.one("SELECT is_active, business_unit_id FROM subscription_types WHERE id = ?", (sub_id,))
     if row is None:
         return [(field, f"Subscription type {sub_id} does not exist.")]
     if not row["is_active"]:
         return [(field, f"Subscription type {sub_id} is not active.")]
+    if row["business_unit_id"] != email_unit(data):
+        return [
+            (
+                field,
+                f"Subscription type {sub_id} belongs to business unit {row['business_unit_id']}, "
+                f"not to the email's business unit {email_unit(data)}.",
+            )
+        ]
     return []
+
+
+def email_unit(data: dict[str, Any]) -> int:
+    """The business unit an email belongs to (``businessUnitId``, stored as a number; 0 when unset)."""
+    value = data.get("businessUnitId")
+    return int(value) if isinstance(value, (int, str)) and str(value).strip().isdigit() else 0
 
 
 # -- the send -----------------------------------------------------------------------------------------
@@ -356,9 +370,11 @@ def background(portal: Portal) -> None:
 
 
 #: Why HubSpot does not send to a selected contact, first match wins (the legacy DROPPED event's
-#: ``dropReason`` names). The first ``?`` is the email's subscription type id.
+#: ``dropReason`` names). The first two ``?`` are the email's business unit (its "unsubscribed from all email"
+#: is unit 0's ``optout`` or another unit's ``unit_optouts`` row), the third its subscription type id.
 _UNSUBSCRIBED_OR_BOUNCED = (
-    "WHEN c.optout THEN 'PREVIOUSLY_UNSUBSCRIBED_PORTAL' "
+    "WHEN (? = 0 AND c.optout) OR EXISTS (SELECT 1 FROM unit_optouts o WHERE o.contact_id = c.id "
+    "            AND o.business_unit_id = ?) THEN 'PREVIOUSLY_UNSUBSCRIBED_PORTAL' "
     "WHEN EXISTS (SELECT 1 FROM subscription_status s WHERE s.contact_id = c.id AND s.subscription_id = ? "
     "            AND s.status = 'UNSUBSCRIBED') THEN 'PREVIOUSLY_UNSUBSCRIBED_MESSAGE' "
 )
@@ -384,6 +400,7 @@ def _insert_recipients(portal: Portal, email_id: int, data: dict[str, Any], at: 
     double opt-in pending, graymail), a ``not_sent`` row with the reason; returns the number sent."""
     to = data.get("to") if isinstance(data.get("to"), dict) else {}
     sub_id = int(data["subscriptionDetails"]["subscriptionId"])
+    unit = email_unit(data)
     graymail = to.get("suppressGraymail", True) is not False
     db = portal.db
     db.execute("CREATE TEMP TABLE IF NOT EXISTS selected_contacts (contact_id INTEGER PRIMARY KEY, reason TEXT)")
@@ -397,6 +414,8 @@ def _insert_recipients(portal: Portal, email_id: int, data: dict[str, Any], at: 
         "AND c.id NOT IN (SELECT value FROM json_each(?)) "
         "AND c.email IS NOT NULL AND c.email <> ''",
         [
+            unit,
+            unit,
             sub_id,
             int(graymail),
             at - GRAYMAIL_MS,
@@ -562,27 +581,35 @@ def land_due_events(portal: Portal) -> int:
 
 
 def _apply_unsubscribe_clicks(portal: Portal, now: int) -> None:
-    """A recipient who clicks the email's unsubscribe link is unsubscribed from all email, as HubSpot's
-    unsubscribe link does: ``hs_email_optout`` turns true and a STATUSCHANGE event (``source``
-    SOURCE_RECIPIENT) is filed under the email's campaign. Done by the contact, so not in the API audit log."""
+    """A recipient who clicks the email's unsubscribe link is unsubscribed from all email of the email's
+    business unit, as HubSpot's unsubscribe link does: in unit 0 ``hs_email_optout`` turns true, in another
+    unit its ``unit_optouts`` row is added, and a STATUSCHANGE event (``source`` SOURCE_RECIPIENT) is filed
+    under the email's campaign. Done by the contact, so not in the API audit log."""
     db = portal.db
     if not bool(db.get_meta("unsubscribe_links", portal.config.unsubscribe_links)):
         return
     db.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS unsubscribe_clicks (contact_id INTEGER PRIMARY KEY, "
-        "campaign_id INTEGER, email_id INTEGER, recipient TEXT, at INTEGER)"
+        "CREATE TEMP TABLE IF NOT EXISTS unsubscribe_clicks (contact_id INTEGER, unit INTEGER, "
+        "campaign_id INTEGER, email_id INTEGER, recipient TEXT, at INTEGER, PRIMARY KEY (contact_id, unit))"
     )
     db.execute("DELETE FROM temp.unsubscribe_clicks")
     db.execute(
-        "INSERT INTO temp.unsubscribe_clicks SELECT e.contact_id, e.campaign_id, e.email_id, e.recipient, "
-        "MIN(e.created) FROM events e JOIN contacts c ON c.id = e.contact_id "
-        "WHERE e.applied = 0 AND e.created <= ? AND e.type = 'CLICK' AND e.filtered = 0 AND c.optout = 0 "
-        "AND instr(lower(e.url), ?) > 0 GROUP BY e.contact_id",
+        "INSERT INTO temp.unsubscribe_clicks SELECT e.contact_id, "  # noqa: S608 - only constants are formatted in
+        f"{_EMAIL_UNIT_SQL} AS unit, e.campaign_id, e.email_id, e.recipient, "
+        "MIN(e.created) FROM events e JOIN contacts c ON c.id = e.contact_id LEFT JOIN emails m ON m.id = e.email_id "
+        "WHERE e.applied = 0 AND e.created <= ? AND e.type = 'CLICK' AND e.filtered = 0 "
+        f"AND NOT (({_EMAIL_UNIT_SQL} = 0 AND c.optout) OR EXISTS (SELECT 1 FROM unit_optouts o "
+        f"    WHERE o.contact_id = c.id AND o.business_unit_id = {_EMAIL_UNIT_SQL})) "
+        "AND instr(lower(e.url), ?) > 0 GROUP BY e.contact_id, unit",
         (now, UNSUBSCRIBE_PATH),
     )
     db.execute(
         "UPDATE contacts SET optout = 1, lastmodifieddate = MAX(contacts.lastmodifieddate, u.at) "
-        "FROM temp.unsubscribe_clicks u WHERE contacts.id = u.contact_id"
+        "FROM temp.unsubscribe_clicks u WHERE contacts.id = u.contact_id AND u.unit = 0"
+    )
+    db.execute(
+        "INSERT OR IGNORE INTO unit_optouts (contact_id, business_unit_id, updated_at) "
+        "SELECT contact_id, unit, at FROM temp.unsubscribe_clicks WHERE unit <> 0"
     )
     db.execute(
         "INSERT INTO events (campaign_id, email_id, contact_id, recipient, type, created, url, filtered, applied) "
@@ -591,6 +618,10 @@ def _apply_unsubscribe_clicks(portal: Portal, now: int) -> None:
         (unsubscribe_event_type(portal),),
     )
     db.execute("DELETE FROM temp.unsubscribe_clicks")
+
+
+#: The business unit of the email ``m`` an event belongs to, in SQL (0 for an email without one).
+_EMAIL_UNIT_SQL = "COALESCE(CAST(json_extract(m.data, '$.businessUnitId') AS INTEGER), 0)"
 
 
 def unsubscribe_event_type(portal: Portal) -> str:

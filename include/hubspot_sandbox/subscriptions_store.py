@@ -7,6 +7,10 @@ real change made through the API appends one row to ``status_changes`` (the opt-
 already in place changes nothing and logs nothing, so callers can retry safely. A contact who unsubscribes
 through an email's own link is opted out by :mod:`.sending` (a STATUSCHANGE event of that email), not here.
 
+Business units: every subscription type belongs to one unit (``subscription_types.business_unit_id``), so a
+status follows its type's unit. "Unsubscribed from all email" is kept per unit: unit 0's is ``contacts.optout``,
+another unit's a row of ``unit_optouts``. Reads and unsubscribe-alls work in the one unit they name.
+
 Batches are handled set-based: one query resolves all emails, one reads the current statuses, and
 the writes go out with ``executemany`` in one transaction.
 """
@@ -68,6 +72,7 @@ class SubscriptionType:
     is_internal: bool
     created_at: int
     updated_at: int
+    business_unit_id: int = 0
 
 
 @dataclass
@@ -115,6 +120,7 @@ class WideResult:
     status: str
     timestamp: int
     reason: str | None = None
+    business_unit_id: int = 0
 
 
 @dataclass
@@ -123,24 +129,53 @@ class _Changes:
 
     statuses: list[tuple[Any, ...]] = field(default_factory=list)
     optouts: list[tuple[Any, ...]] = field(default_factory=list)
+    #: (contact id, unit, at) to add to ``unit_optouts``, and (contact id, unit) to remove.
+    unit_optouts: list[tuple[Any, ...]] = field(default_factory=list)
+    unit_resubscribes: list[tuple[Any, ...]] = field(default_factory=list)
     log: list[tuple[Any, ...]] = field(default_factory=list)
 
 
 # -- reads ---------------------------------------------------------------------------------------
 
 
-def subscription_types(portal: Portal) -> dict[int, SubscriptionType]:
-    rows = portal.db.all(
+def subscription_types(portal: Portal, unit: int | None = None) -> dict[int, SubscriptionType]:
+    """The subscription types of one business unit, or of every unit (``None``)."""
+    sql = (
         "SELECT id, name, description, purpose, communication_method, is_active, is_default, is_internal, "
-        "created_at, updated_at FROM subscription_types ORDER BY id"
+        "created_at, updated_at, business_unit_id FROM subscription_types"
+    )
+    rows = (
+        portal.db.all(sql + " ORDER BY id")
+        if unit is None
+        else portal.db.all(sql + " WHERE business_unit_id = ? ORDER BY id", (unit,))
     )
     return {row[0]: _subscription_type(row) for row in rows}
 
 
 def _subscription_type(row: sqlite3.Row) -> SubscriptionType:
     return SubscriptionType(
-        row[0], row[1], row[2], row[3], row[4], bool(row[5]), bool(row[6]), bool(row[7]), row[8], row[9]
+        row[0], row[1], row[2], row[3], row[4], bool(row[5]), bool(row[6]), bool(row[7]), row[8], row[9], row[10]
     )
+
+
+def unit_optouts(portal: Portal, contacts: Sequence[Contact], unit: int) -> dict[int, int | None]:
+    """Each contact's "unsubscribed from all email" in ``unit``: when it was set, or ``None`` if not set.
+
+    Unit 0's is the contact's own ``optout`` (timed by its last modification, as before units existed).
+    """
+    if unit == 0:
+        return {c.id: (c.lastmodifieddate if c.optout else None) for c in contacts}
+    found: dict[int, int | None] = dict.fromkeys((c.id for c in contacts), None)
+    ids = list(found)
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        marks = ", ".join("?" * len(chunk))
+        for row in portal.db.all(
+            f"SELECT contact_id, updated_at FROM unit_optouts WHERE business_unit_id = ? AND contact_id IN ({marks})",  # noqa: S608
+            [unit, *chunk],
+        ):
+            found[row[0]] = row[1]
+    return found
 
 
 def normalise(email: str) -> str:
@@ -179,33 +214,43 @@ def _stored_rows(portal: Portal, contact_ids: Sequence[int]) -> dict[tuple[int, 
     return rows
 
 
-def _status(contact: Contact, sub: SubscriptionType, row: sqlite3.Row | None) -> Status:
+def _status(contact: Contact, sub: SubscriptionType, row: sqlite3.Row | None, optout: bool) -> Status:
     stored = row["status"] if row is not None else NOT_SPECIFIED
-    effective = UNSUBSCRIBED if contact.optout else stored
+    effective = UNSUBSCRIBED if optout else stored
     if row is None:
-        return Status(contact, sub, effective, DEFAULT_SOURCE, contact.createdate, contact.optout)
+        return Status(contact, sub, effective, DEFAULT_SOURCE, contact.createdate, optout)
     return Status(
         contact,
         sub,
         effective,
         row["source"],
         row["updated_at"],
-        contact.optout,
+        optout,
         row["legal_basis"],
         row["legal_basis_explanation"],
     )
 
 
-def read_statuses(portal: Portal, contacts: Sequence[Contact]) -> dict[int, list[Status]]:
-    """Every subscription type's status for each contact, keyed by contact id."""
-    types = subscription_types(portal)
+def read_statuses(portal: Portal, contacts: Sequence[Contact], unit: int = 0) -> dict[int, list[Status]]:
+    """Every subscription type of ``unit``: each contact's status, keyed by contact id."""
+    types = subscription_types(portal, unit)
     stored = _stored_rows(portal, [c.id for c in contacts])
-    return {c.id: [_status(c, sub, stored.get((c.id, sub_id))) for sub_id, sub in types.items()] for c in contacts}
+    optouts = unit_optouts(portal, contacts, unit)
+    return {
+        c.id: [_status(c, sub, stored.get((c.id, sub_id)), optouts[c.id] is not None) for sub_id, sub in types.items()]
+        for c in contacts
+    }
 
 
-def wide_status(contact: Contact, reason: str | None = None) -> WideResult:
-    status = UNSUBSCRIBED if contact.optout else SUBSCRIBED
-    return WideResult(contact, status, contact.lastmodifieddate, reason)
+def wide_statuses(portal: Portal, contacts: Sequence[Contact], unit: int = 0) -> dict[int, WideResult]:
+    """Each contact's "unsubscribed from all email" status in ``unit``, keyed by contact id."""
+    optouts = unit_optouts(portal, contacts, unit)
+    results = {}
+    for contact in contacts:
+        at = optouts[contact.id]
+        status = UNSUBSCRIBED if at is not None else SUBSCRIBED
+        results[contact.id] = WideResult(contact, status, at or contact.lastmodifieddate, None, unit)
+    return results
 
 
 # -- writes ---------------------------------------------------------------------------------------
@@ -223,7 +268,10 @@ def write_statuses(
     contacts = find_contacts(portal, [w.subscriber for w in writes])
     stored = _stored_rows(portal, [c.id for c in contacts.values()])
     current = {key: row["status"] for key, row in stored.items()}
-    optout = {c.id: c.optout for c in contacts.values()}
+    optout: dict[tuple[int, int], bool] = {}
+    for unit in {types[w.subscription_id].business_unit_id for w in writes if w.subscription_id in types}:
+        for contact_id, at in unit_optouts(portal, list(contacts.values()), unit).items():
+            optout[(contact_id, unit)] = at is not None
     now = portal.now_ms()
     changes = _Changes()
     results: list[Status] = []
@@ -260,7 +308,7 @@ def _apply_write(
     contact: Contact,
     sub: SubscriptionType,
     current: dict[tuple[int, int], str],
-    optout: dict[int, bool],
+    optout: dict[tuple[int, int], bool],
     changes: _Changes,
     now: int,
     source: str,
@@ -269,10 +317,14 @@ def _apply_write(
     """Record the changes one write causes (in ``changes``) and return its setStatusSuccessReason."""
     key = (contact.id, sub.id)
     old = current.get(key, NOT_SPECIFIED)
-    resubscribe = write.state == SUBSCRIBED and optout[contact.id]
+    unit = sub.business_unit_id
+    resubscribe = write.state == SUBSCRIBED and optout[(contact.id, unit)]
     if resubscribe:
-        optout[contact.id] = False
-        changes.optouts.append((0, now, contact.id))
+        optout[(contact.id, unit)] = False
+        if unit == 0:
+            changes.optouts.append((0, now, contact.id))
+        else:
+            changes.unit_resubscribes.append((contact.id, unit))
         changes.log.append(
             (
                 now,
@@ -285,6 +337,7 @@ def _apply_write(
                 write.legal_basis,
                 write.legal_basis_explanation,
                 endpoint,
+                unit,
             )
         )
     if old != write.state:
@@ -304,6 +357,7 @@ def _apply_write(
                 write.legal_basis,
                 write.legal_basis_explanation,
                 endpoint,
+                unit,
             )
         )
     if resubscribe:
@@ -316,14 +370,15 @@ def _written_status(
     contact: Contact,
     sub: SubscriptionType,
     current: dict[tuple[int, int], str],
-    optout: dict[int, bool],
+    optout: dict[tuple[int, int], bool],
     now: int,
     reason: str,
     stored: dict[tuple[int, int], sqlite3.Row],
     source: str,
 ) -> Status:
     state = current.get((contact.id, sub.id), NOT_SPECIFIED)
-    effective = UNSUBSCRIBED if optout[contact.id] else state
+    opted_out = optout[(contact.id, sub.business_unit_id)]
+    effective = UNSUBSCRIBED if opted_out else state
     if reason == NO_STATUS_CHANGE and (contact.id, sub.id) in stored:
         row = stored[(contact.id, sub.id)]
         return Status(
@@ -332,7 +387,7 @@ def _written_status(
             effective,
             row["source"],
             row["updated_at"],
-            optout[contact.id],
+            opted_out,
             row["legal_basis"],
             row["legal_basis_explanation"],
             reason,
@@ -343,7 +398,7 @@ def _written_status(
         effective,
         source,
         now,
-        optout[contact.id],
+        opted_out,
         write.legal_basis,
         write.legal_basis_explanation,
         reason,
@@ -351,10 +406,12 @@ def _written_status(
 
 
 def unsubscribe_all(
-    portal: Portal, subscribers: Sequence[str], *, endpoint: str, source: str = API_SOURCE
+    portal: Portal, subscribers: Sequence[str], *, endpoint: str, source: str = API_SOURCE, unit: int = 0
 ) -> tuple[list[WideResult], list[str]]:
-    """Opt contacts out of all email; returns their wide statuses and the subscribers not found."""
+    """Opt contacts out of all email of one business unit; returns their wide statuses and the subscribers
+    not found. Other units' opt-outs and statuses stay as they are."""
     contacts = find_contacts(portal, subscribers)
+    wide = wide_statuses(portal, list(contacts.values()), unit)
     now = portal.now_ms()
     changes = _Changes()
     results: list[WideResult] = []
@@ -368,15 +425,19 @@ def unsubscribe_all(
         if contact.id in seen:
             continue
         seen.add(contact.id)
-        if contact.optout:
-            results.append(wide_status(contact, NO_STATUS_CHANGE))
+        if wide[contact.id].status == UNSUBSCRIBED:
+            wide[contact.id].reason = NO_STATUS_CHANGE
+            results.append(wide[contact.id])
             continue
-        changes.optouts.append((1, now, contact.id))
+        if unit == 0:
+            changes.optouts.append((1, now, contact.id))
+            contact = Contact(contact.id, contact.email, True, contact.createdate, now)
+        else:
+            changes.unit_optouts.append((contact.id, unit, now))
         changes.log.append(
-            (now, contact.id, contact.email, None, SUBSCRIBED, UNSUBSCRIBED, source, None, None, endpoint)
+            (now, contact.id, contact.email, None, SUBSCRIBED, UNSUBSCRIBED, source, None, None, endpoint, unit)
         )
-        updated = Contact(contact.id, contact.email, True, contact.createdate, now)
-        results.append(wide_status(updated, UNSUBSCRIBE_FROM_ALL_OCCURRED))
+        results.append(WideResult(contact, UNSUBSCRIBED, now, UNSUBSCRIBE_FROM_ALL_OCCURRED, unit))
     _flush(portal, changes, now)
     return results, missing
 
@@ -388,6 +449,19 @@ def _flush(portal: Portal, changes: _Changes, now: int) -> None:
     with db.tx():
         if changes.optouts:
             db.conn.executemany("UPDATE contacts SET optout = ?, lastmodifieddate = ? WHERE id = ?", changes.optouts)
+        if changes.unit_optouts:
+            db.conn.executemany(
+                "INSERT OR IGNORE INTO unit_optouts (contact_id, business_unit_id, updated_at) VALUES (?, ?, ?)",
+                changes.unit_optouts,
+            )
+            db.conn.executemany(
+                "UPDATE contacts SET lastmodifieddate = ? WHERE id = ?",
+                [(now, row[0]) for row in changes.unit_optouts],
+            )
+        if changes.unit_resubscribes:
+            db.conn.executemany(
+                "DELETE FROM unit_optouts WHERE contact_id = ? AND business_unit_id = ?", changes.unit_resubscribes
+            )
         if changes.statuses:
             db.conn.executemany(
                 "INSERT INTO subscription_status (contact_id, subscription_id, status, legal_basis, "
@@ -403,7 +477,8 @@ def _flush(portal: Portal, changes: _Changes, now: int) -> None:
             )
         db.conn.executemany(
             "INSERT INTO status_changes (at, contact_id, email, subscription_id, old_status, new_status, source, "
-            "legal_basis, legal_basis_explanation, endpoint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "legal_basis, legal_basis_explanation, endpoint, business_unit_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             changes.log,
         )
     portal.touch()

@@ -43,6 +43,7 @@ EXPORTS_PATH = "/crm/v3/exports/export/async"
 #: Communication Preferences batch writes, written with their v4 paths (the hook routes them to the version).
 UNSUBSCRIBE_ALL_PATH = "/communication-preferences/v4/statuses/batch/unsubscribe-all"
 BATCH_WRITE_PATH = "/communication-preferences/v4/statuses/batch/write"
+DEFINITIONS_PATH = "/communication-preferences/v4/definitions"
 DAILY_USAGE_PATH = "/account-info/v3/api-usage/daily/private-apps"
 #: 429 policies that are the ordinary rate limit (wait and retry), not a refusal to export.
 _ROLLING_POLICIES = ("TEN_SECONDLY_ROLLING", "SECONDLY", "SECONDLY_ROLLING")
@@ -95,6 +96,10 @@ class HubSpotHook(BaseHook):
     :param in_flight: batch calls (look-ups, list adds, opt-outs) running at once, all under the one
         rate limiter, so the limit stays busy while answers are on their way. Default: the connection's
         extra ``{"in_flight": N}``, else 5.
+    :param business_unit_id: the business unit (brand) the calls work in, sent as ``businessUnitId`` on every
+        call that takes one: subscription definitions, v4 status reads and unsubscribe-alls, and the emails
+        the hook creates or updates. HubSpot asks accounts with the Business Units add-on to send it; 0 is the
+        default unit every portal has.
 
     .. seealso:: https://developers.hubspot.com/docs/api/overview
     """
@@ -114,6 +119,7 @@ class HubSpotHook(BaseHook):
         max_attempts: int = 6,
         caller: str | None = None,
         in_flight: int | None = None,
+        business_unit_id: int = 0,
     ) -> None:
         super().__init__()
         if in_flight is not None and in_flight < 1:
@@ -123,6 +129,7 @@ class HubSpotHook(BaseHook):
         self.max_attempts = max_attempts
         self.caller = caller
         self._in_flight = in_flight
+        self.business_unit_id = int(business_unit_id)
 
     @property
     def user_agent(self) -> str:
@@ -583,9 +590,11 @@ class HubSpotHook(BaseHook):
                 return None
 
     def create_email(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Create a marketing email (one call: not idempotent, so the caller looks it up by name after a failure)."""
+        """Create a marketing email in the hook's business unit (one call: not idempotent, so the caller looks
+        it up by name after a failure)."""
         api = self.client.marketing.emails.marketing_emails_api
-        return json.loads(api.create(request, _preload_content=False).data)  # type: ignore[no-any-return]
+        body = {**request, "businessUnitId": self.business_unit_id}
+        return json.loads(api.create(body, _preload_content=False).data)  # type: ignore[no-any-return]
 
     def clone_email(self, email_id: str, name: str) -> dict[str, Any]:
         """A copy of a designed email under ``name`` (one call, not idempotent, like :meth:`create_email`)."""
@@ -596,9 +605,11 @@ class HubSpotHook(BaseHook):
         return json.loads(api.clone(clone, _preload_content=False).data)  # type: ignore[no-any-return]
 
     def update_email(self, email_id: str, update: dict[str, Any]) -> dict[str, Any]:
-        """Patch a draft email's settings or content; the email as HubSpot has it after the patch."""
+        """Patch a draft email's settings or content (and keep it in the hook's business unit: a cloned template
+        may come from another); the email as HubSpot has it after the patch."""
         api = self.client.marketing.emails.marketing_emails_api
-        return json.loads(api.update(str(email_id), update, _preload_content=False).data)  # type: ignore[no-any-return]
+        body = {**update, "businessUnitId": self.business_unit_id}
+        return json.loads(api.update(str(email_id), body, _preload_content=False).data)  # type: ignore[no-any-return]
 
     def publish_email(self, email_id: str) -> None:
         """Publish (send) an email. Not idempotent: callers read :meth:`get_email` before and after it."""
@@ -606,22 +617,29 @@ class HubSpotHook(BaseHook):
 
     # -- subscriptions -----------------------------------------------------------------------------------
     def subscription_definitions(self) -> dict[str, Any]:
-        """The portal's subscription types, as HubSpot answers: ``subscriptionDefinitions`` on v3, ``results`` on
-        date-based versions (the caller reads either shape)."""
-        api = self.client.communication_preferences.definition_api
-        return json.loads(api.get_page(_preload_content=False).data)  # type: ignore[no-any-return]
+        """The subscription types of the hook's business unit (HubSpot's ``results``).
+
+        Read from v4 (or its date-based version), the one that takes ``businessUnitId``; v3 lists every unit's.
+        """
+        return self.request(  # type: ignore[no-any-return]
+            "GET", DEFINITIONS_PATH, params={"businessUnitId": self.business_unit_id}
+        )
 
     def unsubscribe_all(self, emails: list[str]) -> dict[str, Any]:
         """Opt up to 100 addresses out of all email (verbose: one result per address); HubSpot's answer.
 
         Its ``errors`` name the addresses HubSpot failed; the caller records them rather than raising.
         """
+        params = {"channel": "EMAIL", "businessUnitId": self.business_unit_id, "verbose": True}
         return self.request(  # type: ignore[no-any-return]
-            "POST", UNSUBSCRIBE_ALL_PATH, params={"channel": "EMAIL", "verbose": True}, json_body={"inputs": emails}
+            "POST", UNSUBSCRIBE_ALL_PATH, params=params, json_body={"inputs": emails}
         )
 
     def write_statuses(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
-        """Set up to 100 subscription statuses (each input names its address, type, state and legal basis)."""
+        """Set up to 100 subscription statuses (each input names its address, type, state and legal basis).
+
+        No ``businessUnitId``: HubSpot's batch write takes none, as each subscription type belongs to one unit.
+        """
         return self.request("POST", BATCH_WRITE_PATH, json_body={"inputs": inputs})  # type: ignore[no-any-return]
 
     # -- forms -------------------------------------------------------------------------------------------

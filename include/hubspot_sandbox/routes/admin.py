@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 
 from .. import errors, lists_store
+from ..business_units import parse_seed
 from ..config import TIERS, RateLimit
 from ..faults import Fault
 from ..portal import Portal, iso, portal_of
@@ -63,6 +64,7 @@ async def seed(request: Request) -> dict[str, Any]:
             seed=int(body.get("seed", 0)),
             weights=body.get("profiles"),
             reset=bool(body.get("reset", True)),
+            business_units=parse_seed(body.get("business_units") or []),
         )
     except (TypeError, ValueError) as err:
         raise errors.validation_error(str(err)) from err
@@ -158,8 +160,8 @@ async def ground_truth(request: Request) -> dict[str, Any]:
     """The campaign's expected outcome; the optional signals narrow the cohort as the campaign's own would.
 
     Query: ``rounds``, ``focus_email_id``, ``min_emails_delivered``, ``spare_recent_activity`` (true/false),
-    ``exclude_lifecycle_stages`` (comma-separated), ``inactivity_weeks``. ``removed_by`` holds numbers, every
-    other key a list of contact ids.
+    ``exclude_lifecycle_stages`` (comma-separated), ``inactivity_weeks``, ``business_unit`` (default 0; a unit
+    the portal does not have is a 400). ``removed_by`` holds numbers, every other key a list of contact ids.
     """
     rounds = query_int(request, "rounds", 1, minimum=1, maximum=3)
     assert rounds is not None
@@ -173,6 +175,7 @@ async def ground_truth(request: Request) -> dict[str, Any]:
             spare_recent_activity=query_bool(request, "spare_recent_activity"),
             exclude_lifecycle_stages=tuple(s.strip() for s in stages.split(",") if s.strip()),
             inactivity_weeks=query_int(request, "inactivity_weeks", 52, minimum=1) or 52,
+            business_unit=query_int(request, "business_unit", 0, minimum=0) or 0,
         )
     except ValueError as err:
         raise errors.validation_error(str(err)) from err
@@ -232,7 +235,8 @@ async def reset_calls(request: Request) -> dict[str, Any]:
 
 @router.get("/status-changes")
 async def status_changes(request: Request) -> dict[str, Any]:
-    """Every subscription status change, in order: the audit log of opt-outs."""
+    """Every subscription status change, in order: the audit log of opt-outs (``businessUnitId`` on a change
+    made in a unit other than 0)."""
     after = query_int(request, "after", 0) or 0
     rows = portal_of(request).db.all("SELECT * FROM status_changes WHERE seq > ? ORDER BY seq", (after,))
     return {
@@ -249,6 +253,8 @@ async def status_changes(request: Request) -> dict[str, Any]:
                 "legalBasis": r["legal_basis"],
                 "legalBasisExplanation": r["legal_basis_explanation"],
                 "endpoint": r["endpoint"],
+                # Only on portals with business units: unit 0's changes keep the shape they always had.
+                **({"businessUnitId": r["business_unit_id"]} if r["business_unit_id"] else {}),
             }
             for r in rows
         ]

@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import Request, Response
 
 from .. import errors, sending
+from ..business_units import check_unit
 from ..portal import Portal, iso, parse_iso, portal_of
 from ..routing import Endpoints, json_body, json_object, path_for, query_bool, query_int
 
@@ -165,8 +166,11 @@ def _apply(portal: Portal, data: dict[str, Any], body: dict[str, Any]) -> dict[s
         body["subscriptionDetails"] = details
     if body.get("publishDate"):
         body["publishDate"] = iso(parse_iso(body["publishDate"]))
-    if "businessUnitId" in body:
-        body["businessUnitId"] = str(body["businessUnitId"])
+    if body.get("businessUnitId") is None:
+        body.pop("businessUnitId", None)
+    else:
+        # An email belongs to one of the portal's business units; its subscription type must be that unit's.
+        body["businessUnitId"] = str(check_unit(portal, int(body["businessUnitId"])))
     body.pop("archived", None)
     merged = _merge(data, body)
     _name_subscription(portal, merged)

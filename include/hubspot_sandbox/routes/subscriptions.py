@@ -7,6 +7,9 @@ answers 403 MISSING_SCOPES on lower tiers); single-contact endpoints work on eve
 v3 reports a subscription the contact never chose (v4 ``NOT_SPECIFIED``) as ``NOT_SUBSCRIBED``, and
 every subscription of a contact opted out of all email as ``NOT_SUBSCRIBED`` with
 ``sourceOfStatus: PORTAL_WIDE_STATUS``.
+
+v4 reads and unsubscribe-alls work in the business unit their ``businessUnitId`` names (default 0); writes name
+a subscription type, which belongs to one unit. An unknown unit is refused (:mod:`..business_units`).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from fastapi.responses import JSONResponse
 
 from .. import errors
 from .. import subscriptions_store as store
+from ..business_units import unit_param
 from ..portal import Portal, iso, portal_of
 from ..routing import MAX_BATCH, Endpoints, batch_inputs, is_dated, json_body, json_object, query_bool
 from ..subscriptions_store import Contact, Failure, Status, StatusWrite, SubscriptionType, WideResult
@@ -46,7 +50,7 @@ def _definition(sub: SubscriptionType) -> dict[str, Any]:
         "isInternal": sub.is_internal,
         "createdAt": iso(sub.created_at),
         "updatedAt": iso(sub.updated_at),
-        "businessUnitId": 0,
+        "businessUnitId": sub.business_unit_id,
         "subscriptionTranslations": [],
     }
 
@@ -61,7 +65,7 @@ def _public_status(status: Status) -> dict[str, Any]:
         "status": status.status,
         "source": status.source,
         "timestamp": iso(status.timestamp),
-        "businessUnitId": 0,
+        "businessUnitId": status.subscription.business_unit_id,
     }
     if status.legal_basis:
         out["legalBasis"] = status.legal_basis
@@ -75,11 +79,11 @@ def _public_status(status: Status) -> dict[str, Any]:
 def _wide_status(result: WideResult) -> dict[str, Any]:
     return {
         "subscriberIdString": result.contact.email,
-        "wideStatusType": "PORTAL_WIDE",
+        "wideStatusType": "BUSINESS_UNIT_WIDE" if result.business_unit_id else "PORTAL_WIDE",
         "status": result.status,
         "channel": "EMAIL",
         "timestamp": iso(result.timestamp),
-        "businessUnitId": 0,
+        "businessUnitId": result.business_unit_id,
     }
 
 
@@ -241,7 +245,9 @@ async def _v3_write(request: Request, state: str, endpoint: str) -> dict[str, An
         legal_basis_explanation=_explanation(body.get("legalBasisExplanation")),
     )
     contact = _contact_or_404(portal, email)
-    if state == store.SUBSCRIBED and contact.optout:
+    sub = store.subscription_types(portal).get(write.subscription_id)
+    unit = sub.business_unit_id if sub is not None else 0
+    if state == store.SUBSCRIBED and store.unit_optouts(portal, [contact], unit)[contact.id] is not None:
         raise errors.validation_error(
             f"{email} has opted out of all email; this endpoint cannot resubscribe a contact who is "
             "unsubscribed from all email."
@@ -269,9 +275,10 @@ async def v3_unsubscribe(request: Request) -> dict[str, Any]:
 async def v4_definitions(request: Request) -> dict[str, Any]:
     portal = portal_of(request)
     started = portal.now_ms()
+    unit = unit_param(request, portal)
     translations = query_bool(request, "includeTranslations")
     results = []
-    for sub in store.subscription_types(portal).values():
+    for sub in store.subscription_types(portal, unit).values():
         definition = _definition(sub)
         if not translations:
             definition.pop("subscriptionTranslations")
@@ -284,10 +291,11 @@ async def v4_batch_read(request: Request) -> Any:
     portal = portal_of(request)
     started = portal.now_ms()
     _channel(request)
+    unit = unit_param(request, portal)
     subscribers = _string_inputs(await _batch_inputs(request))
     contacts = store.find_contacts(portal, subscribers)
     found = [contacts[store.normalise(s)] for s in subscribers if store.normalise(s) in contacts]
-    statuses = store.read_statuses(portal, found)
+    statuses = store.read_statuses(portal, found, unit)
     results = [{"subscriberIdString": c.email, "statuses": [_public_status(s) for s in statuses[c.id]]} for c in found]
     failures = [_not_found(s) for s in subscribers if store.normalise(s) not in contacts]
     return _multi_status(request, _envelope(started, portal, results, failures))
@@ -312,12 +320,15 @@ async def v4_batch_unsubscribe_all(request: Request) -> dict[str, Any]:
     portal = portal_of(request)
     started = portal.now_ms()
     _channel(request)
+    unit = unit_param(request, portal)
     verbose = query_bool(request, "verbose")
     subscribers = _string_inputs(await _batch_inputs(request))
-    wide, missing = store.unsubscribe_all(portal, subscribers, endpoint="subscriptions.v4.batch_unsubscribe_all")
+    wide, missing = store.unsubscribe_all(
+        portal, subscribers, endpoint="subscriptions.v4.batch_unsubscribe_all", unit=unit
+    )
     results: list[dict[str, Any]] = []
     if verbose:
-        statuses = store.read_statuses(portal, [w.contact for w in wide])
+        statuses = store.read_statuses(portal, [w.contact for w in wide], unit)
         for result in wide:
             items = statuses[result.contact.id]
             for status in items:
@@ -333,11 +344,13 @@ async def v4_batch_unsubscribe_all_read(request: Request) -> Any:
     portal = portal_of(request)
     started = portal.now_ms()
     _channel(request)
+    unit = unit_param(request, portal)
     subscribers = _string_inputs(await _batch_inputs(request))
     contacts = store.find_contacts(portal, subscribers)
+    found = [contacts[store.normalise(s)] for s in subscribers if store.normalise(s) in contacts]
+    wide = store.wide_statuses(portal, found, unit)
     results = [
-        {"subscriberIdString": contact.email, "wideStatuses": [_wide_status(store.wide_status(contact))]}
-        for contact in (contacts[store.normalise(s)] for s in subscribers if store.normalise(s) in contacts)
+        {"subscriberIdString": contact.email, "wideStatuses": [_wide_status(wide[contact.id])]} for contact in found
     ]
     failures = [_not_found(s) for s in subscribers if store.normalise(s) not in contacts]
     return _multi_status(request, _envelope(started, portal, results, failures))
@@ -351,8 +364,9 @@ async def v4_status(request: Request, subscriberIdString: str) -> dict[str, Any]
     portal = portal_of(request)
     started = portal.now_ms()
     _channel(request)
+    unit = unit_param(request, portal)
     contact = _contact_or_404(portal, subscriberIdString)
-    statuses = store.read_statuses(portal, [contact])[contact.id]
+    statuses = store.read_statuses(portal, [contact], unit)[contact.id]
     return _envelope(started, portal, [_public_status(s) for s in statuses])
 
 
@@ -374,13 +388,16 @@ async def v4_unsubscribe_all(request: Request, subscriberIdString: str) -> dict[
     portal = portal_of(request)
     started = portal.now_ms()
     _channel(request)
+    unit = unit_param(request, portal)
     verbose = query_bool(request, "verbose")
-    wide, missing = store.unsubscribe_all(portal, [subscriberIdString], endpoint="subscriptions.v4.unsubscribe_all")
+    wide, missing = store.unsubscribe_all(
+        portal, [subscriberIdString], endpoint="subscriptions.v4.unsubscribe_all", unit=unit
+    )
     if missing:
         raise errors.not_found(f"No contact with email {subscriberIdString!r} exists.")
     results: list[dict[str, Any]] = []
     if verbose:
-        statuses = store.read_statuses(portal, [wide[0].contact])[wide[0].contact.id]
+        statuses = store.read_statuses(portal, [wide[0].contact], unit)[wide[0].contact.id]
         for status in statuses:
             status.reason = wide[0].reason
         results = [_public_status(s) for s in statuses]
@@ -394,5 +411,6 @@ async def v4_wide_status(request: Request, subscriberIdString: str) -> dict[str,
     portal = portal_of(request)
     started = portal.now_ms()
     _channel(request)
+    unit = unit_param(request, portal)
     contact = _contact_or_404(portal, subscriberIdString)
-    return _envelope(started, portal, [_wide_status(store.wide_status(contact))])
+    return _envelope(started, portal, [_wide_status(store.wide_statuses(portal, [contact], unit)[contact.id])])

@@ -18,6 +18,7 @@ from ..errors import (
     HubSpotNotFound,
     HubSpotPermanentError,
     HubSpotScopeError,
+    HubSpotValidationError,
 )
 from ..storage import run_folder
 from .base import HubSpotOperator
@@ -112,7 +113,8 @@ class PreflightFailed(HubSpotPermanentError):
 class PreflightOperator(HubSpotOperator):
     """Check everything step 1 asks for, and fail once with the full list of problems.
 
-    - the subscription type exists and is active (given by id or name);
+    - the campaign's business unit is one of the portal's, and the subscription type exists in that unit
+      and is active (given by id or name);
     - forms whose consent options are missing or do not cover that subscription type (warnings:
       contacts they collect may never have agreed to this type);
     - the portal can publish marketing email and batch-write subscription statuses (Marketing Hub
@@ -188,9 +190,11 @@ class PreflightOperator(HubSpotOperator):
         portal = self.hook.portal
         folder = run_folder(self.export_base or None, campaign.campaign, str(context["run_id"]))
         self.log.info(
-            "Preflight passed: subscription type %r (%s), portal %s, %d contacts, budget %s calls left.",
+            "Preflight passed: subscription type %r (%s), business unit %s, portal %s, %d contacts, budget %s "
+            "calls left.",
             subscription["name"],
             subscription["id"],
+            self.business_unit_id,
             portal["portalId"],
             contacts,
             budget,
@@ -257,12 +261,24 @@ class PreflightOperator(HubSpotOperator):
             )
 
     def _subscription(self, problems: list[str]) -> dict[str, Any] | None:
-        definitions = subscription_definitions(self.hook.subscription_definitions())
+        """The subscription type, looked up among the types of the campaign's business unit only."""
+        unit = self.business_unit_id
+        try:
+            answer = self.hook.subscription_definitions()
+        except HubSpotValidationError as err:
+            problems.append(
+                f"Business unit {unit} is not one of this portal's business units (HubSpot answered: {err}). "
+                "Give the business unit id of a brand the portal has (0 is the default unit)."
+            )
+            return None
+        # Only the unit's own types: an answer that lists other units' too must not satisfy the check.
+        definitions = [d for d in subscription_definitions(answer) if int(d.get("businessUnitId") or 0) == unit]
         wanted = str(self.subscription_type).strip()
         found = [d for d in definitions if str(d["id"]) == wanted or d["name"].strip().lower() == wanted.lower()]
         if not found:
-            names = ", ".join(f"{d['name']!r} ({d['id']})" for d in definitions)
-            problems.append(f"Subscription type {wanted!r} does not exist; the portal has {names}.")
+            names = ", ".join(f"{d['name']!r} ({d['id']})" for d in definitions) or "none"
+            where = f"the portal's business unit {unit}" if unit else "the portal"
+            problems.append(f"Subscription type {wanted!r} does not exist in {where}; it has {names}.")
             return None
         if not found[0].get("isActive"):
             problems.append(f"Subscription type {found[0]['name']!r} ({found[0]['id']}) is not active.")
