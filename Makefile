@@ -45,6 +45,7 @@ doctor: venv
 bench: venv
 	$(BIN)/python -m tests.benchmarks.sandbox_bench
 	$(BIN)/python -m tests.benchmarks.campaign_bench
+	$(BIN)/python -m tests.benchmarks.campaigns_parse
 
 reliability: venv
 	$(BIN)/python -m tests.reliability.fault_suite
