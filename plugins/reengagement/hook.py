@@ -25,7 +25,7 @@ from .errors import (
     HubSpotTransientError,
     HubSpotValidationError,
 )
-from .ratelimit import limiter_for
+from .shared_limit import limiter_for
 from .transport import GuardedRest, Transport, batch_errors
 
 if TYPE_CHECKING:
@@ -79,7 +79,8 @@ class HubSpotHook(BaseHook):
     (HubSpot's credential for new integrations: Development > Keys > Service keys) or, alternatively, a
     legacy private app token; both are sent as a bearer token. The token is read only from the connection
     and never logged. Every request, through the SDK or :meth:`request`, shares one rate limiter per portal
-    and process, HubSpot's retry rules and one error mapping (:mod:`reengagement.errors`).
+    (across every worker through Redis when there is one, else per process: :mod:`reengagement.shared_limit`),
+    HubSpot's retry rules and one error mapping (:mod:`reengagement.errors`).
 
     The connection's extra ``{"api_version": "2026-09"}`` names the one HubSpot API version the hook speaks
     (default :data:`~reengagement.api_versions.DEFAULT_API_VERSION`; ``"legacy"`` for the v1-v4 paths). The
@@ -221,8 +222,17 @@ class HubSpotHook(BaseHook):
 
     @cached_property
     def transport(self) -> Transport:
+        """Every request's limiter and retries; the limiter is the portal's, shared by every worker through Redis
+        when there is one (:mod:`reengagement.shared_limit`)."""
         fingerprint = hashlib.sha256(self._token.encode()).hexdigest()[:16]
-        return Transport(limiter_for(f"{self.base_url}|{fingerprint}"), max_attempts=self.max_attempts)
+        limiter = limiter_for(f"{self.base_url}|{fingerprint}", time_zone=self._portal_time_zone)
+        return Transport(limiter, max_attempts=self.max_attempts)
+
+    def _portal_time_zone(self) -> str | None:
+        """The portal's time zone, for the daily budget's midnight: asked of the shared limiter once a day per
+        portal, from inside a request (the look-up's own request is admitted without the daily count)."""
+        zone = self.portal.get("timeZone")
+        return str(zone) if zone else None
 
     @cached_property
     def _rest(self) -> GuardedRest:

@@ -97,6 +97,16 @@ def get_provider_info() -> dict[str, Any]:
                         "example": "none",
                         "default": "@quarterly",
                     },
+                    "rate_limit_redis_url": {
+                        "description": "Redis where every worker shares each HubSpot portal's rate limit (the "
+                        "rolling window, pauses after a 429, and the daily budget counted in the portal's time "
+                        "zone). Unset: Celery's [celery] broker_url when it is a redis:// or rediss:// URL. Empty or "
+                        "none, or no Redis answering: the limit is kept per process, and the log says so.",
+                        "version_added": "0.3.0",
+                        "type": "string",
+                        "example": "redis://redis:6379/0",
+                        "default": None,
+                    },
                     "campaigns_file": {
                         "description": "The campaigns file (campaigns.yaml) that dags/hubspot_campaigns.py builds "
                         "one DAG per campaign from. Empty: campaigns.yaml in the folder of that dags file; a relative "

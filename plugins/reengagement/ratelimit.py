@@ -5,6 +5,9 @@ plus its refill inside one window) can trip it. This keeps a log of send times i
 lets more than ``max - margin`` requests into any window. The limit is read from HubSpot's
 ``X-HubSpot-RateLimit-*`` headers when they arrive, and the ``Remaining`` header slows the process
 down when other processes share the app's budget.
+
+This is the limiter of one process; :mod:`reengagement.shared_limit` shares the same interface across every
+worker through Redis, and falls back to this one where no Redis is configured.
 """
 
 from __future__ import annotations
@@ -14,11 +17,35 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from typing import Protocol
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX = 100  # the lowest published per-app limit (Starter), until headers say otherwise
 DEFAULT_INTERVAL = 10.0
+
+
+class Limiter(Protocol):
+    """What the transport needs of a limiter, in one process or shared by every worker."""
+
+    limit: int
+    interval: float
+    waited: float
+
+    @property
+    def allowance(self) -> int: ...
+
+    def acquire(self) -> float:
+        """Block until one more request fits, count it, and return when it was admitted."""
+        ...
+
+    def observe(self, headers: Mapping[str, str]) -> None:
+        """Learn the portal's limits from a response's headers."""
+        ...
+
+    def pause(self, seconds: float) -> None:
+        """Hold every request for ``seconds`` (after a 429)."""
+        ...
 
 
 class RollingWindowLimiter:
@@ -47,8 +74,8 @@ class RollingWindowLimiter:
     def allowance(self) -> int:
         return max(1, self.limit - self.margin)
 
-    def acquire(self) -> None:
-        """Block until one more request fits in the window, then count it."""
+    def acquire(self) -> float:
+        """Block until one more request fits in the window, then count it; when it was admitted."""
         while True:
             with self._lock:
                 now = self._clock()
@@ -58,7 +85,7 @@ class RollingWindowLimiter:
                 wait = max(self._paused_until - now, 0.0)
                 if not wait and len(self._sent) < self.allowance:
                     self._sent.append(now)
-                    return
+                    return now
                 if not wait:
                     wait = self._sent[0] + self.interval - now + 0.001
             self.waited += wait
@@ -91,15 +118,3 @@ class RollingWindowLimiter:
         """Hold every request of this process for ``seconds`` (after a 429)."""
         with self._lock:
             self._paused_until = max(self._paused_until, self._clock() + seconds)
-
-
-_LIMITERS: dict[str, RollingWindowLimiter] = {}
-_REGISTRY_LOCK = threading.Lock()
-
-
-def limiter_for(key: str) -> RollingWindowLimiter:
-    """The process-wide limiter for one app on one portal (keyed without the token itself)."""
-    with _REGISTRY_LOCK:
-        if key not in _LIMITERS:
-            _LIMITERS[key] = RollingWindowLimiter()
-        return _LIMITERS[key]

@@ -34,7 +34,7 @@ from .errors import (
     HubSpotTransientError,
     HubSpotValidationError,
 )
-from .ratelimit import RollingWindowLimiter
+from .ratelimit import Limiter
 
 log = logging.getLogger(__name__)
 
@@ -135,11 +135,15 @@ def _headers(response: Any) -> dict[str, str]:
 
 
 class Transport:
-    """Runs one HTTP request under the limiter with HubSpot's retry rules."""
+    """Runs one HTTP request under the limiter with HubSpot's retry rules.
+
+    The limiter may be this process's or shared by every worker (:mod:`reengagement.shared_limit`); a spent
+    daily budget raises :class:`~reengagement.errors.HubSpotDailyLimitError` from it before anything is sent.
+    """
 
     def __init__(
         self,
-        limiter: RollingWindowLimiter,
+        limiter: Limiter,
         *,
         max_attempts: int = 6,
         max_wait: float = 30.0,
@@ -194,7 +198,7 @@ class Transport:
         if isinstance(err, HubSpotRateLimited):
             with self._counting:
                 self.rate_limited += 1
-            # Never applied; hold the whole process so the window can roll.
+            # Never applied; hold every request to the portal (every worker's, when shared) so the window can roll.
             self.limiter.pause(self.limiter.interval / 2)
             return True
         if isinstance(err, HubSpotTransientError):

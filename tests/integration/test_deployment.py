@@ -216,6 +216,12 @@ def test_a_campaign_feeds_the_warehouse_through_its_assets_reports_lineage_and_t
     assert sorted(str(r[0]) for r in rows) == sorted(row["contact_id"] for row in ledger)
     assert {row["contact_id"] for row in ledger if row["reason"] in audit.CHANGED} == opted_out
 
+    # History: the report shows the portal's earlier campaigns of this deployment (the two-round one, in order).
+    report = deployment.served(run_id, "report")
+    history = report[report.index("Campaign history (portal") :]
+    earlier = {p.parent.parent.name for p in deployment.exports.glob("*/*/outcome.json")} - {run_id}
+    assert all(f">{campaign}<" in history for campaign in earlier), earlier
+
     # Lineage: the stack's OpenLineage events name the HubSpot list exported and the files written and read.
     portal = deployment.api.xcom(DAG_ID, run_id, "preflight")["portal_id"]
     events = wait_until(lambda: deployment.lineage_events(), "OpenLineage events")

@@ -84,3 +84,9 @@ def test_headers_without_rate_limit_fields_change_nothing():
     limiter, _ = make(limit=10)
     limiter.observe({"Content-Type": "application/json"})
     assert limiter.limit == 10
+
+
+def test_acquire_says_when_each_request_was_admitted():
+    limiter, clock = make(limit=3, interval=10.0, margin=1)
+    assert [limiter.acquire() for _ in range(3)] == [1000.0, 1000.0, 1010.001]
+    assert clock.now == 1010.001

@@ -175,3 +175,14 @@ def test_a_spent_daily_limit_fails_the_task_at_once_and_says_when_to_rerun():
 )
 def test_idempotency_classification(method, path, idempotent):
     assert is_idempotent(method, "https://api.hubapi.com" + path) is idempotent
+
+
+def test_a_daily_budget_spent_across_workers_fails_before_anything_is_sent():
+    class Spent(RollingWindowLimiter):
+        def acquire(self) -> float:
+            raise errors.HubSpotDailyLimitError("HubSpot's daily API limit for this portal is spent")
+
+    call, calls = flaky()
+    with pytest.raises(errors.HubSpotDailyLimitError):
+        Transport(Spent(), sleep=lambda s: None).send("GET", URL, call)
+    assert calls["n"] == 0
