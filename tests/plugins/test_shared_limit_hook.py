@@ -1,4 +1,4 @@
-"""The hook's limiter shared through Redis (database 14), against the sandbox: the daily budget across workers."""
+"""The hook's limiter shared through Redis (database 13), against the sandbox: the daily budget across workers."""
 
 from __future__ import annotations
 
@@ -10,24 +10,19 @@ from reengagement import errors
 from reengagement.hook import HubSpotHook
 from reengagement.shared_limit import RedisWindowLimiter, forget_limiters
 
-REDIS_URL = "redis://127.0.0.1:6379/14"
+from tests.support.redis_db import empty_redis_db, redis_url
+
+REDIS_URL = redis_url(13)
 
 
 @pytest.fixture
 def shared(monkeypatch) -> Iterator[redis.Redis]:
-    """Every hook's limiter lives in Redis database 14, emptied around the test."""
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.ConnectionError:
-        pytest.skip("no Redis at 127.0.0.1:6379")
-    client.flushdb()
-    monkeypatch.setenv("AIRFLOW__HUBSPOT_REENGAGEMENT__RATE_LIMIT_REDIS_URL", REDIS_URL)
-    forget_limiters()
-    yield client
-    forget_limiters()
-    client.flushdb()
-    client.close()
+    """Every hook's limiter lives in Redis database 13, emptied around the test."""
+    with empty_redis_db(13) as client:
+        monkeypatch.setenv("AIRFLOW__HUBSPOT_REENGAGEMENT__RATE_LIMIT_REDIS_URL", REDIS_URL)
+        forget_limiters()
+        yield client
+        forget_limiters()
 
 
 def details_calls(sandbox) -> dict[str, int]:

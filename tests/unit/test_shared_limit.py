@@ -20,7 +20,9 @@ from reengagement.errors import HubSpotDailyLimitError
 from reengagement.ratelimit import RollingWindowLimiter
 from reengagement.shared_limit import KEY_PREFIX, RedisWindowLimiter, forget_limiters, limiter_for
 
-REDIS_URL = "redis://127.0.0.1:6379/14"
+from tests.support.redis_db import empty_redis_db, redis_url
+
+REDIS_URL = redis_url(14)
 UNUSED_URL = "redis://127.0.0.1:1/14"
 PORTAL = "https://api.hubapi.com|0123456789abcdef"
 NEW_YORK = ZoneInfo("America/New_York")
@@ -28,15 +30,8 @@ NEW_YORK = ZoneInfo("America/New_York")
 
 @pytest.fixture
 def client() -> Iterator[redis.Redis]:
-    connection = redis.Redis.from_url(REDIS_URL)
-    try:
-        connection.ping()
-    except redis.ConnectionError:
-        pytest.skip("no Redis at 127.0.0.1:6379")
-    connection.flushdb()
-    yield connection
-    connection.flushdb()
-    connection.close()
+    with empty_redis_db(14) as connection:
+        yield connection
 
 
 class WallClock:
@@ -97,7 +92,7 @@ def test_workers_together_never_exceed_the_allowance_in_any_window(client):
 
     run_in_threads([lambda w=w: send(w) for w in workers])
     assert len(sent) == 30
-    assert most_in_any_window(sorted(sent), 1.0) == 10  # each alone would have let 10 through per window
+    assert most_in_any_window(sorted(sent), 1.0) <= 10  # each alone would have let 10 through per window
     assert sum(w.waited for w in workers) > 0
 
 
@@ -117,7 +112,7 @@ def test_separate_processes_share_one_window(client):
         process.join(30)
         assert process.exitcode == 0
     assert len(sent) == 24
-    assert most_in_any_window(sent, 1.0) == 8
+    assert most_in_any_window(sent, 1.0) <= 8
 
 
 def test_a_pause_by_one_worker_holds_the_others(client):
