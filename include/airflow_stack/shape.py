@@ -55,6 +55,8 @@ DEPLOYMENT_SETTINGS: dict[str, str] = {
     # HubSpot outages are short: retry a failed HubSpot task after 30 s, then 60 s, then 120 s.
     "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "30",
     "AIRFLOW__CELERY__WORKER_CONCURRENCY": "4",
+    # The worker imports the campaign once, before it forks a process per task (reengagement/celery_worker.py).
+    "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "reengagement.celery_worker.CELERY_CONFIG",
     "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
     # A worker that dies mid-task is noticed within a minute instead of five.
     "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
