@@ -117,14 +117,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     return report
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def stack_smtp() -> Iterator[SmtpServer]:
     """The SMTP server the stack's notifications go to, up before the stack and down after it."""
     with SmtpServer() as server:
         yield server
 
 
-@pytest.fixture(scope="session")
+# Module-scoped: the stack's five processes stop as soon as the deployment's tests are done, not when the whole
+# session ends (under xdist their worker goes on to other files, which would share the cores with an idle stack).
+@pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory, stack_smtp: SmtpServer) -> Iterator[Deployment]:
     if os.environ.get("INTEGRATION_STACK_HOME"):  # a stack already up (`make up`), while writing tests
         running = LocalStack(Path(os.environ["INTEGRATION_STACK_HOME"]))
