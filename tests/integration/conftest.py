@@ -26,8 +26,10 @@ DATABASE_URL = os.environ.get(
 )
 BROKER_URL = os.environ.get("INTEGRATION_BROKER_URL", "redis://127.0.0.1:6379/15")
 #: Faster than a deployment: a lost worker is noticed in ~15 s (task heartbeats come every 5 s), a failed
-#: task is retried after 1, 2, 4 s, and an idle scheduler looks for work twice a second.
+#: task is retried after 1, 2, 4 s, and an idle scheduler looks for work twice a second. The DAG files do not
+#: change while the tests run: they are parsed once, not again every 10 s.
 TEST_SETTINGS = {
+    "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
     "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "15",
     "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
     "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "1",
