@@ -34,6 +34,7 @@ SLOW_FIRST = (
     "tests/e2e/",
     "tests/packaging/",
     "tests/reliability/",
+    "tests/plugins/test_optout_operator.py",  # a minute of small opt-outs: last, it would end the run alone
     "tests/benchmarks/",
 )
 

@@ -83,7 +83,7 @@ def test_a_two_round_campaign_waits_in_the_triggerer_and_finishes_once_after_a_f
     # can help) and the run fails before anybody is opted out.
     daily_exports = deployment.admin("GET", "settings")["exports_per_day"]
     deployment.admin("PUT", "settings", {"exports_per_day": 0})
-    deployment.trigger("ci-two-rounds", rounds=2, wait="PT20S", notify_emails=["ops@example.com"])
+    deployment.trigger("ci-two-rounds", rounds=2, wait="PT12S", notify_emails=["ops@example.com"])
 
     # The worker gives its slot back once a wait is deferred, while the wait goes on in the triggerer. One of
     # the two rounds' waits is enough to see it: a loaded machine may take a whole wait to show Celery idle.
