@@ -27,10 +27,10 @@ os.environ.update(
     }
 )
 
-#: The slowest files first: the workers take whole files in this order, so the deployment's tests (minutes
-#: on one worker) start at once instead of last, and the workers finish together.
+#: The slowest files first: the workers take whole files in this order, so the deployments' tests (minutes
+#: on one worker each) start at once instead of last, and the workers finish together.
 SLOW_FIRST = (
-    "tests/integration/test_deployment.py",
+    "tests/integration/test_deployment",
     "tests/e2e/",
     "tests/packaging/",
     "tests/reliability/",

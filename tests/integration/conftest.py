@@ -25,6 +25,22 @@ DATABASE_URL = os.environ.get(
     "INTEGRATION_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/reengagement_integration"
 )
 BROKER_URL = os.environ.get("INTEGRATION_BROKER_URL", "redis://127.0.0.1:6379/15")
+
+
+#: The second deployment's Redis database (13 and 14 are the shared-limit tests', 15 the first deployment's).
+SECOND_BROKER_DB = 12
+
+
+def stack_services(slot: int) -> tuple[str, str]:
+    """The metadata database and broker of the deployment in ``slot`` (0 or 1): each test module that declares
+    ``DEPLOYMENT_SLOT = 1`` has a stack of its own, so it runs beside the first one on another test worker."""
+    if slot not in (0, 1):
+        raise ValueError(f"DEPLOYMENT_SLOT must be 0 or 1, not {slot!r}")
+    if not slot:
+        return DATABASE_URL, BROKER_URL
+    return f"{DATABASE_URL}_{slot}", f"{BROKER_URL.rpartition('/')[0]}/{SECOND_BROKER_DB}"
+
+
 #: Faster than a deployment: a lost worker is noticed in ~15 s (task heartbeats come every 5 s), a failed
 #: task is retried after 1, 2, 4 s, and an idle scheduler looks for work twice a second. The DAG files do not
 #: change while the tests run: they are parsed once, not again every 10 s.
@@ -35,6 +51,34 @@ TEST_SETTINGS = {
     "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "1",
     "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
 }
+
+
+#: Two campaigns of ``campaigns.yaml`` on two business units (brands) of the stack's one portal, triggered only:
+#: (unit, subscription type, lifecycle stages the campaign leaves out). The brands' audiences do not overlap (every
+#: seeded contact has one of the four stages): a contact who opens one brand's email has engaged, and HubSpot's
+#: active list of the other brand's unengaged contacts lets them go, so overlapping audiences run at once would
+#: each end short of their own ground truth, which assumes a campaign alone on the portal.
+CONFIGURED_CAMPAIGNS = {
+    "brand-a": (0, "Marketing Information", ("marketingqualifiedlead", "customer")),
+    "brand-b": (1, "Brand B Marketing Information", ("subscriber", "lead")),
+}
+
+
+def campaigns_file(home: Path) -> dict[str, str]:
+    """The stack's ``campaigns.yaml`` (:data:`CONFIGURED_CAMPAIGNS`), written before the DAG processor starts."""
+    path = home / "campaigns.yaml"
+    lines = ["campaigns:"]
+    for campaign, (unit, subscription_type, left_out) in CONFIGURED_CAMPAIGNS.items():
+        lines += [
+            f"  - id: {campaign}",
+            f"    business_unit: {unit}",
+            f"    subscription_type: {subscription_type}",
+            "    schedule: null",
+            "    params:",
+            f"      exclude_lifecycle_stages: [{', '.join(left_out)}]",
+        ]
+    path.write_text("\n".join(lines) + "\n")
+    return {"AIRFLOW__HUBSPOT_REENGAGEMENT__CAMPAIGNS_FILE": str(path)}
 
 
 def observers(home: Path, smtp: SmtpServer) -> dict[str, str]:
@@ -62,9 +106,9 @@ class Deployment:
     def admin(self, method: str, path: str, body: Any = None, **params: Any) -> Any:
         return self.sandbox.admin(method, path, body, **params)
 
-    def fresh_portal(self, contacts: int = 400, seed: int = 5) -> None:
+    def fresh_portal(self, contacts: int = 400, seed: int = 5, **seed_options: Any) -> None:
         self.admin("POST", "reset")
-        self.admin("POST", "seed", {"contacts": contacts, "seed": seed})
+        self.admin("POST", "seed", {"contacts": contacts, "seed": seed, **seed_options})
 
     def trigger(self, run_id: str, **conf: Any) -> None:
         conf = {"campaign": run_id, "wait": "PT4S", "export_base": f"file://{self.exports}", **conf}
@@ -92,8 +136,21 @@ class Deployment:
     def status_changes(self) -> list[dict[str, Any]]:
         return self.admin("GET", "status-changes")["results"]
 
-    def truth(self, rounds: int) -> set[str]:
-        return set(self.admin("GET", "ground-truth", rounds=rounds)["opt_out"])
+    def truth(self, rounds: int, **signals: Any) -> set[str]:
+        """Who a campaign of ``rounds`` emails must opt out; ``signals``: the ground truth's narrowing query."""
+        return set(self.admin("GET", "ground-truth", rounds=rounds, **signals)["opt_out"])
+
+    def calls(self) -> list[dict[str, Any]]:
+        """The sandbox's call log: one ``{"at", "endpoint", "method", "status", "agent"}`` per HubSpot request."""
+        path = self.stack.home / "calls.jsonl"
+        return [json.loads(line) for line in path.read_text().splitlines() if line.endswith("}")]
+
+
+def assert_no_duplicates(deployment: Deployment, campaign: str, rounds: int) -> None:
+    """One list per name, one email per round, one send per recipient, no contact's status changed twice."""
+    outcome = deployment.outcome(campaign)
+    assert outcome.lists and not outcome.problems, outcome.problems
+    assert outcome.emails == {f"r{k} · email": 1 for k in range(1, rounds + 1)}
 
 
 def stack_logs(stack: LocalStack) -> str:
@@ -106,16 +163,17 @@ def stack_logs(stack: LocalStack) -> str:
     return "\n\n".join(parts)
 
 
-#: The stack of this test session, for the failure report below.
-RUNNING: list[LocalStack] = []
+#: The stacks of this test process, for the failure report below.
+RUNNING: dict[str, LocalStack] = {}
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
     """A failed test's report carries the stack's logs (printed with the failure, also under xdist)."""
     report = yield
-    if report.failed and RUNNING and item.get_closest_marker("integration"):
-        report.sections.append(("deployment logs", stack_logs(RUNNING[0])))
+    stack = RUNNING.get(item.module.__name__) if item.module else None
+    if report.failed and stack and item.get_closest_marker("integration"):
+        report.sections.append(("deployment logs", stack_logs(stack)))
     return report
 
 
@@ -129,33 +187,37 @@ def stack_smtp() -> Iterator[SmtpServer]:
 # Module-scoped: the stack's five processes stop as soon as the deployment's tests are done, not when the whole
 # session ends (under xdist their worker goes on to other files, which would share the cores with an idle stack).
 @pytest.fixture(scope="module")
-def deployment(tmp_path_factory: pytest.TempPathFactory, stack_smtp: SmtpServer) -> Iterator[Deployment]:
+def deployment(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, stack_smtp: SmtpServer
+) -> Iterator[Deployment]:
     if os.environ.get("INTEGRATION_STACK_HOME"):  # a stack already up (`make up`), while writing tests
         running = LocalStack(Path(os.environ["INTEGRATION_STACK_HOME"]))
         yield Deployment(running, running.home / "exports")
         return
     home = tmp_path_factory.mktemp("stack")
+    database_url, broker_url = stack_services(getattr(request.module, "DEPLOYMENT_SLOT", 0))
     config = StackConfig(
-        database_url=DATABASE_URL,
-        broker_url=BROKER_URL,
+        database_url=database_url,
+        broker_url=broker_url,
         api_port=free_port(),
         sandbox_port=free_port(),
         scheduler_health_port=free_port(),
         worker_log_port=free_port(),
         triggerer_log_port=free_port(),
-        sandbox_args=CAMPAIGN_SANDBOX,
-        settings={**TEST_SETTINGS, **observers(home, stack_smtp)},
+        # The call log says, per call, when it came, which step made it and whether HubSpot refused it.
+        sandbox_args=[*CAMPAIGN_SANDBOX, "--call-log", str(home / "calls.jsonl")],
+        settings={**TEST_SETTINGS, **observers(home, stack_smtp), **campaigns_file(home)},
     )
     stack = LocalStack(home, config)
     try:
         stack.up(fresh=True)
     except Exception as err:
         raise AssertionError(f"the stack did not start:\n{stack_logs(stack)}") from err
-    RUNNING.append(stack)
+    RUNNING[request.module.__name__] = stack
     try:
         yield Deployment(stack, home / "exports", stack_smtp.inbox)
     finally:
-        RUNNING.remove(stack)
+        del RUNNING[request.module.__name__]
         stack.down()
         leftovers = {name: stack.describe()[name]["running"] for name in stack.components}
         assert not any(leftovers.values()), f"processes left running: {leftovers}"

@@ -3,7 +3,7 @@ then the UI in headless Chromium (the grid, the trigger form, the HubSpot links)
 
 The UI part needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them); its screenshots
 are saved under ``tests/artifacts/``. Everything here shares one stack, so it lives in one file: the suite's
-workers take whole files (``--dist loadfile``).
+workers take whole files (``--dist loadfile``). ``test_deployment_workers.py`` runs a second stack beside it.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from reengagement.campaign import PARAMS_SCHEMA, WAIT_EXAMPLES
 from include.airflow_stack.api import AirflowApiError
 from include.airflow_stack.shape import ADMIN_PASSWORD, ADMIN_USER
 from include.airflow_stack.stack import DAG_ID
-from tests.integration.conftest import Deployment
+from tests.integration.conftest import Deployment, assert_no_duplicates
 
 pytestmark = pytest.mark.integration
 
@@ -66,13 +66,6 @@ def released_while_deferred(deployment: Deployment, run_id: str, wait_task: str)
         if "wait_for_responses" not in active:
             return True
         time.sleep(0.5)
-
-
-def assert_no_duplicates(deployment: Deployment, campaign: str, rounds: int) -> None:
-    """One list per name, one email per round, one send per recipient, no contact's status changed twice."""
-    outcome = deployment.outcome(campaign)
-    assert outcome.lists and not outcome.problems, outcome.problems
-    assert outcome.emails == {f"r{k} · email": 1 for k in range(1, rounds + 1)}
 
 
 def test_a_two_round_campaign_waits_in_the_triggerer_and_finishes_once_after_a_failed_step_is_cleared(
@@ -142,36 +135,6 @@ def test_a_finished_campaign_cleared_from_list_one_adds_to_its_ledger_and_keeps_
     assert deployment.served(run_id, "files/report.csv") == report
     assert {c["contactId"] for c in deployment.status_changes()} == changed  # nobody changed twice
     assert_no_duplicates(deployment, run_id, rounds=2)
-
-
-def test_a_worker_killed_during_the_opt_out_is_replaced_and_everyone_is_opted_out_once(deployment: Deployment):
-    deployment.fresh_portal(contacts=3000)
-    # Slow opt-out batches (about ten, five in flight at once), so the worker dies with some applied and some not.
-    deployment.admin(
-        "POST",
-        "faults",
-        {"endpoint": "subscriptions.v4.batch_unsubscribe_all", "kind": "latency", "seconds": 3, "count": 1000},
-    )
-    deployment.trigger("ci-kill")
-    deployment.api.wait_for_task(DAG_ID, "ci-kill", "opt_out_unconfirmed", {"running"}, timeout=600)
-    deadline = time.monotonic() + 120
-    while not deployment.status_changes():
-        assert time.monotonic() < deadline, "the opt-out made no change"
-        time.sleep(0.5)
-
-    deployment.stack.kill("worker")  # the whole session: the task runner dies with it
-    applied_before = len(deployment.status_changes())
-    deployment.admin("DELETE", "faults")
-    deployment.stack.start("worker")
-
-    run = deployment.api.wait_for_run(DAG_ID, "ci-kill", timeout=600)
-    assert run["state"] == "success", deployment.states("ci-kill")
-    opt_out = deployment.api.task_instances(DAG_ID, "ci-kill")["opt_out_unconfirmed"]
-    assert opt_out["try_number"] == 2
-    truth = deployment.truth(1)
-    assert 0 < applied_before < len(truth)
-    assert {c["contactId"] for c in deployment.status_changes()} == truth
-    assert_no_duplicates(deployment, "ci-kill", rounds=1)
 
 
 def consumer_run_of(deployment: Deployment, run_id: str) -> str | None:
