@@ -50,6 +50,17 @@ _ROLLING_POLICIES = ("TEN_SECONDLY_ROLLING", "SECONDLY", "SECONDLY_ROLLING")
 _EXPORT_LIMIT = re.compile(r"export.*limit|limit.*export", re.IGNORECASE | re.DOTALL)
 
 
+def _unique_addresses(emails: Iterable[str]) -> Iterator[str]:
+    """The addresses, trimmed and lowercased, each once, in order, read lazily: a stream of addresses is looked
+    up while it is still being produced."""
+    seen: set[str] = set()
+    for email in emails:
+        address = email.strip().lower() if email else ""
+        if address and address not in seen:
+            seen.add(address)
+            yield address
+
+
 def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
     chunk: list[Any] = []
     for item in items:
@@ -480,8 +491,7 @@ class HubSpotHook(BaseHook):
                 if (email := (contact.get("properties") or {}).get("email"))
             ]
 
-        unique = dict.fromkeys(e.strip().lower() for e in emails if e and e.strip())
-        for found in in_order(read, chunked(unique, BATCH_SIZE), in_flight=self.in_flight):
+        for found in in_order(read, chunked(_unique_addresses(emails), BATCH_SIZE), in_flight=self.in_flight):
             yield from found
 
     def add_to_list(self, list_id: str, record_ids: Iterable[str]) -> int:

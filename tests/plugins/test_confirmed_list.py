@@ -8,9 +8,9 @@ import stat
 import numpy as np
 import pytest
 from airflow.sdk import ObjectStoragePath
-from reengagement.ledger import FILE_NAME
+from reengagement.ledger import FILE_NAME, Clickers, email_key
 from reengagement.operators.emails import SendEmailOperator
-from reengagement.operators.lists import BuildConfirmedListOperator
+from reengagement.operators.lists import BuildConfirmedListOperator, iter_new_clickers, read_clickers
 from reengagement.storage import run_folder
 
 from tests.plugins.conftest import calls, contact_ids, create_op, run_operator
@@ -114,3 +114,30 @@ def test_the_check_before_the_opt_out_puts_back_a_clicker_removed_by_hand(seeded
 
     assert checked["added"] == 1 and members(first, list_id) == clicked["ids"]
     assert "1 clicker(s) were removed from list 1" in capsys.readouterr().out
+
+
+class PagedClicks:
+    """An email's CTA clicks, 3 to a page, counting the pages read so far."""
+
+    def __init__(self, cta: str, recipients: list[str]) -> None:
+        self.cta, self.recipients, self.pages_read = cta, recipients, 0
+
+    def iter_email_events(self, campaign_id, event_type, exclude_filtered=True):
+        for start in range(0, len(self.recipients), 3):
+            self.pages_read += 1
+            for recipient in self.recipients[start : start + 3]:
+                yield {"recipient": recipient, "url": self.cta, "filteredEvent": False}
+
+
+def test_new_clickers_come_out_page_by_page_each_once_and_every_click_is_counted():
+    cta = "https://example.com/thanks"
+    source = PagedClicks(cta, ["A@x.com", "b@x.com", "a@x.com", "c@x.com", "d@x.com", "b@x.com", "e@x.com"])
+    known = Clickers.of(np.array([email_key("c@x.com")], dtype="S16"), np.array([3], dtype=np.int64))
+    keys = bytearray()
+    stream = iter_new_clickers(source, [{"cta_url": cta, "campaign_ids": ["1"]}], known, keys)
+
+    assert next(stream) == "a@x.com" and source.pages_read == 1  # before the next page is read
+    assert list(stream) == ["b@x.com", "d@x.com", "e@x.com"] and source.pages_read == 3
+    assert len(keys) == 7 * 16  # every click counted, the known and the repeated ones too
+    clicked, new = read_clickers(source, [{"cta_url": cta, "campaign_ids": ["1"]}], known)
+    assert len(clicked) == 5 and sorted(new.values()) == ["a@x.com", "b@x.com", "d@x.com", "e@x.com"]

@@ -338,3 +338,21 @@ def test_a_probe_passes_hubspots_refusals_on_unchanged(seeded, hook, tmp_path, m
         monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", connection_json(sb.url, sb.token))
         with pytest.raises(errors.HubSpotScopeError):
             HubSpotHook().probe("POST", "/communication-preferences/v4/statuses/batch/write", json_body={"inputs": []})
+
+
+def test_lookups_start_before_the_stream_of_addresses_ends(seeded, hubspot_conn):
+    """The first answers come after the first batches of addresses: a stream being read (clicks page by page) is
+    looked up while it is still coming."""
+    emails = [c["email"] for c in seeded.admin("GET", "contacts")["results"] if c["email"]]
+    taken: list[str] = []
+
+    def stream():
+        for email in emails:
+            taken.append(email)
+            yield email.upper()  # and trimmed and lowercased on the way
+
+    hook = HubSpotHook(in_flight=2)
+    answers = hook.contact_ids_by_email(stream())
+    first = next(answers)
+    assert len(emails) > 250 and len(taken) <= 2 * 100 + 1
+    assert [first, *answers] == list(HubSpotHook(in_flight=1).contact_ids_by_email(emails + emails))

@@ -242,20 +242,23 @@ class BuildConfirmedListOperator(HubSpotOperator):
         emails = [e for e in as_outputs(self.emails) if e]
         ledger = self._ledger(context, list_id)
         known = ledger.load() if ledger else Clickers.empty()
-        clicked, new = read_clickers(self.hook, emails, known)
+        # The look-ups start with the first page of clicks, while later pages are still being read: paging is one
+        # call after another (each needs the last one's cursor), and would otherwise leave the limit idle.
+        keys = bytearray()
+        found_keys, found_ids = bytearray(), []
+        for email, contact_id in self.hook.contact_ids_by_email(iter_new_clickers(self.hook, emails, known, keys)):
+            found_keys += email_key(email)
+            found_ids.append(int(contact_id))
+        clicked = np.unique(np.frombuffer(bytes(keys), dtype="S16"))
         handled = known.among(clicked)
+        found = Clickers.of(np.frombuffer(bytes(found_keys), dtype="S16"), np.array(found_ids, dtype=np.int64))
         self.log.info(
-            "%d contacts clicked a CTA of %d email(s): %d already in list 1, %d to look up.",
+            "%d contacts clicked a CTA of %d email(s): %d already in list 1, %d new found in HubSpot.",
             len(clicked),
             len(emails),
             len(handled),
-            len(new),
+            len(found.contact_ids),
         )
-        found_keys, found_ids = bytearray(), []
-        for email, contact_id in self.hook.contact_ids_by_email(new.values()):
-            found_keys += email_key(email)
-            found_ids.append(int(contact_id))
-        found = Clickers.of(np.frombuffer(bytes(found_keys), dtype="S16"), np.array(found_ids, dtype=np.int64))
         to_add = np.unique(found.contact_ids)
         if self.verify_members:
             members = np.fromiter(self.hook.iter_list_memberships(list_id), dtype=np.int64)
@@ -298,13 +301,13 @@ def wait_processed(hook: HubSpotHook, list_id: str, *, timeout: float = 300.0, i
             raise HubSpotTransientError(f"List {list_id} is still PROCESSING after {timeout:.0f}s")
 
 
-def read_clickers(
-    hook: EmailEventSource, emails: Iterable[dict[str, Any]], known: Clickers | None
-) -> tuple[np.ndarray, dict[bytes, str]]:
-    """Every non-filtered CLICK on one of the emails' CTA URLs: the clickers' address hashes (unique), and the
-    addresses of those not ``known`` yet (by hash; none kept when ``known`` is ``None``, for callers that need
-    only the hashes). Memory: 16 bytes a click, plus the new clickers' addresses."""
-    keys, new = bytearray(), {}
+def iter_new_clickers(
+    hook: EmailEventSource, emails: Iterable[dict[str, Any]], known: Clickers | None, keys: bytearray
+) -> Iterator[str]:
+    """Page through every non-filtered CLICK on one of the emails' CTA URLs, adding each clicker's address hash
+    to ``keys``; yield the address of each clicker not ``known`` yet, once, as soon as its page is read (none
+    when ``known`` is ``None``). Memory: 16 bytes a click, plus the hashes of the addresses yielded."""
+    yielded: set[bytes] = set()
     for email in emails:
         cta = {email["cta_url"]}
         for campaign_id in email.get("campaign_ids") or []:
@@ -314,8 +317,18 @@ def read_clickers(
                 address = str(event["recipient"]).strip().lower()
                 key = email_key(address)
                 keys += key
-                if known is not None and key not in new and key not in known:
-                    new[key] = address
+                if known is not None and key not in yielded and key not in known:
+                    yielded.add(key)
+                    yield address
+
+
+def read_clickers(
+    hook: EmailEventSource, emails: Iterable[dict[str, Any]], known: Clickers | None
+) -> tuple[np.ndarray, dict[bytes, str]]:
+    """Every CTA clicker of the emails (see :func:`iter_new_clickers`), read to the end: the clickers' address
+    hashes (unique), and the addresses of those not ``known`` yet, by hash."""
+    keys = bytearray()
+    new = {email_key(address): address for address in iter_new_clickers(hook, emails, known, keys)}
     return np.unique(np.frombuffer(bytes(keys), dtype="S16")), new
 
 
