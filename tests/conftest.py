@@ -8,6 +8,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,6 +38,30 @@ SLOW_FIRST = (
     "tests/plugins/test_optout_operator.py",  # a minute of small opt-outs: last, it would end the run alone
     "tests/benchmarks/",
 )
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Whole files (``--dist loadfile``), but a worker is given its next file only once it starts the last test
+    of the file it has. xdist's own scheduler queues the next file as soon as two tests are left, so a file
+    waited behind a deployment's or a packaging test's minutes while other workers ran out of work."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class NextFileAtTheLastTest(LoadFileScheduling):
+        def _reschedule(self, node: Any) -> None:
+            if node.shutting_down:
+                return
+            if not self.workqueue:
+                node.shutdown()
+                return
+            # One test left: the worker holds it until it has the next one (it needs it to end the last test's
+            # fixtures), so give the next file now.
+            if self._pending_of(self.assigned_work[node]) > 1:
+                return
+            self._assign_work_unit(node)
+
+    return NextFileAtTheLastTest(config, log)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

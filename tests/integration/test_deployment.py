@@ -13,8 +13,6 @@ import io
 import json
 import shutil
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -208,19 +206,6 @@ def test_a_campaign_feeds_the_warehouse_through_its_assets_reports_lineage_and_t
     opt_out = completed(events, run_id, "opt_out_unconfirmed")
     assert (export_file["namespace"], export_file["name"]) in {(d["namespace"], d["name"]) for d in opt_out["inputs"]}
     assert any(f"/{run_id}/audit_ledger/" in d["name"] for d in opt_out["outputs"])
-
-
-def test_make_up_status_finds_the_running_stack_from_its_folder(deployment: Deployment):
-    done = subprocess.run(
-        [sys.executable, "-m", "include.airflow_stack", "status", "--home", str(deployment.stack.home)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    for name in deployment.stack.components:
-        assert any(line.split()[:2] == [name, "running"] for line in done.stdout.splitlines()), done.stdout
-    assert deployment.stack.config.api_url in done.stdout
 
 
 # -- the UI, in a real browser ----------------------------------------------------------------------------------

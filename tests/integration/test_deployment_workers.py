@@ -5,6 +5,8 @@ share one portal's rate limit.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import pytest
@@ -97,3 +99,17 @@ def test_two_configured_campaigns_on_two_brands_share_the_portals_limit_and_opt_
         CONFIGURED_CAMPAIGNS
     ), busiest
     assert 0.8 * SHARED_LIMIT <= len(busiest) <= SHARED_LIMIT, len(busiest)
+
+
+# Last, and quick: the scheduler hands this worker its next file when its last test starts.
+def test_make_up_status_finds_the_running_stack_from_its_folder(deployment: Deployment):
+    done = subprocess.run(
+        [sys.executable, "-m", "include.airflow_stack", "status", "--home", str(deployment.stack.home)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    for name in deployment.stack.components:
+        assert any(line.split()[:2] == [name, "running"] for line in done.stdout.splitlines()), done.stdout
+    assert deployment.stack.config.api_url in done.stdout
