@@ -171,7 +171,8 @@ RUNNING: dict[str, LocalStack] = {}
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
     """A failed test's report carries the stack's logs (printed with the failure, also under xdist)."""
     report = yield
-    stack = RUNNING.get(item.module.__name__) if item.module else None
+    module = getattr(item, "module", None)
+    stack = RUNNING.get(module.__name__) if module else None
     if report.failed and stack and item.get_closest_marker("integration"):
         report.sections.append(("deployment logs", stack_logs(stack)))
     return report
