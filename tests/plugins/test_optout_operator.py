@@ -4,6 +4,7 @@ and only contacts HubSpot sent the email and who did not confirm are ever opted 
 from __future__ import annotations
 
 import re
+import threading
 from argparse import Namespace
 from typing import Any
 
@@ -392,3 +393,42 @@ def test_a_dry_run_and_spared_contacts_add_nothing_to_the_ledger(exported, hook)
     click_cta(exported, late)
     run_operator(opt_out(exported), RUN)
     assert late not in set(ledger_of(exported)["contact_id"]) and len(ledger_of(exported)) == 149
+
+
+class ReadsThatMeet:
+    """A HubSpot whose five audience reads (SENT, UNSUBSCRIBED, STATUSCHANGE and CLICK events, list 1's members)
+    each wait at their first page until all five are under way: run one after another, the first one times out."""
+
+    def __init__(self, in_flight: int) -> None:
+        self.in_flight = in_flight
+        self.all_reading = threading.Barrier(5, timeout=30)
+
+    def iter_email_events(self, campaign_id, event_type, exclude_filtered=True):
+        self.all_reading.wait()
+        recipient = {"SENT": "a@x.com", "CLICK": "b@x.com"}.get(event_type)
+        if recipient:
+            yield {"recipient": recipient, "url": "https://example.com/thanks", "filteredEvent": False}
+
+    def iter_list_memberships(self, list_id):
+        self.all_reading.wait()
+        yield "7"
+
+
+def audience_op(hook: ReadsThatMeet) -> OptOutOperator:
+    operator = OptOutOperator(
+        task_id="opt_out",
+        export_uri="file:///nowhere/unconfirmed.csv",
+        emails=[{"campaign_ids": ["1"], "cta_url": "https://example.com/thanks"}],
+        confirmed_list_id="9",
+    )
+    operator.__dict__["hook"] = hook  # the cached hook, in place of one built from a connection
+    return operator
+
+
+def test_the_audience_reads_run_side_by_side_unless_the_connection_asks_for_one_at_a_time(tmp_path):
+    audience = audience_op(ReadsThatMeet(in_flight=5))._audience(ObjectStoragePath(f"file://{tmp_path}/u.csv"), "r")
+    assert (len(audience.sent), len(audience.clickers), list(audience.confirmed_ids)) == (1, 1, [7])
+    with pytest.raises(threading.BrokenBarrierError):  # one read at a time, as a connection can ask
+        hook = ReadsThatMeet(in_flight=1)
+        hook.all_reading = threading.Barrier(5, timeout=0.5)
+        audience_op(hook)._audience(ObjectStoragePath(f"file://{tmp_path}/u.csv"), "r")
