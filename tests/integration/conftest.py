@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +152,22 @@ def assert_no_duplicates(deployment: Deployment, campaign: str, rounds: int) -> 
     outcome = deployment.outcome(campaign)
     assert outcome.lists and not outcome.problems, outcome.problems
     assert outcome.emails == {f"r{k} · email": 1 for k in range(1, rounds + 1)}
+
+
+def wait_until(condition: Callable[[], object], what: str, timeout: float = 60) -> object:
+    """``condition()``'s first true answer, looked for twice a second until ``timeout``; an error counts as not
+    yet (a page still rendering, a process still starting)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            found = condition()
+        except Exception:  # noqa: BLE001 - not there yet
+            found = None
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never saw {what} within {timeout:.0f} s")
+        time.sleep(0.5)
 
 
 def stack_logs(stack: LocalStack) -> str:

@@ -14,7 +14,7 @@ import json
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,7 +24,7 @@ from reengagement.campaign import PARAMS_SCHEMA, WAIT_EXAMPLES
 from include.airflow_stack.api import AirflowApiError
 from include.airflow_stack.shape import ADMIN_PASSWORD, ADMIN_USER
 from include.airflow_stack.stack import DAG_ID
-from tests.integration.conftest import Deployment, assert_no_duplicates
+from tests.integration.conftest import Deployment, assert_no_duplicates, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -248,20 +248,6 @@ def browser() -> Iterator:
         yield driver
     finally:
         driver.quit()
-
-
-def wait_until(condition: Callable[[], object], what: str, timeout: float = 60) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            found = condition()
-        except Exception:  # noqa: BLE001 - the page is still rendering
-            found = None
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the UI never showed {what}")
-        time.sleep(0.5)
 
 
 @pytest.fixture(scope="module")
