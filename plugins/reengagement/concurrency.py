@@ -8,6 +8,7 @@ calls in flight together still never exceed the limit; they only stop the limit 
 from __future__ import annotations
 
 import collections
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
@@ -44,3 +45,18 @@ def in_order(call: Callable[[T], R], items: Iterable[T], *, in_flight: int = DEF
         finally:
             for future in running:
                 future.cancel()
+
+
+def in_background(call: Callable[[T], R], item: T) -> Future[R]:
+    """``call(item)`` in a daemon thread, as a future: a task that fails meanwhile ends without waiting for it."""
+    future: Future[R] = Future()
+    future.set_running_or_notify_cancel()
+
+    def run() -> None:
+        try:
+            future.set_result(call(item))
+        except BaseException as error:  # noqa: BLE001 - handed to whoever reads the future
+            future.set_exception(error)
+
+    threading.Thread(target=run, name="hubspot-background", daemon=True).start()
+    return future

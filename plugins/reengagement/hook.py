@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote, urlencode, urlsplit
@@ -494,11 +494,20 @@ class HubSpotHook(BaseHook):
         for found in in_order(read, chunked(_unique_addresses(emails), BATCH_SIZE), in_flight=self.in_flight):
             yield from found
 
-    def add_to_list(self, list_id: str, record_ids: Iterable[str]) -> int:
-        """Add records to a MANUAL list, 100 per call; how many were not members yet (adding is idempotent)."""
+    def add_to_list(
+        self, list_id: str, record_ids: Iterable[str], *, when_ready: Callable[[], object] | None = None
+    ) -> int:
+        """Add records to a MANUAL list, 100 per call; how many were not members yet (adding is idempotent).
+
+        ``when_ready`` (if given) is called, in the add's own thread, before each add: it blocks until the
+        list may take members and raises if it never will. Adds then queue up while ``record_ids`` is still
+        being read, instead of the reading waiting for the list.
+        """
         api = self.client.crm.lists.memberships_api
 
         def add(chunk: list[str]) -> int:
+            if when_ready is not None:
+                when_ready()
             return len(api.add(list_id, chunk).records_ids_added or [])
 
         return sum(in_order(add, chunked(record_ids, BATCH_SIZE), in_flight=self.in_flight))

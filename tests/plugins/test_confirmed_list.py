@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import stat
+import threading
 
 import numpy as np
 import pytest
@@ -114,6 +115,42 @@ def test_the_check_before_the_opt_out_puts_back_a_clicker_removed_by_hand(seeded
 
     assert checked["added"] == 1 and members(first, list_id) == clicked["ids"]
     assert "1 clicker(s) were removed from list 1" in capsys.readouterr().out
+
+
+def test_list_one_takes_members_while_clicks_are_still_read_and_only_once_hubspot_has_processed_it(
+    seeded, clicked, monkeypatch
+):
+    """Adds start with the first contacts found, not after the last click page: paging is one call after another
+    and would leave HubSpot's limit idle. None reaches a list 1 that HubSpot still shows as PROCESSING."""
+    monkeypatch.setattr("reengagement.hook.BATCH_SIZE", 5)
+    operator = build(clicked)
+    hook = operator.hook
+    monkeypatch.setattr(hook, "in_flight", 2)
+    memberships = type(hook.client.crm.lists.memberships_api)  # the SDK makes a new API object on each access
+    add, read_events = memberships.add, hook.iter_email_events
+    added, statuses = threading.Event(), []
+
+    def watched_add(api, list_id, chunk, *args, **kwargs):
+        statuses.append(hook.get_list(list_id).get("processingStatus"))
+        answer = add(api, list_id, chunk, *args, **kwargs)
+        added.set()
+        return answer
+
+    def events_whose_last_waits_for_an_add(*args, **kwargs):
+        events = list(read_events(*args, **kwargs))
+        yield from events[:-1]
+        waited.append(added.wait(timeout=10))
+        yield events[-1]
+
+    waited: list[bool] = []
+    monkeypatch.setattr(memberships, "add", watched_add)
+    monkeypatch.setattr(hook, "iter_email_events", events_whose_last_waits_for_an_add)
+    result = run_operator(operator, RUN)
+
+    assert waited == [True]  # an add landed before the last click was read
+    assert len(statuses) >= math.ceil(len(clicked["ids"]) / 5) and set(statuses) == {"COMPLETE"}
+    assert result["added"] == result["size"] == len(clicked["ids"])
+    assert members(operator, result["list_id"]) == clicked["ids"]
 
 
 class PagedClicks:

@@ -18,6 +18,7 @@ import tenacity
 from .. import lineage, report, segments
 from ..assets import UNCONFIRMED_EXPORT, describe_events
 from ..campaign import is_cta_click, last_done
+from ..concurrency import in_background
 from ..errors import (
     HubSpotConflict,
     HubSpotDownloadExpired,
@@ -220,16 +221,17 @@ class BuildConfirmedListOperator(HubSpotOperator):
         self.verify_members = verify_members
         self.hubspot_url: str | None = None
 
-    def _list(self) -> tuple[str, int]:
-        """List 1's id and size, once HubSpot has it ready."""
+    def _list(self) -> dict[str, Any]:
+        """List 1 as HubSpot describes it (found by id or name, or created)."""
         if self.list_id:
-            found = self.hook.get_list(str(self.list_id))
-        else:
-            found = ensure_list(self.hook, str(self.list_name), "MANUAL", None, log=self.log)
-        list_id = str(found["listId"])
+            return self.hook.get_list(str(self.list_id))
+        return ensure_list(self.hook, str(self.list_name), "MANUAL", None, log=self.log)
+
+    def _size_when_processed(self, found: dict[str, Any]) -> int:
+        """List 1's size once HubSpot has processed it (a list just created takes seconds)."""
         if found.get("processingStatus") == "PROCESSING":
-            return list_id, wait_processed(self.hook, list_id)
-        return list_id, int(found.get("size") or 0)
+            return wait_processed(self.hook, str(found["listId"]))
+        return int(found.get("size") or 0)
 
     def _ledger(self, context: Context, list_id: str) -> ClickerLedger | None:
         if not self.campaign:
@@ -238,28 +240,39 @@ class BuildConfirmedListOperator(HubSpotOperator):
         return ClickerLedger(run_folder(self.export_base, str(self.campaign), run_id), list_id, run_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        list_id, size = self._list()
+        found_list = self._list()
+        list_id = str(found_list["listId"])
         emails = [e for e in as_outputs(self.emails) if e]
         ledger = self._ledger(context, list_id)
         known = ledger.load() if ledger else Clickers.empty()
-        # The look-ups start with the first page of clicks, while later pages are still being read: paging is one
-        # call after another (each needs the last one's cursor), and would otherwise leave the limit idle.
+        # One stream, so that HubSpot's limit never sits idle: click pages are read one after another (each needs
+        # the last one's cursor), look-ups start with the first page, adds with the first hundred contacts found,
+        # and a list 1 just created is waited out in the background while all that is under way.
         keys = bytearray()
         found_keys, found_ids = bytearray(), []
-        for email, contact_id in self.hook.contact_ids_by_email(iter_new_clickers(self.hook, emails, known, keys)):
-            found_keys += email_key(email)
-            found_ids.append(int(contact_id))
+
+        def new_contact_ids() -> Iterator[str]:
+            queued: set[int] = set()
+            for email, contact_id in self.hook.contact_ids_by_email(iter_new_clickers(self.hook, emails, known, keys)):
+                found_keys.extend(email_key(email))
+                found_ids.append(int(contact_id))
+                if int(contact_id) not in queued:
+                    queued.add(int(contact_id))
+                    yield contact_id
+
+        processed = in_background(self._size_when_processed, found_list)
+        added = self.hook.add_to_list(list_id, new_contact_ids(), when_ready=processed.result)
+        size = processed.result()
         clicked = np.unique(np.frombuffer(bytes(keys), dtype="S16"))
         handled = known.among(clicked)
         found = Clickers.of(np.frombuffer(bytes(found_keys), dtype="S16"), np.array(found_ids, dtype=np.int64))
         self.log.info(
-            "%d contacts clicked a CTA of %d email(s): %d already in list 1, %d new found in HubSpot.",
+            "%d contacts clicked a CTA of %d email(s): %d already in list 1, %d new found in HubSpot and added.",
             len(clicked),
             len(emails),
             len(handled),
             len(found.contact_ids),
         )
-        to_add = np.unique(found.contact_ids)
         if self.verify_members:
             members = np.fromiter(self.hook.iter_list_memberships(list_id), dtype=np.int64)
             gone = np.setdiff1d(handled.contact_ids, members)
@@ -269,8 +282,7 @@ class BuildConfirmedListOperator(HubSpotOperator):
                     "so that they are not opted out.",
                     len(gone),
                 )
-            to_add = np.setdiff1d(np.union1d(to_add, gone), members)
-        added = self.hook.add_to_list(list_id, (str(contact_id) for contact_id in to_add))
+                added += self.hook.add_to_list(list_id, (str(contact_id) for contact_id in gone))
         confirmed_now = handled.plus(found)
         if ledger is not None:
             ledger.save(confirmed_now)
