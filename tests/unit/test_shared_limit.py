@@ -96,6 +96,25 @@ def test_workers_together_never_exceed_the_allowance_in_any_window(client):
     assert sum(w.waited for w in workers) > 0
 
 
+class Waited(Exception):
+    """The limiter asked to sleep: the window is full."""
+
+
+def _refuse_to_wait(seconds: float) -> None:
+    raise Waited(seconds)
+
+
+def test_a_high_limit_keeps_back_five_percent_so_late_arrivals_do_not_tip_a_window(client):
+    """At HubSpot's 190, a margin of 5 admitted 185 calls in 10 s that busy workers delivered as 190."""
+    limiter = worker(limit=190, interval=60.0, margin=5, sleep=_refuse_to_wait)  # nothing rolls out meanwhile
+    for _ in range(180):
+        limiter.acquire()
+    with pytest.raises(Waited):
+        limiter.acquire()
+    assert (limiter.held_back, limiter.allowance) == (10, 180)
+    assert worker(limit=100, margin=5).allowance == 95  # at 100, the margin itself is the larger
+
+
 def _acquire_in_a_process(times: multiprocessing.Queue, count: int) -> None:
     limiter = worker(limit=9, margin=1)
     times.put([limiter.acquire() for _ in range(count)])
