@@ -1,6 +1,6 @@
 """``make up`` / ``make down``: the whole deployment on this machine, with its UI on 127.0.0.1.
 
-    python -m include.airflow_stack up [--home .stack] [--port 8080] [--fresh]
+    python -m include.airflow_stack up [--home .stack] [--port 8080] [--workers 1] [--fresh]
     python -m include.airflow_stack status
     python -m include.airflow_stack down
     python -m include.airflow_stack secrets >> .env   # for docker compose
@@ -57,6 +57,7 @@ def up(args: argparse.Namespace) -> int:
         database_url=args.database_url,
         broker_url=args.broker_url,
         hubspot_connection=hubspot_connection(),
+        workers=args.workers,
     )
     if (home / "stack.json").exists():  # the database was made with these keys: keep them
         config.secrets = LocalStack(home).config.secrets
@@ -105,6 +106,12 @@ def print_secrets(args: argparse.Namespace) -> int:
     return 0
 
 
+def positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return int(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m include.airflow_stack", description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=("up", "down", "status", "secrets"))
@@ -114,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         "--database-url", default=StackConfig.database_url, help="metadata database (created if missing)"
     )
     parser.add_argument("--broker-url", default=StackConfig.broker_url, help="Celery broker (Redis)")
+    parser.add_argument("--workers", type=positive, default=1, help="Celery workers (each its own process)")
     parser.add_argument(
         "--fresh", action="store_true", help="drop the metadata database and empty the broker's Redis database first"
     )

@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 SANDBOX = "hubspot-sandbox"
 API_SERVER = "api-server"
+WORKER = "worker"
 DAG_ID = "hubspot_reengagement"
 
 
@@ -60,6 +61,8 @@ class StackConfig:
     #: ``hubspot_default`` as JSON; empty means "start the sandbox and point at it".
     hubspot_connection: str = ""
     sandbox_args: list[str] = field(default_factory=lambda: list(SANDBOX_ARGS))
+    #: Celery workers: ``worker``, then ``worker-2`` ... (one machine, one log folder: the first serves the logs).
+    workers: int = 1
     #: More ``AIRFLOW__*`` settings, e.g. the tests' shorter timeouts.
     settings: dict[str, str] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=new_secrets)
@@ -154,11 +157,23 @@ class LocalStack:
                 str(self.home / "portal.db"),
                 *self.config.sandbox_args,
             ]
-        return [str(Path(sys.executable).with_name("airflow")), *COMPONENTS[name]]
+        airflow = str(Path(sys.executable).with_name("airflow"))
+        if name in self.extra_workers:
+            # Its own Celery node name; the first worker's log server already serves this machine's log folder.
+            return [airflow, *COMPONENTS[WORKER], "--celery-hostname", f"{name}@%h", "--skip-serve-logs"]
+        return [airflow, *COMPONENTS[name]]
+
+    @property
+    def extra_workers(self) -> list[str]:
+        return [f"{WORKER}-{n}" for n in range(2, self.config.workers + 1)]
+
+    @property
+    def workers(self) -> list[str]:
+        return [WORKER, *self.extra_workers]
 
     @property
     def components(self) -> list[str]:
-        return ([] if self.config.hubspot_connection else [SANDBOX]) + list(COMPONENTS)
+        return ([] if self.config.hubspot_connection else [SANDBOX]) + list(COMPONENTS) + self.extra_workers
 
     # -- lifecycle -------------------------------------------------------------------------------------------
     def prepare(self, *, fresh: bool = False) -> None:
@@ -234,7 +249,7 @@ class LocalStack:
             if SANDBOX in self.components:
                 self.start(SANDBOX)
             self.prepare(fresh=fresh)
-            for name in COMPONENTS:
+            for name in [*COMPONENTS, *self.extra_workers]:
                 self.start(name)
             self.wait_ready(timeout)
         except BaseException:
@@ -255,7 +270,7 @@ class LocalStack:
         return AirflowApi(self.config.api_url, ADMIN_USER, ADMIN_PASSWORD)
 
     def wait_ready(self, timeout: float = 240) -> None:
-        """Every component healthy, the worker ready, and the DAG parsed."""
+        """Every component healthy, every worker ready, and the DAG parsed."""
         deadline = time.monotonic() + timeout
         api = self.api()
         while not self._ready(api):
@@ -280,9 +295,9 @@ class LocalStack:
         return True
 
     def worker_ready(self) -> bool:
-        """Celery logs ``celery@<host> ready.`` once it consumes; the log may hold binary bytes."""
-        path = self.log_path("worker")
-        return path.exists() and b" ready." in path.read_bytes()
+        """Celery logs ``<node>@<host> ready.`` once it consumes; the log may hold binary bytes."""
+        paths = [self.log_path(name) for name in self.workers]
+        return all(path.exists() and b" ready." in path.read_bytes() for path in paths)
 
     def tail(self, name: str, lines: int = 60) -> str:
         path = self.log_path(name)

@@ -10,8 +10,8 @@ import time
 import pytest
 
 from include.airflow_stack import processes
-from include.airflow_stack.__main__ import hubspot_connection
-from include.airflow_stack.stack import StackError
+from include.airflow_stack.__main__ import hubspot_connection, main
+from include.airflow_stack.stack import LocalStack, StackConfig, StackError
 
 #: A child that leaves its parent's process group, as Airflow's task runner does.
 RUNNER = "import os, time; os.setpgid(0, 0); time.sleep(120)"
@@ -91,3 +91,25 @@ def test_a_process_outside_the_session_is_not_a_member(tmp_path):
         processes.kill_session(child.pid)
         child.wait()
         other.wait()
+
+
+def test_extra_workers_are_celery_nodes_of_their_own_and_each_must_be_ready(tmp_path):
+    stack = LocalStack(tmp_path, StackConfig(workers=3))
+    assert stack.workers == ["worker", "worker-2", "worker-3"]
+    assert stack.components[-3:] == ["worker", "worker-2", "worker-3"]
+    assert stack.command("worker")[-2:] == ["celery", "worker"]
+    extra = stack.command("worker-3")
+    assert extra[extra.index("--celery-hostname") + 1] == "worker-3@%h"
+    assert "--skip-serve-logs" in extra  # one log server per machine: the first worker's serves the folder
+    (tmp_path / "logs").mkdir()
+    for name in ("worker", "worker-2"):
+        stack.log_path(name).write_bytes(b"\x1b[0m celery@host ready.\n")
+    assert not stack.worker_ready()
+    stack.log_path("worker-3").write_bytes(b"worker-3@host ready.\n")
+    assert stack.worker_ready()
+
+
+def test_make_up_refuses_fewer_than_one_worker(capsys):
+    with pytest.raises(SystemExit):
+        main(["up", "--workers", "0"])
+    assert "at least 1" in capsys.readouterr().err
