@@ -46,6 +46,7 @@ bench: venv
 	$(BIN)/python -m tests.benchmarks.sandbox_bench
 	$(BIN)/python -m tests.benchmarks.campaign_bench
 	$(BIN)/python -m tests.benchmarks.campaigns_parse
+	$(BIN)/python -m tests.benchmarks.campaigns_shared_limit
 
 reliability: venv
 	$(BIN)/python -m tests.reliability.fault_suite
