@@ -1,6 +1,6 @@
 """Three configured campaigns on one portal, at the same time, on three Celery workers: one rate limit for all.
 
-``python -m tests.benchmarks.campaigns_shared_limit [--contacts 300000] [--latency-ms 150] [--out FILE] [--keep DIR]``
+``python -m tests.benchmarks.campaigns_shared_limit [--contacts 450000] [--latency-ms 150] [--out FILE] [--keep DIR]``
 
 The deployment ``make up`` starts (PostgreSQL, Redis, CeleryExecutor) runs with three Celery workers of one
 task each, so three campaigns' tasks that run at once run in three worker processes, which share nothing but
@@ -328,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tests.benchmarks.campaigns_shared_limit", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("--contacts", type=int, default=300_000, help="seeded contacts, over all three brands")
+    parser.add_argument("--contacts", type=int, default=450_000, help="seeded contacts, over all three brands")
     parser.add_argument("--latency-ms", type=float, default=150.0, help="how long the sandbox holds each answer")
     parser.add_argument("--out", type=Path, default=RESULTS, help="the results file the report is appended to")
     parser.add_argument("--keep", type=Path, help="keep the deployment's folder (logs, call log) here")
