@@ -134,8 +134,9 @@ def client(sandbox: SandboxProcess):
 
 # -- whole campaigns (tests/e2e, tests/reliability) ----------------------------------------------------------
 @pytest.fixture(scope="session")
-def airflow_db(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """The session's SQLite metadata database, migrated, with the pool.
+def airflow_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session's SQLite metadata database, migrated, with the pool; returns a copy of it as it was then (no
+    runs yet), for a test that needs an Airflow home of its own.
 
     Migrating costs seconds of CPU in Airflow's CLI; under xdist the first worker to get here makes the
     database once in the run's shared temporary folder and every worker copies it.
@@ -143,7 +144,9 @@ def airflow_db(tmp_path_factory: pytest.TempPathFactory) -> None:
     database = AIRFLOW_HOME / "airflow.db"
     if "PYTEST_XDIST_WORKER" not in os.environ:
         prepare_airflow_db()
-        return
+        pristine = AIRFLOW_HOME / "pristine.db"
+        shutil.copyfile(database, pristine)
+        return pristine
     shared = tmp_path_factory.getbasetemp().parent  # this run's folder, above every worker's own
     with (shared / "airflow-db.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -153,6 +156,7 @@ def airflow_db(tmp_path_factory: pytest.TempPathFactory) -> None:
         else:
             prepare_airflow_db()
             shutil.copyfile(database, template)
+    return template
 
 
 @pytest.fixture(scope="session")

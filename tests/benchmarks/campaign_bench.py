@@ -143,13 +143,18 @@ class AirflowHome:
     """A migrated SQLite metadata database with the pool, made once and copied for each run.
 
     :param in_flight: the connection's ``in_flight`` extra (batch calls at once); ``None`` keeps the hook's default.
+    :param migrated: a database already migrated with the pool, by this Airflow, and never run in (the test
+        session's): copied instead of running the CLI's migration again.
     """
 
-    def __init__(self, folder: Path, in_flight: int | None = None) -> None:
+    def __init__(self, folder: Path, in_flight: int | None = None, *, migrated: Path | None = None) -> None:
         self.in_flight = in_flight
         self.template = folder / "template"
         self.template.mkdir(parents=True)
         self.airflow = str(Path(sys.executable).with_name("airflow"))
+        if migrated is not None:
+            shutil.copyfile(migrated, self.template / "airflow.db")
+            return
         env = self.env(self.template, None)
         for args in INIT_COMMANDS:
             subprocess.run([self.airflow, *args], env=env, check=True, capture_output=True)

@@ -18,9 +18,9 @@ SIZE = 2000
 
 
 @pytest.fixture(scope="module")
-def measured(tmp_path_factory):
+def measured(tmp_path_factory, airflow_db):
     workdir = tmp_path_factory.mktemp("campaign-bench")
-    airflow = campaign_bench.AirflowHome(workdir / "airflow")
+    airflow = campaign_bench.AirflowHome(workdir / "airflow", migrated=airflow_db)  # the session's, as it was
     run = campaign_bench.run_campaign(SIZE, 1, workdir, airflow, "PT4S")
     plain = campaign_bench.run_plain(SIZE, run.opt_out_ids, workdir)
     parse = dag_parse.measure(repetitions=3)
