@@ -41,6 +41,7 @@ from include.airflow_stack.stack import LocalStack, StackConfig
 from include.hubspot_sandbox.process import SandboxProcess, free_port
 from tests.benchmarks import campaign_steps as steps
 from tests.benchmarks.sandbox_bench import machine, publish
+from tests.support.campaigns_yaml import write_campaigns_file
 
 RESULTS = Path(__file__).with_name("results.md")
 DATABASE_URL = os.environ.get(
@@ -75,22 +76,6 @@ SETTINGS = {
 
 def dag_id(campaign: str) -> str:
     return f"hubspot_reengagement__{campaign}"
-
-
-def campaigns_file(home: Path) -> dict[str, str]:
-    lines = ["campaigns:"]
-    for campaign, (unit, subscription_type, left_out) in CAMPAIGNS.items():
-        lines += [
-            f"  - id: {campaign}",
-            f"    business_unit: {unit}",
-            f"    subscription_type: {subscription_type}",
-            "    schedule: null",
-            "    params:",
-            f"      exclude_lifecycle_stages: [{', '.join(left_out)}]",
-        ]
-    path = home / "campaigns.yaml"
-    path.write_text("\n".join(lines) + "\n")
-    return {"AIRFLOW__HUBSPOT_REENGAGEMENT__CAMPAIGNS_FILE": str(path)}
 
 
 # -- what the call log says -----------------------------------------------------------------------------
@@ -219,7 +204,7 @@ def run(contacts: int, latency_ms: float, workdir: Path) -> Result:
         worker_log_port=free_port(),
         triggerer_log_port=free_port(),
         sandbox_args=[*TIMINGS, "--latency-ms", str(latency_ms), "--call-log", str(home / "calls.jsonl")],
-        settings={**SETTINGS, **campaigns_file(home)},
+        settings={**SETTINGS, **write_campaigns_file(home, CAMPAIGNS)},
         workers=WORKERS,
     )
     stack = LocalStack(home, config)

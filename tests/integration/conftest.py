@@ -20,6 +20,7 @@ from include.airflow_stack.stack import DAG_ID, LocalStack, StackConfig
 from include.hubspot_sandbox.process import SandboxProcess, free_port
 from tests.conftest import CAMPAIGN_SANDBOX
 from tests.reliability.outcome import Outcome, snapshot
+from tests.support.campaigns_yaml import write_campaigns_file
 from tests.support.inbox import Inbox, SmtpServer
 
 DATABASE_URL = os.environ.get(
@@ -67,19 +68,7 @@ CONFIGURED_CAMPAIGNS = {
 
 def campaigns_file(home: Path) -> dict[str, str]:
     """The stack's ``campaigns.yaml`` (:data:`CONFIGURED_CAMPAIGNS`), written before the DAG processor starts."""
-    path = home / "campaigns.yaml"
-    lines = ["campaigns:"]
-    for campaign, (unit, subscription_type, left_out) in CONFIGURED_CAMPAIGNS.items():
-        lines += [
-            f"  - id: {campaign}",
-            f"    business_unit: {unit}",
-            f"    subscription_type: {subscription_type}",
-            "    schedule: null",
-            "    params:",
-            f"      exclude_lifecycle_stages: [{', '.join(left_out)}]",
-        ]
-    path.write_text("\n".join(lines) + "\n")
-    return {"AIRFLOW__HUBSPOT_REENGAGEMENT__CAMPAIGNS_FILE": str(path)}
+    return write_campaigns_file(home, CONFIGURED_CAMPAIGNS)
 
 
 def observers(home: Path, smtp: SmtpServer) -> dict[str, str]:
