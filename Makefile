@@ -30,13 +30,8 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# The linters run beside pytest rather than before it: they take a core for a quarter of a minute while the test
-# workers start. Their report follows the tests'; either failing fails `make test`.
-test: venv
-	@$(MAKE) --no-print-directory lint > $(VENV)/lint.log 2>&1 & linting=$$!; \
-	$(BIN)/python -m pytest -n 6 --dist loadfile --no-loadscope-reorder; tested=$$?; \
-	wait $$linting; linted=$$?; echo "--- make lint"; cat $(VENV)/lint.log; \
-	if [ $$linted -ne 0 ]; then echo "make lint failed"; fi; exit $$(( tested || linted ))
+test: lint
+	$(BIN)/python -m pytest -n 6 --dist loadfile --no-loadscope-reorder
 
 up: venv
 	$(BIN)/python -m include.airflow_stack up
