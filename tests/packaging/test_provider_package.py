@@ -22,7 +22,6 @@ import jsonschema
 import pytest
 from reengagement.provider import CONNECTION_FIELDS, get_provider_info
 
-from include.airflow_stack.shape import INIT_COMMANDS
 from include.demo import check_outcome, show_report
 from include.hubspot_sandbox.process import SandboxProcess
 from tests.support.campaign import CAMPAIGN_SANDBOX
@@ -110,11 +109,36 @@ def test_the_wheel_holds_the_package_and_the_provider_entry_point(wheel):
     assert not any(n.startswith(("tests/", "include/")) for n in names)
 
 
+#: Runs ``airflow`` commands one after another in one process of the fresh environment (each command as
+#: ``airflow`` itself would, by its ``main``), so the seconds of importing Airflow are paid once, not per command.
+#: Prints each command's standard output, as one JSON list after a marker line.
+RUN_COMMANDS = """
+import contextlib, io, json, sys
+from airflow.__main__ import main
+
+outputs = []
+for argv in json.loads(sys.argv[1]):
+    sys.argv = ["airflow", *argv]
+    captured = io.StringIO()
+    with contextlib.redirect_stdout(captured):
+        try:
+            main()
+        except SystemExit as done:
+            if done.code not in (None, 0):
+                sys.stdout = sys.__stdout__
+                print(captured.getvalue())
+                raise
+    outputs.append(captured.getvalue())
+print(OUTPUTS_MARKER + json.dumps(outputs))
+"""
+OUTPUTS_MARKER = "@@outputs@@"
+
+
 class FreshAirflow:
-    """A virtual environment with only Airflow and the wheel, and a runner for its ``airflow`` command."""
+    """A virtual environment with only Airflow and the wheel, and a runner for its ``airflow`` commands."""
 
     def __init__(self, venv: Path, home: Path) -> None:
-        self.airflow = str(venv / "bin" / "airflow")
+        self.python = str(venv / "bin" / "python")
         # Only this Airflow's own settings: the suite's (its database, connections as AIRFLOW_CONN_*) stay out,
         # and nothing of this repository is on the path.
         self.env = {key: value for key, value in os.environ.items() if not key.startswith("AIRFLOW")}
@@ -126,12 +150,19 @@ class FreshAirflow:
             AIRFLOW__CORE__DAGS_FOLDER=str(home / "dags"),
         )
 
-    def run(self, *args: str, env: dict[str, str] | None = None, timeout: float = 300) -> str:
+    def run(self, *commands: list[str], env: dict[str, str] | None = None, timeout: float = 600) -> list[str]:
+        """Each command's standard output; the first that fails fails the test with its output."""
+        script = f"OUTPUTS_MARKER = {OUTPUTS_MARKER!r}\n{RUN_COMMANDS}"
         done = subprocess.run(
-            [self.airflow, *args], env={**self.env, **(env or {})}, capture_output=True, text=True, timeout=timeout
+            [self.python, "-c", script, json.dumps(commands)],
+            env={**self.env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
-        assert done.returncode == 0, f"airflow {' '.join(args[:2])}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-        return done.stdout
+        ran = "; ".join(" ".join(command[:2]) for command in commands)
+        assert done.returncode == 0, f"airflow {ran}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        return json.loads(done.stdout.rpartition(OUTPUTS_MARKER)[2])
 
 
 def json_output(out: str) -> Any:
@@ -140,7 +171,7 @@ def json_output(out: str) -> Any:
 
 
 @pytest.fixture(scope="module")
-def fresh(wheel, tmp_path_factory) -> FreshAirflow:
+def fresh(wheel, airflow_db: Path, tmp_path_factory) -> FreshAirflow:
     uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
     if uv is None:
         pytest.fail("uv is not installed: make venv installs it")
@@ -162,9 +193,10 @@ def fresh(wheel, tmp_path_factory) -> FreshAirflow:
     ]
     subprocess.run(install, check=True, timeout=600)
     home = tmp_path_factory.mktemp("fresh-home")
-    fresh = FreshAirflow(venv, home)
-    fresh.run("db", "migrate")
-    return fresh
+    # The suite's migrated database (the same Airflow, with the campaign's pool): `airflow db migrate` again
+    # would cost its seconds of CPU and show nothing about the package.
+    shutil.copyfile(airflow_db, home / "airflow.db")
+    return FreshAirflow(venv, home)
 
 
 def test_the_campaign_runs_end_to_end_from_the_installed_package(fresh, tmp_path):
@@ -174,43 +206,37 @@ def test_the_campaign_runs_end_to_end_from_the_installed_package(fresh, tmp_path
     dags.mkdir(exist_ok=True)
     shutil.copy(ROOT / "dags" / "hubspot_reengagement.py", dags)
     assert len((dags / "hubspot_reengagement.py").read_text().splitlines()) == 1
-    for command in INIT_COMMANDS[1:]:  # the database is migrated already
-        fresh.run(*command)
     sandbox_args = ["--seed-contacts", "300", "--seed", "3", *CAMPAIGN_SANDBOX]
     with SandboxProcess(tmp_path / "portal.db", args=sandbox_args) as sandbox:
         connection = {"conn_type": "hubspot", "host": "127.0.0.1", "port": sandbox.port, "schema": "http"}
         env = {"AIRFLOW_CONN_HUBSPOT_DEFAULT": json.dumps({**connection, "password": sandbox.token})}
-        fresh.run("dags", "reserialize", env=env)
-        [listed] = json_output(fresh.run("dags", "list", "--output", "json", env=env))
-        # Airflow binds the DAG to the file in the deployment's dags folder, not to the package's module.
-        assert (listed["dag_id"], Path(listed["fileloc"])) == ("hubspot_reengagement", dags / "hubspot_reengagement.py")
         exports = tmp_path / "exports"
         conf = {"rounds": 1, "wait": "PT4S", "export_base": f"file://{exports}"}
-        fresh.run("dags", "test", "hubspot_reengagement", "-c", json.dumps(conf), env=env, timeout=600)
+        _, listing, _ = fresh.run(
+            ["dags", "reserialize"],
+            ["dags", "list", "--output", "json"],
+            ["dags", "test", "hubspot_reengagement", "-c", json.dumps(conf)],
+            env=env,
+        )
+        [listed] = json_output(listing)
+        # Airflow binds the DAG to the file in the deployment's dags folder, not to the package's module.
+        assert (listed["dag_id"], Path(listed["fileloc"])) == ("hubspot_reengagement", dags / "hubspot_reengagement.py")
         folder = show_report(exports)
         assert check_outcome(sandbox, folder, rounds=1)
 
 
 # Last, being the shorter: the scheduler hands this worker its next file when the last test starts.
 def test_a_fresh_airflow_with_the_wheel_lists_the_provider_and_takes_a_hubspot_connection(fresh):
-    providers = json.loads(fresh.run("providers", "list", "--output", "json"))
-    assert {"package_name": "hubspot-reengagement"}.items() <= next(
-        p for p in providers if p["package_name"] == "hubspot-reengagement"
-    ).items()
-    fresh.run(
-        "connections",
-        "add",
-        "hubspot_packaged",
-        "--conn-type",
-        "hubspot",
-        "--conn-host",
-        "api.hubapi.com",
-        "--conn-password",
-        "svc-test",
-        "--conn-extra",
-        json.dumps({"in_flight": 4}),
+    extra = json.dumps({"in_flight": 4})
+    add = ["connections", "add", "hubspot_packaged", "--conn-type", "hubspot", "--conn-host", "api.hubapi.com"]
+    providers, _, added, plugins = fresh.run(
+        ["providers", "list", "--output", "json"],
+        [*add, "--conn-password", "svc-test", "--conn-extra", extra],
+        ["connections", "get", "hubspot_packaged", "--output", "json"],
+        ["plugins", "--output", "json"],
     )
-    added = json.loads(fresh.run("connections", "get", "hubspot_packaged", "--output", "json"))
-    assert added[0]["conn_type"] == "hubspot"
-    plugins = fresh.run("plugins", "--output", "json")
+    assert {"package_name": "hubspot-reengagement"}.items() <= next(
+        p for p in json_output(providers) if p["package_name"] == "hubspot-reengagement"
+    ).items()
+    assert json_output(added)[0]["conn_type"] == "hubspot"
     assert '"reengagement"' in plugins and "campaign-report" in plugins
