@@ -109,29 +109,31 @@ def test_the_wheel_holds_the_package_and_the_provider_entry_point(wheel):
     assert not any(n.startswith(("tests/", "include/")) for n in names)
 
 
+#: Marks where :data:`RUN_COMMANDS` prints the commands' outputs, after whatever Airflow itself printed.
+OUTPUTS_MARKER = "@@outputs@@"
+
 #: Runs ``airflow`` commands one after another in one process of the fresh environment (each command as
 #: ``airflow`` itself would, by its ``main``), so the seconds of importing Airflow are paid once, not per command.
-#: Prints each command's standard output, as one JSON list after a marker line.
+#: Arguments: the commands as a JSON list of argument lists, then the marker. Exits at the first command that fails.
 RUN_COMMANDS = """
 import contextlib, io, json, sys
 from airflow.__main__ import main
 
+commands, marker = json.loads(sys.argv[1]), sys.argv[2]
 outputs = []
-for argv in json.loads(sys.argv[1]):
+for argv in commands:
     sys.argv = ["airflow", *argv]
-    captured = io.StringIO()
+    captured, status = io.StringIO(), 0
     with contextlib.redirect_stdout(captured):
         try:
             main()
         except SystemExit as done:
-            if done.code not in (None, 0):
-                sys.stdout = sys.__stdout__
-                print(captured.getvalue())
-                raise
+            status = done.code
+    if status not in (None, 0):
+        sys.exit(f"{captured.getvalue()}\\nairflow {' '.join(argv[:2])} exited with {status}")
     outputs.append(captured.getvalue())
-print(OUTPUTS_MARKER + json.dumps(outputs))
+print(marker + json.dumps(outputs))
 """
-OUTPUTS_MARKER = "@@outputs@@"
 
 
 class FreshAirflow:
@@ -152,9 +154,8 @@ class FreshAirflow:
 
     def run(self, *commands: list[str], env: dict[str, str] | None = None, timeout: float = 600) -> list[str]:
         """Each command's standard output; the first that fails fails the test with its output."""
-        script = f"OUTPUTS_MARKER = {OUTPUTS_MARKER!r}\n{RUN_COMMANDS}"
         done = subprocess.run(
-            [self.python, "-c", script, json.dumps(commands)],
+            [self.python, "-c", RUN_COMMANDS, json.dumps(commands), OUTPUTS_MARKER],
             env={**self.env, **(env or {})},
             capture_output=True,
             text=True,
