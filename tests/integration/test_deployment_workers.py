@@ -1,6 +1,7 @@
 """A second deployment beside the first (``DEPLOYMENT_SLOT``: its own database and broker), for what happens
 across Celery's processes: a worker killed in the middle of the opt-out, and two configured campaigns that
-share one portal's rate limit.
+share one portal's rate limit. Nothing here reads OpenLineage's events, so this stack sends none
+(``DEPLOYMENT_LINEAGE``); ``test_deployment.py`` checks them.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from tests.integration.conftest import CONFIGURED_CAMPAIGNS, Deployment, assert_
 
 pytestmark = pytest.mark.integration
 DEPLOYMENT_SLOT = 1
+DEPLOYMENT_LINEAGE = False
 
 
 def test_a_worker_killed_during_the_opt_out_is_replaced_and_everyone_is_opted_out_once(deployment: Deployment):
