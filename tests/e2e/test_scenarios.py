@@ -129,7 +129,12 @@ def test_everyone_confirmed_opts_out_nobody(campaign):
 
 
 def answer_approval(campaign, choice: str):
-    """Answer the run's approval like the UI's PATCH .../hitlDetails does."""
+    """Answer the run's approval like the UI's PATCH .../hitlDetails does, until the approval task has moved on.
+
+    ``dag.test()`` records the state its task ended in only after the task's process returns: an answer that lands
+    in between is overwritten by ``awaiting_input`` and the run would wait forever. So the answer is given again
+    whenever the task is (still, or again) awaiting input, until it has finished.
+    """
 
     def answer() -> None:
         from airflow._shared.timezones import timezone
@@ -138,32 +143,34 @@ def answer_approval(campaign, choice: str):
         from airflow.models.trigger import handle_event_submit
         from airflow.triggers.base import TriggerEvent
         from airflow.utils.session import create_session
-        from airflow.utils.state import TaskInstanceState
+        from airflow.utils.state import State, TaskInstanceState
         from sqlalchemy import select
+        from sqlalchemy.exc import OperationalError
 
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
-            with create_session() as session:
-                ti = session.scalar(
-                    select(TaskInstance)
-                    .join(TaskInstance.dag_run)
-                    .where(
-                        TaskInstance.task_id == "approve_opt_out",
-                        DagRun.logical_date == campaign.logical_date,
-                        TaskInstance.state == TaskInstanceState.AWAITING_INPUT,
+            try:
+                with create_session() as session:
+                    ti = session.scalar(
+                        select(TaskInstance)
+                        .join(TaskInstance.dag_run)
+                        .where(TaskInstance.task_id == "approve_opt_out", DagRun.logical_date == campaign.logical_date)
                     )
-                )
-                if ti is not None:
-                    detail = session.scalar(select(HITLDetail).where(HITLDetail.ti_id == ti.id))
-                    detail.responded_by = {"id": "pytest", "name": "pytest"}
-                    detail.responded_at = timezone.utcnow()
-                    detail.chosen_options = [choice]
-                    detail.params_input = {}
-                    handle_event_submit(
-                        TriggerEvent(detail.as_resume_event_payload()), task_instance=ti, session=session
-                    )
-                    return
+                    if ti is not None and ti.state in State.finished:
+                        return
+                    if ti is not None and ti.state == TaskInstanceState.AWAITING_INPUT:
+                        detail = session.scalar(select(HITLDetail).where(HITLDetail.ti_id == ti.id))
+                        detail.responded_by = {"id": "pytest", "name": "pytest"}
+                        detail.responded_at = timezone.utcnow()
+                        detail.chosen_options = [choice]
+                        detail.params_input = {}
+                        handle_event_submit(
+                            TriggerEvent(detail.as_resume_event_payload()), task_instance=ti, session=session
+                        )
+            except OperationalError:  # SQLite busy with the run's own writes: look again
+                pass
             time.sleep(0.5)
+        raise AssertionError(f"approve_opt_out did not finish within 300 s of being answered {choice!r}")
 
     # SQLAlchemy must configure its mappers in the main thread first, or the two threads deadlock.
     import airflow.models  # noqa: F401
