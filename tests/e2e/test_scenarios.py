@@ -131,9 +131,9 @@ def test_everyone_confirmed_opts_out_nobody(campaign):
 def answer_approval(campaign, choice: str):
     """Answer the run's approval like the UI's PATCH .../hitlDetails does, until the approval task has moved on.
 
-    ``dag.test()`` records the state its task ended in only after the task's process returns: an answer that lands
-    in between is overwritten by ``awaiting_input`` and the run would wait forever. So the answer is given again
-    whenever the task is (still, or again) awaiting input, until it has finished.
+    ``dag.test()`` records the state a task ended in only once the task's in-process run has returned: an answer
+    that lands in between is overwritten by ``awaiting_input``, and the run would wait forever. So the answer is
+    given again whenever the task is (still, or again) awaiting input, until it has finished.
     """
 
     def answer() -> None:
@@ -170,7 +170,7 @@ def answer_approval(campaign, choice: str):
             except OperationalError:  # SQLite busy with the run's own writes: look again
                 pass
             time.sleep(0.5)
-        raise AssertionError(f"approve_opt_out did not finish within 300 s of being answered {choice!r}")
+        raise AssertionError(f"approve_opt_out, answered {choice!r}, did not finish within 300 s")
 
     # SQLAlchemy must configure its mappers in the main thread first, or the two threads deadlock.
     import airflow.models  # noqa: F401
